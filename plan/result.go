@@ -96,6 +96,19 @@ type Running struct {
 	// LeaseUntil is when the queue's visibility timeout runs out unless it is
 	// extended again.
 	LeaseUntil time.Time `json:"lease_until,omitzero"`
+	// HeartbeatEvery is how often the worker refreshes this marker, so that
+	// readers can tell a stale marker without knowing the worker's settings.
+	HeartbeatEvery Duration `json:"heartbeat_every"`
+}
+
+// StaleAfter is how old a running marker's heartbeat may get before its
+// worker is presumed dead: three missed heartbeats, and never under 5 s.
+func (r *Running) StaleAfter() time.Duration {
+	d := 3 * r.HeartbeatEvery.Std()
+	if d < 5*time.Second {
+		d = 5 * time.Second
+	}
+	return d
 }
 
 // Cancel is the marker that asks for a task to be stopped.

@@ -1,0 +1,164 @@
+// Package commands is the taskiq-go command line: one file per subcommand,
+// the shared flags and settings, and the one place that maps errors to exit
+// codes.
+//
+// Output rules: results (ids, states, task output) go to stdout, with --json
+// for programs; messages and logs go to stderr. An error is printed once, at
+// the top, as one line "taskiq-go: ..." in lowercase without a trailing
+// period, and ends the program with the code from codeFor.
+package commands
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
+	"github.com/urfave/cli/v2"
+)
+
+// Build information, stamped by the release build with -ldflags -X.
+var (
+	Version = "dev"
+	Commit  = ""
+	Date    = ""
+)
+
+// Main runs the command line and returns the exit code.
+func Main(args []string) int {
+	return run(args, os.Stdin, os.Stdout, os.Stderr)
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	var notFound string
+	app := &cli.App{
+		Name:  "taskiq-go",
+		Usage: "run commands as tasks on workers fed by AWS SQS, with results in S3",
+		Description: "Submit a command with `taskiq-go submit -- CMD ARGS`, run workers with `taskiq-go work`,\n" +
+			"and read states and output back with `poll` and `result`. `taskiq-go dev` serves SQS and S3\n" +
+			"on localhost, so all of it works on a laptop with no AWS account:\n\n" +
+			"   eval \"$(taskiq-go dev --workers 2 &)\"   # or: taskiq-go dev --env-file dev.env & source dev.env\n" +
+			"   id=$(taskiq-go submit -- echo hello)\n" +
+			"   taskiq-go result --wait \"$id\"",
+		Version:              Version,
+		Reader:               stdin,
+		Writer:               stdout,
+		ErrWriter:            stderr,
+		EnableBashCompletion: true,
+		HideHelpCommand:      true,
+		// The library must never exit on its own: errors come back here.
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return &usageError{err.Error()}
+		},
+		CommandNotFound: func(_ *cli.Context, name string) { notFound = name },
+		Commands: []*cli.Command{
+			submitCommand(),
+			pollCommand(),
+			resultCommand(),
+			cancelCommand(),
+			workCommand(),
+			devCommand(),
+			versionCommand(),
+		},
+	}
+	for _, c := range app.Commands {
+		c.OnUsageError = app.OnUsageError
+		if c.Name != "version" {
+			c.Flags = append(c.Flags, logFlags()...)
+		}
+	}
+	err := app.Run(args)
+	if err == nil && notFound != "" {
+		err = usagef("unknown command %q (see taskiq-go --help)", notFound)
+	}
+	if err != nil {
+		if _, silent := err.(exitCode); !silent {
+			fmt.Fprintf(stderr, "taskiq-go: %s\n", message(err))
+		}
+		return codeFor(err)
+	}
+	return ExitOK
+}
+
+func logFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "log-level", Category: "Logging", Usage: "log `LEVEL`: debug, info, warn, error (default: info for work and dev, warn otherwise)", EnvVars: []string{"TASKIQ_GO_LOG_LEVEL"}},
+		&cli.StringFlag{Name: "log-format", Category: "Logging", Value: "auto", Usage: "log `FORMAT`: auto (console on a terminal, else json), console, json", EnvVars: []string{"TASKIQ_GO_LOG_FORMAT"}},
+	}
+}
+
+// newLogger builds the zerolog logger on stderr: console format on a
+// terminal, JSON otherwise, unless --log-format says.
+func newLogger(cliContext *cli.Context, defaultLevel zerolog.Level) zerolog.Logger {
+	w := cliContext.App.ErrWriter
+	format := cliContext.String("log-format")
+	if format == "auto" {
+		format = "json"
+		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+			format = "console"
+		}
+	}
+	if format == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
+	}
+	level := defaultLevel
+	if s := cliContext.String("log-level"); s != "" {
+		if l, err := zerolog.ParseLevel(s); err == nil {
+			level = l
+		}
+	}
+	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+// commandContext derives the context a command runs on: cancelled by the
+// first SIGINT or SIGTERM. The returned channel receives later signals, for
+// commands (work, dev) that treat a second signal as "stop now".
+func commandContext(cliContext *cli.Context) (context.Context, <-chan os.Signal, func()) {
+	ctx, cancel := context.WithCancel(cliContext.Context)
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	more := make(chan os.Signal, 4)
+	go func() {
+		first := true
+		for s := range sigs {
+			if first {
+				first = false
+				cancel()
+				continue
+			}
+			select {
+			case more <- s:
+			default:
+			}
+		}
+	}()
+	return ctx, more, func() { signal.Stop(sigs); cancel() }
+}
+
+func versionCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "version",
+		Usage: "print the version",
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "json", Usage: "print a JSON object"}},
+		Action: func(cliContext *cli.Context) error {
+			if cliContext.Args().Present() {
+				return usagef("version takes no arguments")
+			}
+			out := cliContext.App.Writer
+			if cliContext.Bool("json") {
+				return writeJSON(out, map[string]string{"version": Version, "commit": Commit, "date": Date})
+			}
+			s := "taskiq-go " + Version
+			if Commit != "" {
+				s += " (" + Commit + ")"
+			}
+			_, err := fmt.Fprintln(out, s)
+			return err
+		},
+	}
+}

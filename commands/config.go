@@ -1,0 +1,191 @@
+package commands
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+
+	"github.com/urfave/cli/v2"
+	"gopkg.in/yaml.v3"
+
+	"github.com/taskiq-go/taskiq-go/backend"
+	"github.com/taskiq-go/taskiq-go/plan"
+	"github.com/taskiq-go/taskiq-go/sqs"
+)
+
+// DefaultPrefix is the key prefix in the bucket when none is configured.
+const DefaultPrefix = "taskiq"
+
+// fileConfig is the YAML config file. Unknown keys are refused, so that a
+// typo does not silently fall back to a default.
+type fileConfig struct {
+	QueueURL      string            `yaml:"queue_url"`
+	DeadLetterURL string            `yaml:"dead_letter_queue_url"`
+	Queues        map[string]string `yaml:"queues"`
+	Bucket        string            `yaml:"bucket"`
+	Prefix        *string           `yaml:"prefix"`
+	Region        string            `yaml:"region"`
+	Profile       string            `yaml:"profile"`
+	EndpointURL   string            `yaml:"endpoint_url"`
+}
+
+// Settings are the resolved connection settings: flags, then environment,
+// then the config file, then defaults.
+type Settings struct {
+	QueueURL      string
+	DeadLetterURL string
+	Queues        map[string]string
+	Bucket        string
+	Prefix        string
+	Region        string
+	Profile       string
+	EndpointURL   string
+}
+
+// Shared flag names.
+const (
+	flagConfig   = "config"
+	flagQueueURL = "queue-url"
+	flagDLQ      = "dead-letter-queue-url"
+	flagBucket   = "bucket"
+	flagPrefix   = "prefix"
+	flagRegion   = "region"
+	flagProfile  = "profile"
+	flagEndpoint = "endpoint-url"
+)
+
+const categoryConn = "Connection"
+
+// connFlags are the settings every command that talks to AWS takes.
+func connFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: flagConfig, Category: categoryConn, Usage: "YAML config `FILE` (keys: queue_url, dead_letter_queue_url, queues, bucket, prefix, region, profile, endpoint_url)", EnvVars: []string{"TASKIQ_GO_CONFIG"}},
+		&cli.StringFlag{Name: flagQueueURL, Category: categoryConn, Usage: "`URL` of the default SQS queue", EnvVars: []string{"TASKIQ_GO_QUEUE_URL", "DAGSTER_TASKIQ_SQS_QUEUE_URL"}},
+		&cli.StringFlag{Name: flagDLQ, Category: categoryConn, Usage: "`URL` of the dead-letter queue (default: the queue URL with -dlq appended)", EnvVars: []string{"TASKIQ_GO_DEAD_LETTER_QUEUE_URL"}},
+		&cli.StringFlag{Name: flagBucket, Category: categoryConn, Usage: "S3 `BUCKET` for results, logs and large tasks", EnvVars: []string{"TASKIQ_GO_BUCKET"}},
+		&cli.StringFlag{Name: flagPrefix, Category: categoryConn, Usage: "key `PREFIX` inside the bucket (default \"" + DefaultPrefix + "\")", EnvVars: []string{"TASKIQ_GO_PREFIX"}},
+		&cli.StringFlag{Name: flagRegion, Category: categoryConn, Usage: "AWS `REGION` (default: AWS_REGION, else the queue URL's)", EnvVars: []string{"TASKIQ_GO_REGION"}},
+		&cli.StringFlag{Name: flagProfile, Category: categoryConn, Usage: "AWS shared-config `PROFILE`", EnvVars: []string{"TASKIQ_GO_PROFILE"}},
+		&cli.StringFlag{Name: flagEndpoint, Category: categoryConn, Usage: "`URL` serving SQS and S3 instead of AWS (e.g. from `taskiq-go dev`; AWS_ENDPOINT_URL also works)", EnvVars: []string{"TASKIQ_GO_ENDPOINT_URL", "DAGSTER_TASKIQ_SQS_ENDPOINT_URL"}},
+	}
+}
+
+// withConn appends the connection flags to a command's own flags.
+func withConn(own ...cli.Flag) []cli.Flag { return append(own, connFlags()...) }
+
+func loadFile(path string) (*fileConfig, error) {
+	var fc fileConfig
+	if path == "" {
+		return &fc, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &configError{fmt.Sprintf("cannot read config file: %v", err)}
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
+		return nil, &configError{fmt.Sprintf("config file %s: %v", path, err)}
+	}
+	return &fc, nil
+}
+
+func pick(cliContext *cli.Context, flag string, file string) string {
+	if v := cliContext.String(flag); v != "" {
+		return v
+	}
+	return file
+}
+
+// resolveSettings applies the precedence: flags and their environment
+// variables (urfave does both), then the config file, then defaults.
+func resolveSettings(cliContext *cli.Context) (*Settings, error) {
+	fc, err := loadFile(cliContext.String(flagConfig))
+	if err != nil {
+		return nil, err
+	}
+	s := &Settings{
+		QueueURL:      pick(cliContext, flagQueueURL, fc.QueueURL),
+		DeadLetterURL: pick(cliContext, flagDLQ, fc.DeadLetterURL),
+		Bucket:        pick(cliContext, flagBucket, fc.Bucket),
+		Region:        pick(cliContext, flagRegion, fc.Region),
+		Profile:       pick(cliContext, flagProfile, fc.Profile),
+		EndpointURL:   pick(cliContext, flagEndpoint, fc.EndpointURL),
+		Queues:        fc.Queues,
+		Prefix:        DefaultPrefix,
+	}
+	if fc.Prefix != nil {
+		s.Prefix = *fc.Prefix
+	}
+	if cliContext.IsSet(flagPrefix) {
+		s.Prefix = cliContext.String(flagPrefix)
+	}
+	if s.DeadLetterURL == "" && s.QueueURL != "" {
+		s.DeadLetterURL = s.QueueURL + "-dlq"
+	}
+	return s, nil
+}
+
+func missing(what, flag, env, key string) error {
+	return &configError{fmt.Sprintf("no %s: set --%s or %s (or %s in the --config file); `taskiq-go dev` prints one for a local endpoint", what, flag, env, key)}
+}
+
+// needQueue and needBucket check the settings a command needs before any
+// network call, so that a missing one is reported at once.
+func (s *Settings) needQueue() error {
+	if s.QueueURL == "" {
+		return missing("queue URL", flagQueueURL, "TASKIQ_GO_QUEUE_URL", "queue_url")
+	}
+	return nil
+}
+
+func (s *Settings) needBucket() error {
+	if s.Bucket == "" {
+		return missing("bucket", flagBucket, "TASKIQ_GO_BUCKET", "bucket")
+	}
+	return nil
+}
+
+// QueueURLFor maps a logical queue name to its URL: the config file's
+// explicit map first, then the naming rule (default queue URL + "-NAME").
+func (s *Settings) QueueURLFor(name string) (string, error) {
+	if name == "" {
+		name = plan.DefaultQueue
+	}
+	if u, ok := s.Queues[name]; ok {
+		return u, nil
+	}
+	if err := s.needQueue(); err != nil {
+		return "", err
+	}
+	if err := plan.ValidName(name); err != nil {
+		return "", usagef("queue name %v", err)
+	}
+	u, err := sqs.DeriveQueueURL(s.QueueURL, name)
+	if err != nil {
+		return "", &configError{err.Error()}
+	}
+	return u, nil
+}
+
+// QueueNames lists the logical names the config file maps explicitly.
+func (s *Settings) QueueNames() []string {
+	names := make([]string, 0, len(s.Queues))
+	for n := range s.Queues {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// open builds the AWS clients for the settings.
+func (s *Settings) open(ctx context.Context, maxAttempts int) (*backend.Backend, error) {
+	return backend.Open(ctx, backend.Options{
+		Region: s.Region, Profile: s.Profile, EndpointURL: s.EndpointURL,
+		Bucket: s.Bucket, Prefix: s.Prefix, QueueURL: s.QueueURL, MaxAttempts: maxAttempts,
+	})
+}

@@ -1,0 +1,146 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/taskiq-go/taskiq-go/backend"
+	"github.com/taskiq-go/taskiq-go/plan"
+)
+
+func pollCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "poll",
+		Usage:     "print the state of tasks",
+		ArgsUsage: "ID... | --group GROUP",
+		Description: "Prints one line per task: id, state, exit code and the worker that ran it. States:\n" +
+			"queued, running, succeeded, failed, cancelled, timed_out, and lost (its worker stopped\n" +
+			"heartbeating; it runs again once its lease runs out). With --wait it returns when every\n" +
+			"task has ended, exiting 0 if all succeeded and 1 otherwise.",
+		Flags: withConn(append(waitFlags("every task has ended"),
+			&cli.StringFlag{Name: "group", Aliases: []string{"g"}, Usage: "poll every task of `GROUP`"},
+			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per task"},
+		)...),
+		Action: func(cliContext *cli.Context) error {
+			ids, group := cliContext.Args().Slice(), cliContext.String("group")
+			if (len(ids) == 0) == (group == "") {
+				return usagef("poll needs task ids or --group, not both")
+			}
+			if err := checkNames(ids, group); err != nil {
+				return err
+			}
+			s, be, err := openStore(cliContext)
+			if err != nil {
+				return err
+			}
+			_ = s
+			ctx, _, stop := commandContext(cliContext)
+			defer stop()
+			var sts []plan.Status
+			check := func(ctx context.Context) (bool, error) {
+				sts, err = Poll(ctx, be, ids, group)
+				if err != nil {
+					return false, err
+				}
+				return !cliContext.Bool("wait") || allFinal(sts), nil
+			}
+			werr := waitUntil(ctx, cliContext.Duration("timeout"), cliContext.Duration("interval"), check)
+			if sts != nil {
+				printStatuses(cliContext.App.Writer, sts, cliContext.Bool("json"))
+			}
+			if werr != nil {
+				return werr
+			}
+			if cliContext.Bool("wait") {
+				for _, st := range sts {
+					if st.State != plan.StateSucceeded {
+						return exitCode(ExitNotAllSucceeded)
+					}
+				}
+			}
+			return nil
+		},
+	}
+}
+
+// checkNames refuses ids and groups that cannot exist, before any call.
+func checkNames(ids []string, group string) error {
+	for _, id := range ids {
+		if err := plan.ValidName(id); err != nil {
+			return usagef("task id %v", err)
+		}
+	}
+	if group != "" {
+		if err := plan.ValidName(group); err != nil {
+			return usagef("group %v", err)
+		}
+	}
+	return nil
+}
+
+// openStore resolves settings and opens the backend for commands that only
+// read and write the store.
+func openStore(cliContext *cli.Context) (*Settings, *backend.Backend, error) {
+	s, err := resolveSettings(cliContext)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.needBucket(); err != nil {
+		return nil, nil, err
+	}
+	be, err := s.open(cliContext.Context, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, be, nil
+}
+
+// Poll reports the states of the given tasks, or of every task of group.
+func Poll(ctx context.Context, be *backend.Backend, ids []string, group string) ([]plan.Status, error) {
+	if group != "" {
+		var err error
+		ids, err = be.Store.GroupIDs(ctx, group)
+		if err != nil {
+			return nil, err
+		}
+		if len(ids) == 0 {
+			return nil, fmt.Errorf("group %s has no tasks: %w", group, plan.ErrTaskNotFound)
+		}
+	}
+	sts, errs := be.Store.Statuses(ctx, ids, time.Now())
+	if err := firstErr(errs); err != nil {
+		return nil, err
+	}
+	return sts, nil
+}
+
+func allFinal(sts []plan.Status) bool {
+	for _, st := range sts {
+		if !st.State.Final() {
+			return false
+		}
+	}
+	return true
+}
+
+func printStatuses(w io.Writer, sts []plan.Status, asJSON bool) {
+	for _, st := range sts {
+		if asJSON {
+			_ = writeJSON(w, st)
+			continue
+		}
+		code := "-"
+		if st.ExitCode != nil {
+			code = fmt.Sprint(*st.ExitCode)
+		}
+		worker := st.Worker.String()
+		if worker == "" {
+			worker = "-"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", st.ID, st.State, code, worker)
+	}
+}

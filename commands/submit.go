@@ -1,0 +1,371 @@
+package commands
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/urfave/cli/v2"
+
+	"github.com/taskiq-go/taskiq-go/backend"
+	"github.com/taskiq-go/taskiq-go/plan"
+	"github.com/taskiq-go/taskiq-go/sqs"
+)
+
+func submitCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "submit",
+		Usage:     "put a task on the queue and print its id",
+		ArgsUsage: "[--] CMD [ARG...]",
+		Description: "The command is executed directly by a worker, never through a shell. Put -- before it\n" +
+			"so that its own flags are not read as taskiq-go's:\n\n" +
+			"   taskiq-go submit --group run-42 --timeout 10m -- python -m mypkg.step --date 2026-11-29\n\n" +
+			"--spec FILE (or - for stdin) reads one task as JSON instead, with the fields argv, env, dir,\n" +
+			"timeout, max_attempts, queue, priority, group, labels and id (only argv is required);\n" +
+			"flags given beside it override its fields. --batch FILE reads one such task per line and\n" +
+			"sends them in batches. A task larger than the queue allows is carried through S3.\n" +
+			"Submitting again with the same --id does not create a second task.",
+		Flags: withConn(
+			&cli.StringFlag{Name: "spec", Usage: "read the task as JSON from `FILE` (- for stdin)"},
+			&cli.StringFlag{Name: "batch", Usage: "read tasks as JSON lines from `FILE` (- for stdin)"},
+			&cli.StringFlag{Name: "id", Usage: "task `ID` (default: a new time-ordered UUID); resubmitting an id is a no-op"},
+			&cli.StringFlag{Name: "queue", Aliases: []string{"q"}, Usage: "logical queue `NAME`", Value: ""},
+			&cli.StringFlag{Name: "group", Aliases: []string{"g"}, Usage: "`GROUP` to poll or cancel tasks together (e.g. a Dagster run id)"},
+			&cli.StringSliceFlag{Name: "label", Aliases: []string{"l"}, Usage: "label `KEY=VALUE`, repeatable"},
+			&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "environment variable `KEY=VALUE` for the command, repeatable"},
+			&cli.StringFlag{Name: "dir", Usage: "working `DIR` on the worker"},
+			&cli.DurationFlag{Name: "timeout", Usage: "stop an attempt after `DURATION` (e.g. 90s, 1h); 0 = no limit"},
+			&cli.IntFlag{Name: "max-attempts", Usage: "run at most `N` times when it fails (default 1)"},
+			&cli.IntFlag{Name: "priority", Usage: "`N` from -1000 to 1000; higher runs first"},
+			&cli.BoolFlag{Name: "json", Usage: "print a JSON object per task: id, queue, group, created"},
+		),
+		Action: func(cliContext *cli.Context) error {
+			tasks, err := submitInput(cliContext)
+			if err != nil {
+				return err
+			}
+			s, err := resolveSettings(cliContext)
+			if err != nil {
+				return err
+			}
+			if err := s.needQueue(); err != nil {
+				return err
+			}
+			if err := s.needBucket(); err != nil {
+				return err
+			}
+			be, err := s.open(cliContext.Context, 0)
+			if err != nil {
+				return err
+			}
+			out, err := Submit(cliContext.Context, s, be, tasks, time.Now())
+			for _, o := range out {
+				if o.ID == "" {
+					continue
+				}
+				if cliContext.Bool("json") {
+					_ = writeJSON(cliContext.App.Writer, o)
+				} else {
+					fmt.Fprintln(cliContext.App.Writer, o.ID)
+				}
+			}
+			return err
+		},
+	}
+}
+
+// submitInput builds the tasks from --spec, --batch or the arguments, with
+// flags applied on top.
+func submitInput(cliContext *cli.Context) ([]*plan.Task, error) {
+	spec, batch := cliContext.String("spec"), cliContext.String("batch")
+	args := cliContext.Args().Slice()
+	var tasks []*plan.Task
+	switch {
+	case spec != "" && batch != "":
+		return nil, usagef("--spec and --batch cannot be used together")
+	case (spec != "" || batch != "") && len(args) > 0:
+		return nil, usagef("give the command either after -- or in --spec/--batch, not both")
+	case spec != "":
+		data, err := readInput(cliContext, spec)
+		if err != nil {
+			return nil, err
+		}
+		t, err := plan.DecodeTask(bytes.TrimSpace(data))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", inputName(spec), err)
+		}
+		tasks = append(tasks, t)
+	case batch != "":
+		data, err := readInput(cliContext, batch)
+		if err != nil {
+			return nil, err
+		}
+		sc := bufio.NewScanner(bytes.NewReader(data))
+		sc.Buffer(nil, 64<<20)
+		for line := 1; sc.Scan(); line++ {
+			b := bytes.TrimSpace(sc.Bytes())
+			if len(b) == 0 {
+				continue
+			}
+			t, err := plan.DecodeTask(b)
+			if err != nil {
+				return nil, fmt.Errorf("%s line %d: %w", inputName(batch), line, err)
+			}
+			tasks = append(tasks, t)
+		}
+		if err := sc.Err(); err != nil {
+			return nil, &inputError{fmt.Errorf("read %s: %w", inputName(batch), err)}
+		}
+		if len(tasks) == 0 {
+			return nil, &plan.DecodeError{Err: fmt.Errorf("%s holds no task", inputName(batch))}
+		}
+		if cliContext.IsSet("id") {
+			return nil, usagef("--id names one task; with --batch put ids in the lines")
+		}
+	default:
+		if len(args) == 0 {
+			return nil, usagef("submit needs a command: taskiq-go submit [flags] -- CMD [ARG...] (or --spec FILE)")
+		}
+		t := &plan.Task{Argv: args}
+		t.Normalize()
+		tasks = append(tasks, t)
+	}
+	for _, t := range tasks {
+		if err := applySubmitFlags(cliContext, t); err != nil {
+			return nil, err
+		}
+		if err := t.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	return tasks, nil
+}
+
+func inputName(name string) string {
+	if name == "-" {
+		return "stdin"
+	}
+	return name
+}
+
+func readInput(cliContext *cli.Context, name string) ([]byte, error) {
+	if name == "-" {
+		data, err := io.ReadAll(cliContext.App.Reader)
+		if err != nil {
+			return nil, &inputError{fmt.Errorf("read stdin: %w", err)}
+		}
+		return data, nil
+	}
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return nil, &inputError{fmt.Errorf("cannot read %s: %w", name, errors.Unwrap(err))}
+	}
+	return data, nil
+}
+
+func keyValues(flag string, items []string) (map[string]string, error) {
+	if len(items) == 0 {
+		return nil, nil
+	}
+	m := make(map[string]string, len(items))
+	for _, it := range items {
+		k, v, ok := strings.Cut(it, "=")
+		if !ok || k == "" {
+			return nil, usagef("--%s %q is not KEY=VALUE", flag, it)
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+func applySubmitFlags(cliContext *cli.Context, t *plan.Task) error {
+	set := cliContext.IsSet
+	if set("id") {
+		t.ID = cliContext.String("id")
+	}
+	if set("queue") {
+		t.Queue = cliContext.String("queue")
+	}
+	if set("group") {
+		t.Group = cliContext.String("group")
+	}
+	if set("dir") {
+		t.Dir = cliContext.String("dir")
+	}
+	if set("timeout") {
+		t.Timeout = plan.Duration(cliContext.Duration("timeout"))
+	}
+	if set("max-attempts") {
+		t.MaxAttempts = cliContext.Int("max-attempts")
+	}
+	if set("priority") {
+		t.Priority = cliContext.Int("priority")
+	}
+	labels, err := keyValues("label", cliContext.StringSlice("label"))
+	if err != nil {
+		return err
+	}
+	env, err := keyValues("env", cliContext.StringSlice("env"))
+	if err != nil {
+		return err
+	}
+	t.Labels = merge(t.Labels, labels)
+	t.Env = merge(t.Env, env)
+	return nil
+}
+
+func merge(a, b map[string]string) map[string]string {
+	if len(b) == 0 {
+		return a
+	}
+	if a == nil {
+		a = make(map[string]string, len(b))
+	}
+	for k, v := range b {
+		a[k] = v
+	}
+	return a
+}
+
+// Submitted is what submit reports for one task.
+type Submitted struct {
+	ID    string `json:"id"`
+	Queue string `json:"queue"`
+	Group string `json:"group,omitempty"`
+	// Created is false when a task with this id had been submitted before.
+	Created bool `json:"created"`
+}
+
+// Submit records and queues tasks: each task's record is written to the
+// store first (conditionally, which makes a resubmitted id a no-op), then
+// its message is sent, in batches per queue. A task too large for a message
+// travels as a pointer to its record.
+func Submit(ctx context.Context, s *Settings, be *backend.Backend, tasks []*plan.Task, now time.Time) ([]Submitted, error) {
+	out := make([]Submitted, len(tasks))
+	type pending struct {
+		i     int
+		entry sqs.Entry
+	}
+	byQueue := map[string][]pending{}
+	var order []string
+	for i, t := range tasks {
+		if t.ID == "" {
+			id, err := uuid.NewV7()
+			if err != nil {
+				return nil, fmt.Errorf("generate task id: %w", err)
+			}
+			t.ID = id.String()
+		}
+		t.SubmittedAt = now.UTC()
+		u, err := s.QueueURLFor(t.Queue)
+		if err != nil {
+			return nil, err
+		}
+		body, err := json.Marshal(t)
+		if err != nil {
+			return nil, fmt.Errorf("encode task %s: %w", t.ID, err)
+		}
+		if len(body) > sqs.MaxBodyBytes {
+			body, _ = json.Marshal(plan.Pointer{V: plan.Version, ID: t.ID, Ref: be.Store.Keys().Task(t.ID)})
+		}
+		if _, ok := byQueue[u]; !ok {
+			order = append(order, u)
+		}
+		byQueue[u] = append(byQueue[u], pending{i, sqs.Entry{Body: string(body), Attributes: map[string]string{"taskiq_id": t.ID}}})
+		out[i] = Submitted{Queue: t.Queue, Group: t.Group}
+	}
+	// Records first, several at once: a message must never point at a
+	// record that is not there yet.
+	send := make([]bool, len(tasks))
+	errs := make([]error, len(tasks))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i, t := range tasks {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			send[i], out[i].Created, errs[i] = record(ctx, be, t)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, firstErr(errs)
+	}
+	for _, u := range order {
+		var entries []sqs.Entry
+		var idx []int
+		for _, p := range byQueue[u] {
+			if send[p.i] {
+				entries = append(entries, p.entry)
+				idx = append(idx, p.i)
+			}
+		}
+		if len(entries) == 0 {
+			continue
+		}
+		var err error
+		if len(entries) == 1 {
+			_, err = be.Queue.Send(ctx, u, entries[0])
+		} else {
+			var failed []error
+			failed, err = be.Queue.SendBatch(ctx, u, entries)
+			if err == nil {
+				err = firstErr(failed)
+			}
+		}
+		if err != nil {
+			return out[:idx[0]], err
+		}
+	}
+	for i, t := range tasks {
+		out[i].ID = t.ID
+	}
+	return out, nil
+}
+
+func firstErr(errs []error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// record writes a task's record and group membership. It reports whether a
+// message must be sent: always for a new task, and for a resubmitted id only
+// while no worker has taken it, since the first submit may have stopped
+// between writing the record and sending (a duplicate message is harmless:
+// workers run one attempt once).
+func record(ctx context.Context, be *backend.Backend, t *plan.Task) (send, created bool, err error) {
+	created, err = be.Store.PutTask(ctx, t)
+	if err != nil {
+		return false, false, err
+	}
+	if !created {
+		snap, err := be.Store.Snapshot(ctx, t.ID)
+		if err != nil {
+			return false, false, err
+		}
+		if snap.Result != nil || snap.LastClaim > 0 {
+			return false, false, nil
+		}
+	}
+	if t.Group != "" {
+		if err := be.Store.AddToGroup(ctx, t.Group, t.ID); err != nil {
+			return false, created, err
+		}
+	}
+	return true, created, nil
+}

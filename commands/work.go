@@ -1,0 +1,146 @@
+package commands
+
+import (
+	"context"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/urfave/cli/v2"
+
+	"github.com/taskiq-go/taskiq-go/backend"
+	"github.com/taskiq-go/taskiq-go/worker"
+)
+
+func workerFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringSliceFlag{Name: "queue", Aliases: []string{"q"}, Usage: "logical queue `NAME` to serve, repeatable (default: default)", EnvVars: []string{"TASKIQ_GO_QUEUES"}},
+		&cli.IntFlag{Name: "concurrency", Aliases: []string{"c"}, Value: runtime.NumCPU(), Usage: "run up to `N` tasks at once", EnvVars: []string{"TASKIQ_GO_CONCURRENCY"}},
+		&cli.DurationFlag{Name: "visibility-timeout", Value: 30 * time.Second, Usage: "lease taken on each message; the heartbeat extends it while the task runs"},
+		&cli.DurationFlag{Name: "heartbeat", Value: 3 * time.Second, Usage: "how often leases are extended, running markers refreshed and cancels checked"},
+		&cli.DurationFlag{Name: "wait-time", Value: 20 * time.Second, Usage: "long-poll wait of one receive (at most 20s)"},
+		&cli.DurationFlag{Name: "kill-grace", Value: 10 * time.Second, Usage: "time between SIGTERM and SIGKILL when a task is stopped"},
+		&cli.DurationFlag{Name: "shutdown-grace", Value: 30 * time.Second, Usage: "on SIGTERM, how long running tasks may go on before they are stopped and released"},
+		&cli.IntFlag{Name: "max-tasks", Usage: "exit after finishing `N` tasks (0: no limit)"},
+		&cli.DurationFlag{Name: "idle-exit", Usage: "exit after `DURATION` with nothing to do (0: never)"},
+		&cli.StringFlag{Name: "worker-id", Usage: "`ID` reported in results (default: w-HOST-PID)", EnvVars: []string{"TASKIQ_GO_WORKER_ID"}},
+	}
+}
+
+func workCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "work",
+		Usage: "run tasks from the queues until stopped",
+		Description: "Receives only as many tasks as it has free slots, runs each as a subprocess in its own\n" +
+			"process group, keeps the message's lease alive while it runs, and stores the result in S3\n" +
+			"before deleting the message. The first SIGINT/SIGTERM stops receiving and lets running\n" +
+			"tasks finish within --shutdown-grace, then stops them and puts them back on the queue;\n" +
+			"a second signal does that at once. Logs go to stderr.",
+		Flags: withConn(workerFlags()...),
+		Action: func(cliContext *cli.Context) error {
+			if cliContext.Args().Present() {
+				return usagef("work takes no arguments (did you mean --queue?)")
+			}
+			s, err := resolveSettings(cliContext)
+			if err != nil {
+				return err
+			}
+			if err := s.needQueue(); err != nil {
+				return err
+			}
+			if err := s.needBucket(); err != nil {
+				return err
+			}
+			log := newLogger(cliContext, zerolog.InfoLevel)
+			cfg, err := workerConfig(cliContext, s, log)
+			if err != nil {
+				return err
+			}
+			be, err := s.open(cliContext.Context, 0)
+			if err != nil {
+				return err
+			}
+			ctx, more, stop := commandContext(cliContext)
+			defer stop()
+			if err := checkBackend(ctx, be, cfg); err != nil {
+				return err
+			}
+			return runWorker(ctx, more, be, cfg)
+		},
+	}
+}
+
+// workerConfig builds a worker's settings from the worker flags.
+func workerConfig(cliContext *cli.Context, s *Settings, log zerolog.Logger) (worker.Config, error) {
+	names := cliContext.StringSlice("queue")
+	if len(names) == 0 {
+		names = []string{"default"}
+	}
+	cfg := worker.Config{
+		DeadLetterURL:     s.DeadLetterURL,
+		Concurrency:       cliContext.Int("concurrency"),
+		VisibilityTimeout: cliContext.Duration("visibility-timeout"),
+		Heartbeat:         cliContext.Duration("heartbeat"),
+		WaitTime:          min(cliContext.Duration("wait-time"), 20*time.Second),
+		KillGrace:         cliContext.Duration("kill-grace"),
+		ShutdownGrace:     cliContext.Duration("shutdown-grace"),
+		MaxTasks:          cliContext.Int("max-tasks"),
+		IdleExit:          cliContext.Duration("idle-exit"),
+		Info:              worker.DefaultInfo(cliContext.String("worker-id")),
+		Version:           Version,
+		Log:               log,
+	}
+	if cfg.Concurrency < 1 {
+		return cfg, usagef("--concurrency must be at least 1")
+	}
+	if cfg.Heartbeat >= cfg.VisibilityTimeout/2 {
+		return cfg, usagef("--heartbeat (%s) must be under half of --visibility-timeout (%s)", cfg.Heartbeat, cfg.VisibilityTimeout)
+	}
+	for _, n := range names {
+		u, err := s.QueueURLFor(n)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Queues = append(cfg.Queues, worker.QueueRef{Name: n, URL: u})
+	}
+	return cfg, nil
+}
+
+// checkBackend fails fast when a queue or the bucket is missing, instead of
+// logging receive errors for ever.
+func checkBackend(ctx context.Context, be *backend.Backend, cfg worker.Config) error {
+	for _, q := range cfg.Queues {
+		if err := be.Queue.Check(ctx, q.URL); err != nil {
+			return err
+		}
+	}
+	return be.Store.Check(ctx)
+}
+
+// runWorker runs one worker until ctx ends; a further signal aborts.
+func runWorker(ctx context.Context, more <-chan os.Signal, be *backend.Backend, cfg worker.Config) error {
+	w := worker.New(cfg, be.Queue, be.Store)
+	go func() {
+		select {
+		case <-more:
+			w.Abort()
+		case <-ctx.Done():
+			select {
+			case <-more:
+				w.Abort()
+			case <-time.After(cfg.ShutdownGrace + cfg.KillGrace + time.Minute):
+			}
+		}
+	}()
+	cfg.Log.Info().Str("worker", cfg.Info.ID).Int("concurrency", cfg.Concurrency).Interface("queues", queueNames(cfg)).Msg("worker started")
+	return w.Run(ctx)
+}
+
+func queueNames(cfg worker.Config) []string {
+	out := make([]string, len(cfg.Queues))
+	for i, q := range cfg.Queues {
+		out[i] = q.Name
+	}
+	return out
+}

@@ -1,0 +1,822 @@
+package devserver
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/aws/smithy-go"
+	"github.com/rs/zerolog"
+)
+
+// start runs a Server for one test and closes it at the end.
+func startServer(t *testing.T, opts Options) *Server {
+	t.Helper()
+	s, err := Start(opts)
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+func awsConfig(t *testing.T, s *Server) aws.Config {
+	t.Helper()
+	cfg, err := config.LoadDefaultConfig(context.Background(),
+		config.WithRegion(s.Region()),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")),
+	)
+	if err != nil {
+		t.Fatalf("load aws config: %v", err)
+	}
+	return cfg
+}
+
+func sqsClient(t *testing.T, s *Server) *sqs.Client {
+	return sqs.NewFromConfig(awsConfig(t, s), func(o *sqs.Options) {
+		o.BaseEndpoint = aws.String(s.Endpoint())
+	})
+}
+
+func s3Client(t *testing.T, s *Server) *s3.Client {
+	return s3.NewFromConfig(awsConfig(t, s), func(o *s3.Options) {
+		o.BaseEndpoint = aws.String(s.Endpoint())
+		o.UsePathStyle = true
+	})
+}
+
+// errCode reports what the worker would see of an SDK error.
+func errCode(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return ""
+}
+
+func httpStatus(err error) int {
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		return re.HTTPStatusCode()
+	}
+	return 0
+}
+
+func TestStartTwiceRefused(t *testing.T) {
+	startServer(t, Options{})
+	if _, err := Start(Options{}); !errors.Is(err, ErrAlreadyRunning) {
+		t.Fatalf("second Start: got %v, want ErrAlreadyRunning", err)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	s := startServer(t, Options{})
+	u, err := url.Parse(s.Endpoint())
+	if err != nil || u.Scheme != "http" || u.Hostname() != "127.0.0.1" || u.Port() == "0" || u.Port() == "" {
+		t.Fatalf("Endpoint() = %q", s.Endpoint())
+	}
+	if s.Region() != "us-east-1" || s.Bucket() != "taskiq" {
+		t.Fatalf("Region/Bucket = %q/%q", s.Region(), s.Bucket())
+	}
+	if got, want := s.QueueURL("taskiq"), s.Endpoint()+"/000000000000/taskiq"; got != want {
+		t.Fatalf("QueueURL = %q, want %q", got, want)
+	}
+	ctx := context.Background()
+	c := sqsClient(t, s)
+	for _, q := range []string{"taskiq", "taskiq-dlq"} {
+		out, err := c.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(q)})
+		if err != nil {
+			t.Fatalf("GetQueueUrl %s: %v", q, err)
+		}
+		if *out.QueueUrl != s.QueueURL(q) {
+			t.Fatalf("GetQueueUrl %s = %q, want %q", q, *out.QueueUrl, s.QueueURL(q))
+		}
+	}
+	if _, err := s3Client(t, s).HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String("taskiq")}); err != nil {
+		t.Fatalf("HeadBucket: %v", err)
+	}
+}
+
+// sqsFixture is one server with the queues the SQS tests use.
+type sqsFixture struct {
+	s *Server
+	c *sqs.Client
+}
+
+func (f sqsFixture) url(name string) *string { return aws.String(f.s.QueueURL(name)) }
+
+func (f sqsFixture) receive(t *testing.T, queue string, max, wait, vis int32) []sqstypes.Message {
+	t.Helper()
+	out, err := f.c.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
+		QueueUrl:                    f.url(queue),
+		MaxNumberOfMessages:         max,
+		WaitTimeSeconds:             wait,
+		VisibilityTimeout:           vis,
+		MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameApproximateReceiveCount},
+		MessageAttributeNames:       []string{"All"},
+	})
+	if err != nil {
+		t.Fatalf("ReceiveMessage %s: %v", queue, err)
+	}
+	return out.Messages
+}
+
+func (f sqsFixture) send(t *testing.T, queue, body string) {
+	t.Helper()
+	if _, err := f.c.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: f.url(queue), MessageBody: aws.String(body)}); err != nil {
+		t.Fatalf("SendMessage %s: %v", queue, err)
+	}
+}
+
+func (f sqsFixture) attrs(t *testing.T, queue string) map[string]string {
+	t.Helper()
+	out, err := f.c.GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{
+		QueueUrl:       f.url(queue),
+		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameAll},
+	})
+	if err != nil {
+		t.Fatalf("GetQueueAttributes %s: %v", queue, err)
+	}
+	return out.Attributes
+}
+
+func (f sqsFixture) depth(t *testing.T, queue string) (visible, notVisible, delayed string) {
+	a := f.attrs(t, queue)
+	return a["ApproximateNumberOfMessages"], a["ApproximateNumberOfMessagesNotVisible"], a["ApproximateNumberOfMessagesDelayed"]
+}
+
+// leaseExpiry is long enough for a 1 s visibility timeout to run out and be
+// noticed by the periodic task.
+const leaseExpiry = 1300 * time.Millisecond
+
+func receiveCount(m sqstypes.Message) string {
+	return m.Attributes[string(sqstypes.MessageSystemAttributeNameApproximateReceiveCount)]
+}
+
+// TestSQS checks, with the real SDK client, each SQS behaviour the worker
+// relies on. Each subtest uses its own queue so that none sees another's
+// leftovers.
+func TestSQS(t *testing.T) {
+	queues := []string{"attrs", "batch", "poll", "vis", "cmv", "cmvbatch", "del", "depth", "redrive"}
+	s := startServer(t, Options{Queues: queues, MaxReceiveCount: 3})
+	f := sqsFixture{s: s, c: sqsClient(t, s)}
+	ctx := context.Background()
+
+	t.Run("QueueURLHostPort", func(t *testing.T) {
+		out, err := f.c.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String("attrs")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, _ := url.Parse(*out.QueueUrl)
+		e, _ := url.Parse(s.Endpoint())
+		if u.Host != e.Host || u.Path != "/000000000000/attrs" {
+			t.Fatalf("queue URL %q does not point at %q", *out.QueueUrl, s.Endpoint())
+		}
+	})
+
+	t.Run("GetQueueUrlMissing", func(t *testing.T) {
+		_, err := f.c.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String("nope")})
+		var qe *sqstypes.QueueDoesNotExist
+		if !errors.As(err, &qe) {
+			t.Fatalf("got %T %v, want *types.QueueDoesNotExist", err, err)
+		}
+		t.Logf("missing queue: %T, ErrorCode %q, HTTP %d", qe, errCode(err), httpStatus(err))
+		// Every call naming a missing queue says the same.
+		_, err = f.c.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: f.url("nope")})
+		if !errors.As(err, &qe) {
+			t.Fatalf("GetQueueAttributes on missing queue: got %T %v", err, err)
+		}
+		_, err = f.c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: f.url("nope"), MessageBody: aws.String("x")})
+		if !errors.As(err, &qe) {
+			t.Fatalf("SendMessage to missing queue: got %T %v", err, err)
+		}
+	})
+
+	t.Run("SendWithAttributesAndDelay", func(t *testing.T) {
+		_, err := f.c.SendMessage(ctx, &sqs.SendMessageInput{
+			QueueUrl:     f.url("attrs"),
+			MessageBody:  aws.String(`{"v":1}`),
+			DelaySeconds: 1,
+			MessageAttributes: map[string]sqstypes.MessageAttributeValue{
+				"kind":  {DataType: aws.String("String"), StringValue: aws.String("task")},
+				"prio":  {DataType: aws.String("Number"), StringValue: aws.String("7")},
+				"bytes": {DataType: aws.String("Binary"), BinaryValue: []byte{0, 1, 2}},
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := f.receive(t, "attrs", 1, 0, 0); len(got) != 0 {
+			t.Fatalf("delayed message received at once")
+		}
+		if v, nv, d := f.depth(t, "attrs"); v != "0" || nv != "0" || d != "1" {
+			t.Fatalf("depth while delayed = %s/%s/%s, want 0/0/1", v, nv, d)
+		}
+		got := f.receive(t, "attrs", 1, 3, 0)
+		if len(got) != 1 {
+			t.Fatalf("delayed message not received after the delay")
+		}
+		m := got[0]
+		if *m.Body != `{"v":1}` || *m.MessageAttributes["kind"].StringValue != "task" ||
+			*m.MessageAttributes["prio"].StringValue != "7" || *m.MessageAttributes["prio"].DataType != "Number" ||
+			!bytes.Equal(m.MessageAttributes["bytes"].BinaryValue, []byte{0, 1, 2}) {
+			t.Fatalf("message mangled: body %q attrs %+v", *m.Body, m.MessageAttributes)
+		}
+		if receiveCount(m) != "1" {
+			t.Fatalf("ApproximateReceiveCount = %q, want 1", receiveCount(m))
+		}
+		// Attributes that were not asked for are not returned, as on SQS.
+		out, err := f.c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: f.url("attrs")})
+		if err != nil || len(out.Messages) != 0 {
+			t.Fatalf("in-flight message received again: %v %d", err, len(out.Messages))
+		}
+		if _, err := f.c.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
+			QueueUrl: f.url("attrs"), ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 0,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		out, err = f.c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: f.url("attrs")})
+		if err != nil || len(out.Messages) != 1 {
+			t.Fatalf("receive without attribute names: %v %d", err, len(out.Messages))
+		}
+		if len(out.Messages[0].MessageAttributes) != 0 || len(out.Messages[0].Attributes) != 0 {
+			t.Fatalf("unrequested attributes returned: %v %v", out.Messages[0].MessageAttributes, out.Messages[0].Attributes)
+		}
+	})
+
+	t.Run("SendMessageBatch", func(t *testing.T) {
+		var entries []sqstypes.SendMessageBatchRequestEntry
+		for i := range 10 {
+			e := sqstypes.SendMessageBatchRequestEntry{
+				Id:          aws.String("e" + strconv.Itoa(i)),
+				MessageBody: aws.String("m" + strconv.Itoa(i)),
+				MessageAttributes: map[string]sqstypes.MessageAttributeValue{
+					"n": {DataType: aws.String("Number"), StringValue: aws.String(strconv.Itoa(i))},
+				},
+			}
+			if i == 9 {
+				e.DelaySeconds = 30
+			}
+			entries = append(entries, e)
+		}
+		out, err := f.c.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: f.url("batch"), Entries: entries})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Successful) != 10 || len(out.Failed) != 0 {
+			t.Fatalf("SendMessageBatch: %d ok, %d failed", len(out.Successful), len(out.Failed))
+		}
+		for _, e := range out.Successful {
+			if e.Id == nil || e.MessageId == nil || e.MD5OfMessageBody == nil || e.MD5OfMessageAttributes == nil {
+				t.Fatalf("incomplete batch result entry %+v", e)
+			}
+		}
+		got := f.receive(t, "batch", 10, 0, 30)
+		if len(got) != 9 {
+			t.Fatalf("received %d of the 9 undelayed batch messages", len(got))
+		}
+		if v, nv, d := f.depth(t, "batch"); v != "0" || nv != "9" || d != "1" {
+			t.Fatalf("depth = %s/%s/%s, want 0/9/1", v, nv, d)
+		}
+		// Batch validation matches SQS.
+		_, err = f.c.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: f.url("batch"), Entries: append(entries, entries[0])})
+		var tooMany *sqstypes.TooManyEntriesInBatchRequest
+		if !errors.As(err, &tooMany) {
+			t.Fatalf("11 entries: got %T %v", err, err)
+		}
+	})
+
+	t.Run("LongPoll", func(t *testing.T) {
+		go func() {
+			time.Sleep(300 * time.Millisecond)
+			_, _ = f.c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: f.url("poll"), MessageBody: aws.String("late")})
+		}()
+		t0 := time.Now()
+		got := f.receive(t, "poll", 10, 5, 0)
+		if len(got) != 1 || time.Since(t0) > 2*time.Second {
+			t.Fatalf("long poll: %d messages after %v", len(got), time.Since(t0))
+		}
+		t0 = time.Now()
+		got = f.receive(t, "poll", 10, 1, 0)
+		if el := time.Since(t0); len(got) != 0 || el < 900*time.Millisecond || el > 3*time.Second {
+			t.Fatalf("empty long poll: %d messages after %v", len(got), el)
+		}
+	})
+
+	t.Run("PerCallVisibilityTimeout", func(t *testing.T) {
+		f.send(t, "vis", "v")
+		first := f.receive(t, "vis", 1, 0, 1)
+		if len(first) != 1 {
+			t.Fatal("no message")
+		}
+		if len(f.receive(t, "vis", 1, 0, 0)) != 0 {
+			t.Fatal("message visible during its 1 s visibility timeout")
+		}
+		t0 := time.Now()
+		again := f.receive(t, "vis", 1, 3, 0)
+		if len(again) != 1 || *again[0].MessageId != *first[0].MessageId {
+			t.Fatal("message did not come back after its visibility timeout")
+		}
+		t.Logf("visibility 1 s: message back %v after the re-receive started", time.Since(t0))
+		if receiveCount(again[0]) != "2" {
+			t.Fatalf("ApproximateReceiveCount = %q, want 2", receiveCount(again[0]))
+		}
+		// The old receipt handle is dead: on SQS deleting with it may
+		// succeed, here it is ReceiptHandleIsInvalid.
+		_, err := f.c.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: f.url("vis"), ReceiptHandle: first[0].ReceiptHandle})
+		var rhi *sqstypes.ReceiptHandleIsInvalid
+		if !errors.As(err, &rhi) {
+			t.Fatalf("delete with stale handle: got %T %v", err, err)
+		}
+		t.Logf("stale receipt handle on DeleteMessage: %T, ErrorCode %q", rhi, errCode(err))
+		if _, err := f.c.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: f.url("vis"), ReceiptHandle: again[0].ReceiptHandle}); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("ChangeMessageVisibility", func(t *testing.T) {
+		f.send(t, "cmv", "c")
+		m := f.receive(t, "cmv", 1, 0, 1)
+		if len(m) != 1 {
+			t.Fatal("no message")
+		}
+		if _, err := f.c.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
+			QueueUrl: f.url("cmv"), ReceiptHandle: m[0].ReceiptHandle, VisibilityTimeout: 30,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(leaseExpiry)
+		if got := f.receive(t, "cmv", 1, 0, 0); len(got) != 0 {
+			t.Fatal("extended message came back after its original 1 s timeout")
+		}
+		if _, err := f.c.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
+			QueueUrl: f.url("cmv"), ReceiptHandle: m[0].ReceiptHandle, VisibilityTimeout: 0,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		got := f.receive(t, "cmv", 1, 0, 0)
+		if len(got) != 1 {
+			t.Fatal("message not visible at once after visibility 0")
+		}
+		if receiveCount(got[0]) != "2" {
+			t.Fatalf("ApproximateReceiveCount = %q, want 2", receiveCount(got[0]))
+		}
+		// A handle that is no longer in flight.
+		_, err := f.c.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
+			QueueUrl: f.url("cmv"), ReceiptHandle: m[0].ReceiptHandle, VisibilityTimeout: 10,
+		})
+		var nif *sqstypes.MessageNotInflight
+		if !errors.As(err, &nif) {
+			t.Fatalf("stale handle: got %T %v", err, err)
+		}
+		t.Logf("stale receipt handle on ChangeMessageVisibility: %T, ErrorCode %q", nif, errCode(err))
+	})
+
+	t.Run("ChangeMessageVisibilityBatch", func(t *testing.T) {
+		f.send(t, "cmvbatch", "a")
+		f.send(t, "cmvbatch", "b")
+		got := f.receive(t, "cmvbatch", 10, 0, 30)
+		if len(got) != 2 {
+			t.Fatalf("received %d, want 2", len(got))
+		}
+		out, err := f.c.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{
+			QueueUrl: f.url("cmvbatch"),
+			Entries: []sqstypes.ChangeMessageVisibilityBatchRequestEntry{
+				{Id: aws.String("a"), ReceiptHandle: got[0].ReceiptHandle, VisibilityTimeout: 0},
+				{Id: aws.String("b"), ReceiptHandle: got[1].ReceiptHandle, VisibilityTimeout: 0},
+				{Id: aws.String("bad"), ReceiptHandle: aws.String("no-such-handle"), VisibilityTimeout: 0},
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Successful) != 2 || len(out.Failed) != 1 || *out.Failed[0].Id != "bad" {
+			t.Fatalf("batch result %+v", out)
+		}
+		again := f.receive(t, "cmvbatch", 10, 0, 1)
+		if len(again) != 2 {
+			t.Fatalf("after batch release received %d, want 2", len(again))
+		}
+		// Extending in a batch keeps them hidden past the 1 s lease.
+		out, err = f.c.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{
+			QueueUrl: f.url("cmvbatch"),
+			Entries: []sqstypes.ChangeMessageVisibilityBatchRequestEntry{
+				{Id: aws.String("a"), ReceiptHandle: again[0].ReceiptHandle, VisibilityTimeout: 30},
+				{Id: aws.String("b"), ReceiptHandle: again[1].ReceiptHandle, VisibilityTimeout: 30},
+			},
+		})
+		if err != nil || len(out.Successful) != 2 {
+			t.Fatalf("batch extend: %v %+v", err, out)
+		}
+		time.Sleep(leaseExpiry)
+		if got := f.receive(t, "cmvbatch", 10, 0, 0); len(got) != 0 {
+			t.Fatalf("batch-extended messages came back")
+		}
+	})
+
+	t.Run("DeleteAndDeleteBatch", func(t *testing.T) {
+		for i := range 3 {
+			f.send(t, "del", strconv.Itoa(i))
+		}
+		got := f.receive(t, "del", 10, 0, 30)
+		if len(got) != 3 {
+			t.Fatalf("received %d, want 3", len(got))
+		}
+		if _, err := f.c.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: f.url("del"), ReceiptHandle: got[0].ReceiptHandle}); err != nil {
+			t.Fatal(err)
+		}
+		out, err := f.c.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{
+			QueueUrl: f.url("del"),
+			Entries: []sqstypes.DeleteMessageBatchRequestEntry{
+				{Id: aws.String("one"), ReceiptHandle: got[1].ReceiptHandle},
+				{Id: aws.String("two"), ReceiptHandle: got[2].ReceiptHandle},
+				{Id: aws.String("gone"), ReceiptHandle: got[0].ReceiptHandle},
+				{Id: aws.String("empty"), ReceiptHandle: aws.String("")},
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Successful) != 2 || len(out.Failed) != 2 {
+			t.Fatalf("DeleteMessageBatch: %+v", out)
+		}
+		if v, nv, d := f.depth(t, "del"); v != "0" || nv != "0" || d != "0" {
+			t.Fatalf("depth after delete = %s/%s/%s", v, nv, d)
+		}
+		// An empty receipt handle must not delete a visible message.
+		f.send(t, "del", "keep")
+		_, err = f.c.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: f.url("del"), ReceiptHandle: aws.String("")})
+		var rhi *sqstypes.ReceiptHandleIsInvalid
+		if !errors.As(err, &rhi) {
+			t.Fatalf("empty receipt handle: got %T %v", err, err)
+		}
+		if v, _, _ := f.depth(t, "del"); v != "1" {
+			t.Fatalf("visible after empty-handle delete = %s, want 1", v)
+		}
+	})
+
+	t.Run("GetQueueAttributes", func(t *testing.T) {
+		for i := range 3 {
+			f.send(t, "depth", strconv.Itoa(i))
+		}
+		if _, err := f.c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: f.url("depth"), MessageBody: aws.String("d"), DelaySeconds: 60}); err != nil {
+			t.Fatal(err)
+		}
+		f.receive(t, "depth", 1, 0, 30)
+		a := f.attrs(t, "depth")
+		if a["ApproximateNumberOfMessages"] != "2" || a["ApproximateNumberOfMessagesNotVisible"] != "1" || a["ApproximateNumberOfMessagesDelayed"] != "1" {
+			t.Fatalf("depth attributes %v", a)
+		}
+		var rp struct {
+			DeadLetterTargetArn string `json:"deadLetterTargetArn"`
+			MaxReceiveCount     int    `json:"maxReceiveCount"`
+		}
+		if err := json.Unmarshal([]byte(a["RedrivePolicy"]), &rp); err != nil {
+			t.Fatalf("RedrivePolicy %q: %v", a["RedrivePolicy"], err)
+		}
+		if rp.DeadLetterTargetArn != "arn:aws:sqs:us-east-1:000000000000:taskiq-dlq" || rp.MaxReceiveCount != 3 {
+			t.Fatalf("RedrivePolicy %+v", rp)
+		}
+		if a["QueueArn"] != "arn:aws:sqs:us-east-1:000000000000:depth" || a["VisibilityTimeout"] != "30" {
+			t.Fatalf("QueueArn %q VisibilityTimeout %q", a["QueueArn"], a["VisibilityTimeout"])
+		}
+		// Only what is asked for.
+		out, err := f.c.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+			QueueUrl:       f.url("depth"),
+			AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameApproximateNumberOfMessagesDelayed},
+		})
+		if err != nil || len(out.Attributes) != 1 || out.Attributes["ApproximateNumberOfMessagesDelayed"] != "1" {
+			t.Fatalf("single attribute: %v %v", err, out)
+		}
+		// SetQueueAttributes leaves the attributes it does not name alone.
+		if _, err := f.c.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{
+			QueueUrl:   f.url("depth"),
+			Attributes: map[string]string{"ReceiveMessageWaitTimeSeconds": "1"},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if a := f.attrs(t, "depth"); a["VisibilityTimeout"] != "30" || a["MaximumMessageSize"] != "1048576" {
+			t.Fatalf("SetQueueAttributes reset others: %v", a)
+		}
+	})
+
+	t.Run("RedriveToDLQ", func(t *testing.T) {
+		f.send(t, "redrive", "poison")
+		var id string
+		// Two receives end in a release, the third in an expired lease.
+		for i := 1; i <= 3; i++ {
+			got := f.receive(t, "redrive", 1, 2, 1)
+			if len(got) != 1 {
+				t.Fatalf("receive %d: no message", i)
+			}
+			if receiveCount(got[0]) != strconv.Itoa(i) {
+				t.Fatalf("receive %d: ApproximateReceiveCount %q", i, receiveCount(got[0]))
+			}
+			id = *got[0].MessageId
+			if i < 3 {
+				if _, err := f.c.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
+					QueueUrl: f.url("redrive"), ReceiptHandle: got[0].ReceiptHandle, VisibilityTimeout: 0,
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		time.Sleep(leaseExpiry)
+		if got := f.receive(t, "redrive", 1, 0, 0); len(got) != 0 {
+			t.Fatalf("message received a 4th time with maxReceiveCount 3")
+		}
+		dlq := f.receive(t, "taskiq-dlq", 1, 0, 0)
+		if len(dlq) != 1 || *dlq[0].MessageId != id || *dlq[0].Body != "poison" {
+			t.Fatalf("message not in DLQ: %+v", dlq)
+		}
+		t.Logf("in DLQ: ApproximateReceiveCount %s", receiveCount(dlq[0]))
+	})
+}
+
+// TestQueryProtocol checks that a form-encoded SQS call reaches goaws.
+func TestQueryProtocol(t *testing.T) {
+	s := startServer(t, Options{})
+	form := url.Values{"Action": {"GetQueueUrl"}, "QueueName": {"taskiq"}, "Version": {"2012-11-05"}}
+	resp, err := http.Post(s.Endpoint()+"/", "application/x-www-form-urlencoded", strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(b), s.QueueURL("taskiq")) {
+		t.Fatalf("query protocol: %d %s", resp.StatusCode, b)
+	}
+}
+
+func TestS3(t *testing.T) {
+	s := startServer(t, Options{})
+	c := s3Client(t, s)
+	ctx := context.Background()
+	b := aws.String(s.Bucket())
+
+	t.Run("PutIfNoneMatch", func(t *testing.T) {
+		put := func(body string) error {
+			_, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: b, Key: aws.String("results/t1.json"),
+				Body: strings.NewReader(body), IfNoneMatch: aws.String("*")})
+			return err
+		}
+		if err := put("first"); err != nil {
+			t.Fatal(err)
+		}
+		err := put("second")
+		if err == nil || httpStatus(err) != http.StatusPreconditionFailed {
+			t.Fatalf("second conditional put: %v", err)
+		}
+		var ae smithy.APIError
+		errors.As(err, &ae)
+		t.Logf("412: %T, ErrorCode %q, HTTP %d", ae, errCode(err), httpStatus(err))
+		if errCode(err) != "PreconditionFailed" {
+			t.Fatalf("ErrorCode = %q", errCode(err))
+		}
+		out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: b, Key: aws.String("results/t1.json")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer out.Body.Close()
+		if got, _ := io.ReadAll(out.Body); string(got) != "first" {
+			t.Fatalf("object overwritten: %q", got)
+		}
+	})
+
+	t.Run("GetHeadDelete", func(t *testing.T) {
+		key := aws.String("logs/t2.out")
+		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: b, Key: key, Body: strings.NewReader("hello"),
+			ContentType: aws.String("text/plain"), Metadata: map[string]string{"attempt": "2"}}); err != nil {
+			t.Fatal(err)
+		}
+		h, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: b, Key: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *h.ContentLength != 5 || h.Metadata["attempt"] != "2" || h.ETag == nil {
+			t.Fatalf("HeadObject %+v", h)
+		}
+		if _, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: b, Key: key}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: b, Key: key})
+		var nf *s3types.NotFound
+		if !errors.As(err, &nf) {
+			t.Fatalf("HeadObject missing: got %T %v", err, err)
+		}
+		t.Logf("HeadObject missing key: %T, ErrorCode %q, HTTP %d", nf, errCode(err), httpStatus(err))
+		_, err = c.GetObject(ctx, &s3.GetObjectInput{Bucket: b, Key: key})
+		var nsk *s3types.NoSuchKey
+		if !errors.As(err, &nsk) {
+			t.Fatalf("GetObject missing: got %T %v", err, err)
+		}
+		t.Logf("GetObject missing key: %T, ErrorCode %q, HTTP %d", nsk, errCode(err), httpStatus(err))
+	})
+
+	t.Run("ListObjectsV2", func(t *testing.T) {
+		for _, k := range []string{"g/run1/a", "g/run1/b", "g/run2/a", "g/top", "other/x"} {
+			if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: b, Key: aws.String(k), Body: strings.NewReader(k)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: b, Prefix: aws.String("g/run1/")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Contents) != 2 || *out.Contents[0].Key != "g/run1/a" || *out.Contents[1].Key != "g/run1/b" {
+			t.Fatalf("prefix listing %+v", out.Contents)
+		}
+		out, err = c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: b, Prefix: aws.String("g/"), Delimiter: aws.String("/")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var prefixes []string
+		for _, p := range out.CommonPrefixes {
+			prefixes = append(prefixes, *p.Prefix)
+		}
+		if len(out.Contents) != 1 || *out.Contents[0].Key != "g/top" || strings.Join(prefixes, ",") != "g/run1/,g/run2/" {
+			t.Fatalf("delimiter listing: contents %d prefixes %v", len(out.Contents), prefixes)
+		}
+		// Paging, as a LIST over a big group does.
+		out, err = c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: b, Prefix: aws.String("g/"), MaxKeys: aws.Int32(2)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Contents) != 2 || !*out.IsTruncated || out.NextContinuationToken == nil {
+			t.Fatalf("first page: %d keys, truncated %v", len(out.Contents), out.IsTruncated)
+		}
+		out, err = c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: b, Prefix: aws.String("g/"), MaxKeys: aws.Int32(2), ContinuationToken: out.NextContinuationToken})
+		if err != nil || len(out.Contents) != 2 {
+			t.Fatalf("second page: %v %d", err, len(out.Contents))
+		}
+	})
+
+	t.Run("FiveMiB", func(t *testing.T) {
+		data := make([]byte, 5<<20)
+		_, _ = rand.Read(data)
+		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: b, Key: aws.String("big"), Body: bytes.NewReader(data)}); err != nil {
+			t.Fatal(err)
+		}
+		out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: b, Key: aws.String("big")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer out.Body.Close()
+		got, err := io.ReadAll(out.Body)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("5 MiB round trip: %v, %d bytes back", err, len(got))
+		}
+	})
+
+	t.Run("NoSuchBucket", func(t *testing.T) {
+		nb := aws.String("no-such-bucket")
+		var nsb *s3types.NoSuchBucket
+		// GetObject's model lists only NoSuchKey and InvalidObjectState, so
+		// the SDK (against AWS too) gives a generic API error here.
+		_, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: nb, Key: aws.String("k")})
+		var ae smithy.APIError
+		errors.As(err, &ae)
+		t.Logf("GetObject on missing bucket: %T, ErrorCode %q, HTTP %d", ae, errCode(err), httpStatus(err))
+		if errCode(err) != "NoSuchBucket" || httpStatus(err) != http.StatusNotFound {
+			t.Fatalf("GetObject: got %T %v", err, err)
+		}
+		_, err = c.PutObject(ctx, &s3.PutObjectInput{Bucket: nb, Key: aws.String("k"), Body: strings.NewReader("x")})
+		errors.As(err, &ae)
+		t.Logf("PutObject on missing bucket: %T, ErrorCode %q, HTTP %d", ae, errCode(err), httpStatus(err))
+		if errCode(err) != "NoSuchBucket" {
+			t.Fatalf("PutObject: got %T %v", err, err)
+		}
+		_, err = c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: nb})
+		if !errors.As(err, &nsb) {
+			t.Fatalf("ListObjectsV2: got %T %v", err, err)
+		}
+		t.Logf("ListObjectsV2 on missing bucket: %T, ErrorCode %q, HTTP %d", nsb, errCode(err), httpStatus(err))
+		_, err = c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: nb, Key: aws.String("k")})
+		errors.As(err, &ae)
+		t.Logf("HeadObject on missing bucket: %T, ErrorCode %q, HTTP %d", ae, errCode(err), httpStatus(err))
+		if httpStatus(err) != http.StatusNotFound {
+			t.Fatalf("HeadObject on missing bucket: %v", err)
+		}
+	})
+}
+
+// TestS3Persistence restarts the whole endpoint on the same DataDir.
+func TestS3Persistence(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+
+	s, err := Start(Options{DataDir: dir, Queues: []string{"p"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s3Client(t, s)
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(s.Bucket()), Key: aws.String("results/keep"),
+		Body: strings.NewReader("kept"), IfNoneMatch: aws.String("*")}); err != nil {
+		t.Fatal(err)
+	}
+	sc := sqsClient(t, s)
+	if _, err := sc.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(s.QueueURL("p")), MessageBody: aws.String("lost")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+
+	s = startServer(t, Options{DataDir: dir, Queues: []string{"p"}})
+	c = s3Client(t, s)
+	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.Bucket()), Key: aws.String("results/keep")})
+	if err != nil {
+		t.Fatalf("object lost across restart: %v", err)
+	}
+	defer out.Body.Close()
+	if got, _ := io.ReadAll(out.Body); string(got) != "kept" {
+		t.Fatalf("object after restart: %q", got)
+	}
+	// The conditional put still sees the persisted object.
+	_, err = c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(s.Bucket()), Key: aws.String("results/keep"),
+		Body: strings.NewReader("again"), IfNoneMatch: aws.String("*")})
+	if httpStatus(err) != http.StatusPreconditionFailed {
+		t.Fatalf("conditional put after restart: %v", err)
+	}
+	// Queues are in memory only: the new endpoint starts empty.
+	sc = sqsClient(t, s)
+	r, err := sc.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(s.QueueURL("p"))})
+	if err != nil || len(r.Messages) != 0 {
+		t.Fatalf("queue after restart: %v, %d messages", err, len(r.Messages))
+	}
+}
+
+// TestLogsStayOffStdout runs traffic with debug logging on and checks that
+// goaws and gofakes3 chatter reaches the logger and nothing reaches stdout.
+func TestLogsStayOffStdout(t *testing.T) {
+	stdout := os.Stdout
+	tmp, err := os.CreateTemp(t.TempDir(), "stdout")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Stdout = tmp
+	defer func() { os.Stdout = stdout }()
+
+	var mu sync.Mutex
+	var logBuf bytes.Buffer
+	w := zerolog.SyncWriter(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logBuf.Write(p)
+	}))
+	s, err := Start(Options{Log: zerolog.New(w).Level(zerolog.DebugLevel)})
+	if err != nil {
+		os.Stdout = stdout
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	sc := sqsClient(t, s)
+	_, _ = sc.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(s.QueueURL("taskiq")), MessageBody: aws.String("x")})
+	_, _ = sc.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(s.QueueURL("taskiq"))})
+	_, _ = sc.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String("missing")})
+	_, _ = s3Client(t, s).GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("taskiq"), Key: aws.String("nope")})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	os.Stdout = stdout
+
+	if fi, _ := tmp.Stat(); fi.Size() != 0 {
+		b, _ := os.ReadFile(tmp.Name())
+		t.Fatalf("wrote to stdout: %q", b)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logBuf.String(), `"component":"goaws"`) || !strings.Contains(logBuf.String(), `"component":"gofakes3"`) {
+		t.Fatalf("emulator logs not routed to the logger: %s", logBuf.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -1,0 +1,78 @@
+package s3results
+
+import (
+	"fmt"
+	"path"
+	"strings"
+)
+
+// Keys is the S3 key layout, and the only place that knows it. Every key of
+// a task lives under one per-task prefix, so that one LIST tells what exists
+// for it; a group keeps a marker per member, so that one LIST names all the
+// tasks of a run.
+//
+//	PREFIX/tasks/ID/task.json              the task as submitted (and the claim-check payload)
+//	PREFIX/tasks/ID/running.json           the running marker, rewritten on each heartbeat
+//	PREFIX/tasks/ID/cancel.json            the cancel marker
+//	PREFIX/tasks/ID/result.json            the final result, written once
+//	PREFIX/tasks/ID/claims/N               who took attempt N (written once)
+//	PREFIX/tasks/ID/attempts/N.json        the result of each attempt
+//	PREFIX/tasks/ID/logs/N/stdout|stderr   full output of attempt N when not inline
+//	PREFIX/groups/GROUP/ID                 group membership
+//	PREFIX/workers/WORKER.json             worker heartbeats
+type Keys struct {
+	Prefix string
+}
+
+func (k Keys) join(parts ...string) string {
+	p := path.Join(parts...)
+	if k.Prefix == "" {
+		return p
+	}
+	return strings.TrimSuffix(k.Prefix, "/") + "/" + p
+}
+
+// TaskDir is the prefix under which every object of task id lives.
+func (k Keys) TaskDir(id string) string { return k.join("tasks", id) + "/" }
+
+// Task is the submitted task record.
+func (k Keys) Task(id string) string { return k.join("tasks", id, "task.json") }
+
+// Running is the running marker.
+func (k Keys) Running(id string) string { return k.join("tasks", id, "running.json") }
+
+// Cancel is the cancel marker.
+func (k Keys) Cancel(id string) string { return k.join("tasks", id, "cancel.json") }
+
+// Result is the final result record.
+func (k Keys) Result(id string) string { return k.join("tasks", id, "result.json") }
+
+// Claim is the record of which worker took an attempt.
+func (k Keys) Claim(id string, attempt int) string {
+	return k.join("tasks", id, "claims", fmt.Sprintf("%04d", attempt))
+}
+
+// ClaimDir is the prefix holding all claims of a task.
+func (k Keys) ClaimDir(id string) string { return k.join("tasks", id, "claims") + "/" }
+
+// Attempt is the result record of one attempt.
+func (k Keys) Attempt(id string, attempt int) string {
+	return k.join("tasks", id, "attempts", fmt.Sprintf("%04d.json", attempt))
+}
+
+// Log is the full output of one stream ("stdout" or "stderr") of an attempt.
+func (k Keys) Log(id string, attempt int, stream string) string {
+	return k.join("tasks", id, "logs", fmt.Sprintf("%04d", attempt), stream)
+}
+
+// GroupDir is the prefix listing a group's members.
+func (k Keys) GroupDir(group string) string { return k.join("groups", group) + "/" }
+
+// GroupMember marks id as a member of group.
+func (k Keys) GroupMember(group, id string) string { return k.join("groups", group, id) }
+
+// Worker is a worker's heartbeat record.
+func (k Keys) Worker(workerID string) string { return k.join("workers", workerID+".json") }
+
+// WorkerDir is the prefix holding every worker's heartbeat.
+func (k Keys) WorkerDir() string { return k.join("workers") + "/" }

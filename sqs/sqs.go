@@ -1,0 +1,237 @@
+// Package sqs is the queue: sending tasks (one or in batches), receiving them
+// with long polling, keeping their leases (visibility timeouts) alive,
+// acknowledging and releasing them, and reading queue depths. AWS errors are
+// translated into the plan package's error kinds here so that callers above
+// never see AWS types.
+package sqs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/taskiq-go/taskiq-go/internal/awserr"
+)
+
+// MaxBatch is the most entries SQS takes in one batch call, and the most
+// messages one receive can return.
+const MaxBatch = 10
+
+// MaxBodyBytes is the body size above which a task is carried through S3
+// instead (claim-check). SQS allows 1 MiB, but 256 KiB is what every region
+// and every emulator accept.
+const MaxBodyBytes = 256 * 1024
+
+// Message is one received message.
+type Message struct {
+	QueueURL      string
+	MessageID     string
+	Body          string
+	ReceiptHandle string
+	// ReceiveCount is SQS's ApproximateReceiveCount: 1 on first delivery.
+	ReceiveCount int
+	Attributes   map[string]string
+}
+
+// Entry is one message to send.
+type Entry struct {
+	Body       string
+	Attributes map[string]string
+	Delay      time.Duration
+}
+
+// Stats are a queue's approximate depths.
+type Stats struct {
+	Visible  int `json:"visible"`
+	InFlight int `json:"in_flight"`
+	Delayed  int `json:"delayed"`
+}
+
+// Client sends and receives on SQS queues named by URL.
+type Client struct {
+	api *awssqs.Client
+}
+
+// New wraps an SDK client.
+func New(api *awssqs.Client) *Client { return &Client{api: api} }
+
+func wrap(op, queueURL string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("sqs %s %s: %w", op, queueURL, awserr.Classify(err))
+}
+
+func stringAttrs(m map[string]string) map[string]types.MessageAttributeValue {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]types.MessageAttributeValue, len(m))
+	for k, v := range m {
+		out[k] = types.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(v)}
+	}
+	return out
+}
+
+// Send puts one message on the queue and returns its SQS message id.
+func (c *Client) Send(ctx context.Context, queueURL string, e Entry) (string, error) {
+	out, err := c.api.SendMessage(ctx, &awssqs.SendMessageInput{
+		QueueUrl:          aws.String(queueURL),
+		MessageBody:       aws.String(e.Body),
+		MessageAttributes: stringAttrs(e.Attributes),
+		DelaySeconds:      int32(e.Delay / time.Second),
+	})
+	if err != nil {
+		return "", wrap("send", queueURL, err)
+	}
+	return aws.ToString(out.MessageId), nil
+}
+
+// SendBatch sends entries in batches of up to MaxBatch, keeping each batch
+// under the 256 KiB total SQS allows. It returns one error slot per entry
+// (nil for sent ones) and a non-nil error only when a whole call failed.
+func (c *Client) SendBatch(ctx context.Context, queueURL string, entries []Entry) ([]error, error) {
+	errs := make([]error, len(entries))
+	for start := 0; start < len(entries); {
+		end, size := start, 0
+		for end < len(entries) && end-start < MaxBatch && (end == start || size+len(entries[end].Body) <= MaxBodyBytes) {
+			size += len(entries[end].Body)
+			end++
+		}
+		in := &awssqs.SendMessageBatchInput{QueueUrl: aws.String(queueURL)}
+		for i := start; i < end; i++ {
+			in.Entries = append(in.Entries, types.SendMessageBatchRequestEntry{
+				Id:                aws.String(strconv.Itoa(i)),
+				MessageBody:       aws.String(entries[i].Body),
+				MessageAttributes: stringAttrs(entries[i].Attributes),
+				DelaySeconds:      int32(entries[i].Delay / time.Second),
+			})
+		}
+		out, err := c.api.SendMessageBatch(ctx, in)
+		if err != nil {
+			return errs, wrap("send batch", queueURL, err)
+		}
+		for _, f := range out.Failed {
+			i, _ := strconv.Atoi(aws.ToString(f.Id))
+			if i >= start && i < end {
+				errs[i] = fmt.Errorf("sqs send batch: %s: %s", aws.ToString(f.Code), aws.ToString(f.Message))
+			}
+		}
+		start = end
+	}
+	return errs, nil
+}
+
+// Receive long-polls for up to max messages (at most MaxBatch), hiding each
+// for visibility. It returns early when messages arrive and empty after wait.
+func (c *Client) Receive(ctx context.Context, queueURL string, max int, wait, visibility time.Duration) ([]Message, error) {
+	if max > MaxBatch {
+		max = MaxBatch
+	}
+	if max < 1 {
+		return nil, nil
+	}
+	out, err := c.api.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{
+		QueueUrl:                    aws.String(queueURL),
+		MaxNumberOfMessages:         int32(max),
+		WaitTimeSeconds:             int32(wait / time.Second),
+		VisibilityTimeout:           int32(visibility / time.Second),
+		MessageAttributeNames:       []string{"All"},
+		MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameApproximateReceiveCount},
+	})
+	if err != nil {
+		return nil, wrap("receive", queueURL, err)
+	}
+	msgs := make([]Message, 0, len(out.Messages))
+	for _, m := range out.Messages {
+		n, _ := strconv.Atoi(m.Attributes[string(types.MessageSystemAttributeNameApproximateReceiveCount)])
+		attrs := make(map[string]string, len(m.MessageAttributes))
+		for k, v := range m.MessageAttributes {
+			attrs[k] = aws.ToString(v.StringValue)
+		}
+		msgs = append(msgs, Message{
+			QueueURL:      queueURL,
+			MessageID:     aws.ToString(m.MessageId),
+			Body:          aws.ToString(m.Body),
+			ReceiptHandle: aws.ToString(m.ReceiptHandle),
+			ReceiveCount:  n,
+			Attributes:    attrs,
+		})
+	}
+	return msgs, nil
+}
+
+// SetVisibility changes how long a received message stays hidden: a longer
+// time extends its lease, zero releases it to other workers at once.
+func (c *Client) SetVisibility(ctx context.Context, queueURL, receipt string, d time.Duration) error {
+	if d < 0 {
+		d = 0
+	}
+	_, err := c.api.ChangeMessageVisibility(ctx, &awssqs.ChangeMessageVisibilityInput{
+		QueueUrl:          aws.String(queueURL),
+		ReceiptHandle:     aws.String(receipt),
+		VisibilityTimeout: int32((d + time.Second - 1) / time.Second),
+	})
+	return wrap("change visibility", queueURL, err)
+}
+
+// Delete acknowledges a message for good.
+func (c *Client) Delete(ctx context.Context, queueURL, receipt string) error {
+	_, err := c.api.DeleteMessage(ctx, &awssqs.DeleteMessageInput{
+		QueueUrl:      aws.String(queueURL),
+		ReceiptHandle: aws.String(receipt),
+	})
+	return wrap("delete", queueURL, err)
+}
+
+// Stats reads a queue's approximate depths.
+func (c *Client) Stats(ctx context.Context, queueURL string) (Stats, error) {
+	out, err := c.api.GetQueueAttributes(ctx, &awssqs.GetQueueAttributesInput{
+		QueueUrl: aws.String(queueURL),
+		AttributeNames: []types.QueueAttributeName{
+			types.QueueAttributeNameApproximateNumberOfMessages,
+			types.QueueAttributeNameApproximateNumberOfMessagesNotVisible,
+			types.QueueAttributeNameApproximateNumberOfMessagesDelayed,
+		},
+	})
+	if err != nil {
+		return Stats{}, wrap("get attributes", queueURL, err)
+	}
+	get := func(n types.QueueAttributeName) int {
+		v, _ := strconv.Atoi(out.Attributes[string(n)])
+		return v
+	}
+	return Stats{
+		Visible:  get(types.QueueAttributeNameApproximateNumberOfMessages),
+		InFlight: get(types.QueueAttributeNameApproximateNumberOfMessagesNotVisible),
+		Delayed:  get(types.QueueAttributeNameApproximateNumberOfMessagesDelayed),
+	}, nil
+}
+
+// Check verifies that the queue exists and is reachable, so that commands
+// can fail with a clear message before doing any other work.
+func (c *Client) Check(ctx context.Context, queueURL string) error {
+	_, err := c.Stats(ctx, queueURL)
+	return err
+}
+
+// DeriveQueueURL maps a logical queue name to a queue URL by the naming rule:
+// the default queue's URL with "-NAME" appended to its last path segment
+// (same account and region). "default" maps to the default URL itself.
+func DeriveQueueURL(defaultURL, name string) (string, error) {
+	if name == "" || name == "default" {
+		return defaultURL, nil
+	}
+	i := strings.LastIndexByte(defaultURL, '/')
+	if i < 0 || i == len(defaultURL)-1 {
+		return "", errors.New("default queue URL has no queue name to derive from")
+	}
+	return defaultURL + "-" + name, nil
+}

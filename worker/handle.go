@@ -1,0 +1,435 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/taskiq-go/taskiq-go/plan"
+	"github.com/taskiq-go/taskiq-go/sqs"
+)
+
+// stop reasons: why a running command is being stopped.
+const (
+	reasonCancel   = "cancelled"
+	reasonLease    = "lease lost"
+	reasonShutdown = "worker shutting down"
+)
+
+// run is one attempt in progress, shared with the heartbeat.
+type run struct {
+	task       *plan.Task
+	q          QueueRef
+	msg        sqs.Message
+	marker     plan.Running
+	leaseUntil time.Time
+	log        zerolog.Logger
+
+	stopOnce sync.Once
+	stopC    chan struct{}
+	reason   string
+}
+
+// stop asks the attempt to end for reason; the first reason wins.
+func (r *run) stop(reason string) {
+	r.stopOnce.Do(func() { r.reason = reason; close(r.stopC) })
+}
+
+// handle takes one message from receipt to acknowledgement.
+func (w *Worker) handle(ctx context.Context, q QueueRef, m sqs.Message) {
+	log := w.log.With().Str("queue", q.Name).Str("message_id", m.MessageID).Logger()
+	task, ptr, err := plan.DecodeMessage([]byte(m.Body))
+	if err == nil && ptr != nil {
+		task, err = w.store.GetTask(ctx, ptr.ID)
+		if err != nil && !errors.Is(err, plan.ErrTaskNotFound) {
+			log.Error().Err(err).Str("task_id", ptr.ID).Msg("cannot read the task's payload; will try again")
+			w.retryLater(ctx, log, m, 5*time.Second)
+			return
+		}
+	}
+	if err == nil && task.ID == "" {
+		err = errors.New("task has no id")
+	}
+	if err != nil {
+		w.deadLetter(ctx, log, q, m, err)
+		return
+	}
+	log = log.With().Str("task_id", task.ID).Logger()
+
+	snap, err := w.store.Snapshot(ctx, task.ID)
+	if err != nil && !errors.Is(err, plan.ErrTaskNotFound) {
+		log.Error().Err(err).Msg("cannot read the task's state; will try again")
+		w.retryLater(ctx, log, m, 5*time.Second)
+		return
+	}
+	now := w.cfg.Now()
+	attempt := 1
+	if snap != nil {
+		if snap.Result != nil {
+			log.Info().Str("state", string(snap.Result.State)).Msg("duplicate delivery of a finished task: acknowledging without running")
+			w.ack(ctx, log, m)
+			return
+		}
+		if r := snap.Running; r != nil && (now.Sub(r.HeartbeatAt) <= r.StaleAfter() || w.isRunning(task.ID)) {
+			log.Info().Str("running_on", r.Worker.String()).Msg("task is running elsewhere: not starting it twice")
+			w.retryLater(ctx, log, m, w.cfg.VisibilityTimeout)
+			return
+		}
+		if snap.Cancel {
+			w.finishUnstarted(ctx, log, task, m, snap.LastClaim, plan.StateCancelled, "cancelled before it started")
+			return
+		}
+		attempt = snap.LastClaim + 1
+		if lost := snap.LastClaim - len(snap.Attempts); lost >= w.cfg.MaxLostAttempts {
+			w.finishUnstarted(ctx, log, task, m, snap.LastClaim, plan.StateFailed,
+				fmt.Sprintf("the worker running it was lost %d times", lost))
+			return
+		}
+	}
+	r := &run{
+		task: task, q: q, msg: m, log: log.With().Int("attempt", attempt).Logger(),
+		stopC:      make(chan struct{}),
+		leaseUntil: now.Add(w.cfg.VisibilityTimeout),
+		marker: plan.Running{
+			V: plan.Version, ID: task.ID, Attempt: attempt, Worker: w.cfg.Info,
+			StartedAt: now, HeartbeatAt: now, LeaseUntil: now.Add(w.cfg.VisibilityTimeout),
+			HeartbeatEvery: plan.Duration(w.cfg.Heartbeat),
+		},
+	}
+	if err := w.store.Claim(ctx, &r.marker); err != nil {
+		if errors.Is(err, plan.ErrExists) {
+			log.Info().Int("attempt", attempt).Msg("another worker took this attempt first")
+		} else {
+			log.Error().Err(err).Msg("cannot claim the task; will try again")
+		}
+		w.retryLater(ctx, log, m, w.cfg.VisibilityTimeout)
+		return
+	}
+	// Checked after the claim is written, and cancel checks for a claim
+	// after writing its marker: one of the two always sees the other.
+	if cancelled, err := w.store.CancelRequested(ctx, task.ID); err == nil && cancelled {
+		w.finishUnstarted(ctx, log, task, m, attempt, plan.StateCancelled, "cancelled before it started")
+		return
+	}
+	w.track(r)
+	defer w.untrack(r)
+	res := w.execute(ctx, r)
+	if res == nil {
+		w.release(r)
+		return
+	}
+	w.finish(r, res)
+}
+
+func (w *Worker) isRunning(id string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.running[id]
+	return ok
+}
+
+func (w *Worker) track(r *run) {
+	w.mu.Lock()
+	w.running[r.task.ID] = r
+	w.mu.Unlock()
+}
+
+func (w *Worker) untrack(r *run) {
+	w.mu.Lock()
+	if w.running[r.task.ID] == r {
+		delete(w.running, r.task.ID)
+	}
+	w.mu.Unlock()
+}
+
+// execute runs the command and returns its result, or nil when the attempt
+// must be released instead (shutdown, lost lease).
+func (w *Worker) execute(ctx context.Context, r *run) *plan.Result {
+	t := r.task
+	res := &plan.Result{
+		V: plan.Version, ID: t.ID, Attempt: r.marker.Attempt, Worker: w.cfg.Info,
+		Group: t.Group, Queue: t.Queue, Labels: t.Labels,
+		SubmittedAt: t.SubmittedAt, StartedAt: r.marker.StartedAt,
+	}
+	fail := func(code int, msg string) *plan.Result {
+		res.State, res.ExitCode, res.Error, res.FinishedAt = plan.StateFailed, plan.IntPtr(code), msg, w.cfg.Now()
+		r.log.Warn().Str("err", msg).Msg("task could not start")
+		return res
+	}
+	if err := t.ExecLimitError(); err != nil {
+		return fail(126, err.Error())
+	}
+	stdout, err := newCapture(w.cfg.TempDir)
+	if err != nil {
+		return fail(126, fmt.Sprintf("cannot capture output: %v", err))
+	}
+	defer stdout.close()
+	stderr, err := newCapture(w.cfg.TempDir)
+	if err != nil {
+		return fail(126, fmt.Sprintf("cannot capture output: %v", err))
+	}
+	defer stderr.close()
+
+	cmd := exec.Command(t.Argv[0], t.Argv[1:]...)
+	cmd.Env = os.Environ()
+	for k, v := range t.Env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Dir = t.Dir
+	cmd.Stdout, cmd.Stderr = stdout.f, stderr.f
+	// Its own process group, so that stopping it stops everything it spawned.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		code := 126
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
+			code = 127
+		}
+		return fail(code, fmt.Sprintf("cannot start %q: %v", t.Argv[0], err))
+	}
+	r.log.Info().Int("pid", cmd.Process.Pid).Msg("task started")
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+
+	var timeout <-chan time.Time
+	if t.Timeout > 0 {
+		timer := time.NewTimer(t.Timeout.Std())
+		defer timer.Stop()
+		timeout = timer.C
+	}
+	reason := ""
+	var waitErr error
+	select {
+	case waitErr = <-done:
+	case <-timeout:
+		reason = "timed out"
+	case <-r.stopC:
+		reason = r.reason
+	case <-ctx.Done():
+		reason = reasonShutdown
+	}
+	if reason != "" {
+		r.log.Info().Str("reason", reason).Msg("stopping task")
+		waitErr = w.kill(cmd.Process.Pid, done)
+	}
+	res.FinishedAt = w.cfg.Now()
+	if reason == reasonShutdown || reason == reasonLease {
+		return nil
+	}
+	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	switch {
+	case ws.Signaled():
+		res.Signal = unix(ws.Signal())
+		res.ExitCode = plan.IntPtr(128 + int(ws.Signal()))
+	case cmd.ProcessState != nil:
+		res.ExitCode = plan.IntPtr(cmd.ProcessState.ExitCode())
+	}
+	switch {
+	case reason == "timed out":
+		res.State, res.Error = plan.StateTimedOut, fmt.Sprintf("timed out after %s", t.Timeout.Std())
+	case reason == reasonCancel:
+		res.State, res.Error = plan.StateCancelled, "cancelled while running"
+	case waitErr == nil && res.ExitCode != nil && *res.ExitCode == 0:
+		res.State = plan.StateSucceeded
+	default:
+		res.State = plan.StateFailed
+	}
+	// Output is stored on a context that shutdown does not cancel.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	if res.Stdout, err = stdout.store(sctx, w.store, t.ID, res.Attempt, "stdout", w.cfg.InlineLimit); err != nil {
+		res.Error = join(res.Error, fmt.Sprintf("stdout lost: %v", err))
+	}
+	if res.Stderr, err = stderr.store(sctx, w.store, t.ID, res.Attempt, "stderr", w.cfg.InlineLimit); err != nil {
+		res.Error = join(res.Error, fmt.Sprintf("stderr lost: %v", err))
+	}
+	return res
+}
+
+func join(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+// kill stops the process group: SIGTERM, KillGrace, then SIGKILL (at once
+// on Abort). It returns the command's wait error.
+func (w *Worker) kill(pid int, done <-chan error) error {
+	_ = syscall.Kill(-pid, syscall.SIGTERM)
+	grace := time.NewTimer(w.cfg.KillGrace)
+	defer grace.Stop()
+	var err error
+	select {
+	case err = <-done:
+	case <-grace.C:
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		err = <-done
+	case <-w.abort:
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		err = <-done
+	}
+	// The leader is gone; children that ignored SIGTERM must go too.
+	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	return err
+}
+
+// unix names a signal the way shells do ("SIGTERM").
+func unix(s syscall.Signal) string {
+	switch s {
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGKILL:
+		return "SIGKILL"
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGSEGV:
+		return "SIGSEGV"
+	case syscall.SIGABRT:
+		return "SIGABRT"
+	case syscall.SIGHUP:
+		return "SIGHUP"
+	case syscall.SIGQUIT:
+		return "SIGQUIT"
+	}
+	return fmt.Sprintf("signal %d", int(s))
+}
+
+// finish records how an attempt ended and acknowledges or reschedules the
+// message. Every write happens on a context that shutdown does not cancel,
+// and the message is deleted only after the result is stored.
+func (w *Worker) finish(r *run, res *plan.Result) {
+	log := r.log.With().Str("state", string(res.State)).Logger()
+	if res.ExitCode != nil {
+		log = log.With().Int("exit_code", *res.ExitCode).Logger()
+	}
+	retry := (res.State == plan.StateFailed || res.State == plan.StateTimedOut) && res.Attempt < r.task.MaxAttempts
+	if retry {
+		w.persist(log, "attempt record", func(ctx context.Context) error { return w.store.PutAttempt(ctx, res) })
+		w.persist(log, "running marker removal", func(ctx context.Context) error { return w.store.DeleteRunning(ctx, res.ID) })
+		delay := Backoff(res.Attempt, w.cfg.Jitter)
+		log.Info().Dur("retry_in", delay).Msg("attempt failed; will retry")
+		w.persist(log, "retry scheduling", func(ctx context.Context) error {
+			return w.queue.SetVisibility(ctx, r.q.URL, r.msg.ReceiptHandle, delay)
+		})
+		return
+	}
+	if res.Attempt > 1 {
+		w.persist(log, "attempt record", func(ctx context.Context) error { return w.store.PutAttempt(ctx, res) })
+	}
+	w.persist(log, "result", func(ctx context.Context) error {
+		err := w.store.PutResult(ctx, res)
+		if errors.Is(err, plan.ErrExists) {
+			log.Warn().Msg("a result was already recorded; keeping the first")
+			return nil
+		}
+		return err
+	})
+	w.ack(context.Background(), log, r.msg)
+	w.finished.Add(1)
+	log.Info().Dur("took", res.FinishedAt.Sub(res.StartedAt)).Msg("task finished")
+}
+
+// finishUnstarted ends a task that never ran (cancelled, lost too often).
+func (w *Worker) finishUnstarted(ctx context.Context, log zerolog.Logger, t *plan.Task, m sqs.Message, attempt int, state plan.State, why string) {
+	now := w.cfg.Now()
+	res := &plan.Result{
+		V: plan.Version, ID: t.ID, State: state, Attempt: attempt, Worker: w.cfg.Info,
+		Group: t.Group, Queue: t.Queue, Labels: t.Labels, Error: why,
+		SubmittedAt: t.SubmittedAt, FinishedAt: now,
+	}
+	w.persist(log, "result", func(ctx context.Context) error {
+		if err := w.store.PutResult(ctx, res); err != nil && !errors.Is(err, plan.ErrExists) {
+			return err
+		}
+		return nil
+	})
+	w.ack(ctx, log, m)
+	w.finished.Add(1)
+	log.Info().Str("state", string(state)).Str("why", why).Msg("task ended without running")
+}
+
+// release gives an unfinished attempt back: the claim is withdrawn so the
+// attempt is not counted, and the message becomes visible at once.
+func (w *Worker) release(r *run) {
+	log := r.log
+	w.persist(log, "claim withdrawal", func(ctx context.Context) error { return w.store.Unclaim(ctx, r.task.ID, r.marker.Attempt) })
+	w.persist(log, "running marker removal", func(ctx context.Context) error { return w.store.DeleteRunning(ctx, r.task.ID) })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := w.queue.SetVisibility(ctx, r.q.URL, r.msg.ReceiptHandle, 0); err != nil {
+		log.Warn().Err(err).Msg("cannot release the message; it returns when its lease runs out")
+		return
+	}
+	log.Info().Msg("task released to the queue")
+}
+
+func (w *Worker) ack(ctx context.Context, log zerolog.Logger, m sqs.Message) {
+	w.persist(log, "message deletion", func(ctx context.Context) error {
+		return w.queue.Delete(ctx, m.QueueURL, m.ReceiptHandle)
+	})
+}
+
+func (w *Worker) retryLater(ctx context.Context, log zerolog.Logger, m sqs.Message, d time.Duration) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := w.queue.SetVisibility(cctx, m.QueueURL, m.ReceiptHandle, d); err != nil {
+		log.Warn().Err(err).Msg("cannot reschedule the message; it returns when its lease runs out")
+	}
+}
+
+// deadLetter moves a message that can never run to the dead-letter queue with
+// the reason; without one, it is left for the queue's redrive policy.
+func (w *Worker) deadLetter(ctx context.Context, log zerolog.Logger, q QueueRef, m sqs.Message, reason error) {
+	log.Error().Err(reason).Msg("undecodable task message")
+	if w.cfg.DeadLetterURL == "" {
+		w.retryLater(ctx, log, m, w.cfg.VisibilityTimeout)
+		return
+	}
+	attrs := map[string]string{
+		"taskiq_reason":       reason.Error(),
+		"taskiq_source_queue": q.URL,
+		"taskiq_message_id":   m.MessageID,
+		"taskiq_worker":       w.cfg.Info.String(),
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	body := m.Body
+	if body == "" {
+		body = " " // SQS refuses empty bodies
+	}
+	if _, err := w.queue.Send(cctx, w.cfg.DeadLetterURL, sqs.Entry{Body: body, Attributes: attrs}); err != nil {
+		log.Error().Err(err).Msg("cannot move the message to the dead-letter queue; leaving it on its queue")
+		w.retryLater(ctx, log, m, w.cfg.VisibilityTimeout)
+		return
+	}
+	w.ack(cctx, log, m)
+	log.Warn().Msg("message moved to the dead-letter queue")
+}
+
+// persist retries a write until it succeeds or two minutes pass: results
+// and acknowledgements must survive a short outage of the endpoint.
+func (w *Worker) persist(log zerolog.Logger, what string, f func(context.Context) error) {
+	deadline := time.Now().Add(2 * time.Minute)
+	for i := 0; ; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := f(ctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			log.Error().Err(err).Msgf("giving up on the %s", what)
+			return
+		}
+		d := min(time.Duration(i+1)*500*time.Millisecond, 5*time.Second)
+		log.Warn().Err(err).Dur("retry_in", d).Msgf("%s failed", what)
+		time.Sleep(d)
+	}
+}

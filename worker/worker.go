@@ -1,0 +1,320 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/taskiq-go/taskiq-go/plan"
+	"github.com/taskiq-go/taskiq-go/sqs"
+)
+
+// QueueRef is one queue a worker serves.
+type QueueRef struct {
+	Name string
+	URL  string
+}
+
+// Config is everything a worker needs to know; zero values take the
+// defaults documented on each field.
+type Config struct {
+	Queues []QueueRef
+	// DeadLetterURL receives messages that cannot be decoded or fail
+	// validation, with the reason; empty leaves them for the queue's own
+	// redrive policy.
+	DeadLetterURL string
+	// Concurrency is how many tasks run at once (default 1).
+	Concurrency int
+	// VisibilityTimeout is the lease taken on each message (default 30 s);
+	// the heartbeat extends it while the task runs.
+	VisibilityTimeout time.Duration
+	// Heartbeat is how often running markers are refreshed, cancel markers
+	// checked and leases extended (default 3 s).
+	Heartbeat time.Duration
+	// WaitTime is the long-poll wait of one receive (default 20 s).
+	WaitTime time.Duration
+	// KillGrace is the time between SIGTERM and SIGKILL (default 10 s).
+	KillGrace time.Duration
+	// ShutdownGrace is how long running tasks may go on after a stop signal
+	// before they are stopped and released (default 30 s).
+	ShutdownGrace time.Duration
+	// MaxTasks stops the worker after it has finished that many tasks (0: no limit).
+	MaxTasks int
+	// IdleExit stops the worker once it has been idle that long (0: never).
+	IdleExit time.Duration
+	// InlineLimit is the largest output kept inside the result record
+	// (default 64 KiB); larger output is stored as a log object.
+	InlineLimit int64
+	// MaxLostAttempts bounds how often a task may be taken again after its
+	// worker died mid-run before it ends failed (default 3).
+	MaxLostAttempts int
+	// Info identifies this worker in results and markers.
+	Info plan.WorkerInfo
+	// Version is reported in the worker's heartbeat record.
+	Version string
+	// TempDir holds captured output while a task runs (default os.TempDir()).
+	TempDir string
+	Log     zerolog.Logger
+	// Now and Jitter are injected by tests.
+	Now    func() time.Time
+	Jitter func() float64
+}
+
+func (c *Config) defaults() {
+	if c.Concurrency < 1 {
+		c.Concurrency = 1
+	}
+	if c.VisibilityTimeout <= 0 {
+		c.VisibilityTimeout = 30 * time.Second
+	}
+	if c.VisibilityTimeout < 2*time.Second {
+		c.VisibilityTimeout = 2 * time.Second
+	}
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = min(3*time.Second, c.VisibilityTimeout/3)
+	}
+	if c.WaitTime <= 0 {
+		c.WaitTime = 20 * time.Second
+	}
+	if c.KillGrace <= 0 {
+		c.KillGrace = 10 * time.Second
+	}
+	if c.ShutdownGrace <= 0 {
+		c.ShutdownGrace = 30 * time.Second
+	}
+	if c.InlineLimit <= 0 {
+		c.InlineLimit = 64 * 1024
+	}
+	if c.MaxLostAttempts <= 0 {
+		c.MaxLostAttempts = 3
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Worker consumes tasks from its queues until stopped.
+type Worker struct {
+	cfg   Config
+	queue Queue
+	store Store
+	log   zerolog.Logger
+
+	slots chan struct{}
+
+	mu      sync.Mutex
+	running map[string]*run // by task id
+
+	finished atomic.Int64
+	// lastActive is when a task last arrived or finished (unix nanoseconds),
+	// for IdleExit.
+	lastActive atomic.Int64
+	started    time.Time
+	// abort is closed by Abort: stop everything now, still releasing.
+	abort     chan struct{}
+	abortOnce sync.Once
+}
+
+// New builds a worker; it does nothing until Run.
+func New(cfg Config, q Queue, s Store) *Worker {
+	cfg.defaults()
+	return &Worker{
+		cfg:     cfg,
+		queue:   q,
+		store:   s,
+		log:     cfg.Log.With().Str("worker", cfg.Info.ID).Logger(),
+		slots:   make(chan struct{}, cfg.Concurrency),
+		running: map[string]*run{},
+		abort:   make(chan struct{}),
+	}
+}
+
+// Abort stops running tasks at once (a second stop signal). Their messages
+// are still released so that another worker takes them without delay.
+func (w *Worker) Abort() {
+	w.abortOnce.Do(func() { close(w.abort) })
+}
+
+// Finished reports how many tasks this worker has finished.
+func (w *Worker) Finished() int { return int(w.finished.Load()) }
+
+// Run receives and runs tasks until ctx is cancelled (then it shuts down
+// gracefully: no new receives, running tasks get ShutdownGrace to finish),
+// until MaxTasks have finished, or until it has been idle for IdleExit.
+func (w *Worker) Run(ctx context.Context) error {
+	if len(w.cfg.Queues) == 0 {
+		return errors.New("worker has no queue to serve")
+	}
+	w.started = w.cfg.Now()
+	// tasks run on their own context: stopping the fetch loop must not kill
+	// them; only the shutdown grace or Abort does.
+	workCtx, stopWork := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer stopWork(nil)
+
+	hbCtx, stopHB := context.WithCancel(context.WithoutCancel(ctx))
+	hbDone := make(chan struct{})
+	go func() { defer close(hbDone); w.heartbeatLoop(hbCtx) }()
+
+	var wg sync.WaitGroup
+	fetchErr := w.fetchLoop(ctx, workCtx, &wg)
+
+	// Shutdown: wait for running tasks, up to the grace period.
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	if n := w.runningCount(); n > 0 {
+		w.log.Info().Int("running", n).Dur("grace", w.cfg.ShutdownGrace).Msg("stopping: waiting for running tasks")
+	}
+	grace := time.NewTimer(w.cfg.ShutdownGrace)
+	defer grace.Stop()
+	select {
+	case <-done:
+	case <-grace.C:
+		w.log.Warn().Msg("shutdown grace over: stopping running tasks and releasing them")
+		stopWork(errShutdown)
+		<-done
+	case <-w.abort:
+		w.log.Warn().Msg("stopping running tasks now and releasing them")
+		stopWork(errShutdown)
+		<-done
+	}
+	stopHB()
+	<-hbDone
+	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = w.store.DeleteWorker(cctx, w.cfg.Info.ID)
+	w.log.Info().Int("finished", w.Finished()).Msg("worker stopped")
+	return fetchErr
+}
+
+var errShutdown = errors.New("worker shutting down")
+
+func (w *Worker) runningCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.running)
+}
+
+// fetchLoop receives while there are free slots, and hands each message to
+// a goroutine that holds one slot until the task is done.
+func (w *Worker) fetchLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) error {
+	w.touch()
+	failures := 0
+	qi := 0
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if w.cfg.MaxTasks > 0 && w.reserved() >= w.cfg.MaxTasks {
+			return nil
+		}
+		// Wait for at least one free slot.
+		select {
+		case w.slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		free := 1 + cap(w.slots) - len(w.slots)
+		if w.cfg.MaxTasks > 0 {
+			free = min(free, w.cfg.MaxTasks-w.reserved())
+		}
+		// Grab the remaining free slots now so that what we receive always
+		// has a slot: never receive more than we can run.
+		got := 1
+		for got < free {
+			select {
+			case w.slots <- struct{}{}:
+				got++
+				continue
+			default:
+			}
+			break
+		}
+		q := w.cfg.Queues[qi%len(w.cfg.Queues)]
+		qi++
+		wait := w.cfg.WaitTime
+		if len(w.cfg.Queues) > 1 {
+			// Several queues: a short wait on each in turn, so that none
+			// waits behind a long poll of another.
+			wait = time.Second
+		}
+		if w.cfg.IdleExit > 0 && w.runningCount() == 0 {
+			left := w.cfg.IdleExit - w.cfg.Now().Sub(time.Unix(0, w.lastActive.Load()))
+			if left <= 0 {
+				w.releaseSlots(got)
+				w.log.Info().Dur("idle", w.cfg.IdleExit).Msg("idle: exiting")
+				return nil
+			}
+			wait = min(wait, left.Round(time.Second)+time.Second)
+		}
+		msgs, err := w.queue.Receive(ctx, q.URL, min(got, sqs.MaxBatch), wait, w.cfg.VisibilityTimeout)
+		if err != nil {
+			w.releaseSlots(got)
+			if ctx.Err() != nil {
+				return nil
+			}
+			failures++
+			d := min(time.Duration(failures)*time.Second, 15*time.Second)
+			w.log.Error().Err(err).Str("queue", q.Name).Dur("retry_in", d).Msg("receive failed")
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+				return nil
+			}
+			continue
+		}
+		if failures > 0 {
+			w.log.Info().Str("queue", q.Name).Msg("receive works again")
+			failures = 0
+		}
+		if len(msgs) > 0 || w.runningCount() > 0 {
+			w.touch()
+		}
+		w.releaseSlots(got - len(msgs))
+		for _, m := range msgs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer w.releaseSlots(1)
+				w.handle(workCtx, q, m)
+				w.touch()
+			}()
+		}
+	}
+}
+
+func (w *Worker) touch() { w.lastActive.Store(w.cfg.Now().UnixNano()) }
+
+func (w *Worker) releaseSlots(n int) {
+	for range n {
+		<-w.slots
+	}
+}
+
+// reserved counts tasks finished plus tasks holding a slot, for MaxTasks.
+func (w *Worker) reserved() int {
+	return int(w.finished.Load()) + len(w.slots)
+}
+
+// hostname is looked up once.
+var hostname = sync.OnceValue(func() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return "unknown"
+	}
+	return h
+})
+
+// DefaultInfo identifies this process as a worker with the given id (a
+// generated one when empty).
+func DefaultInfo(id string) plan.WorkerInfo {
+	if id == "" {
+		id = fmt.Sprintf("w-%s-%d", hostname(), os.Getpid())
+	}
+	return plan.WorkerInfo{Host: hostname(), PID: os.Getpid(), ID: id}
+}
