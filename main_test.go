@@ -1,0 +1,316 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/taskiq-go/taskiq-go/commands"
+)
+
+// TestMain registers the taskiq-go command and the small programs that
+// scripts run as tasks, so that scripts need no shell.
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"taskiq-go": func() { os.Exit(commands.Main(os.Args)) },
+		// exitn N: exit with status N.
+		"exitn": func() {
+			n, _ := strconv.Atoi(os.Args[1])
+			os.Exit(n)
+		},
+		// sleeper D [FILE]: write FILE (if given) then sleep D.
+		"sleeper": func() {
+			d, _ := time.ParseDuration(os.Args[1])
+			if len(os.Args) > 2 {
+				os.WriteFile(os.Args[2], []byte(strconv.Itoa(os.Getpid())), 0o644)
+			}
+			time.Sleep(d)
+		},
+		// ignoreterm D FILE: ignore SIGTERM, write FILE, sleep D.
+		"ignoreterm": func() {
+			signal.Ignore(syscall.SIGTERM)
+			os.WriteFile(os.Args[2], []byte(strconv.Itoa(os.Getpid())), 0o644)
+			d, _ := time.ParseDuration(os.Args[1])
+			time.Sleep(d)
+		},
+		// printbytes N: write N deterministic bytes, not all valid UTF-8.
+		"printbytes": func() {
+			n, _ := strconv.Atoi(os.Args[1])
+			w := bufio.NewWriterSize(os.Stdout, 1<<16)
+			r := rand.New(rand.NewPCG(1, 2))
+			for range n {
+				w.WriteByte(byte(r.IntN(256)))
+			}
+			w.Flush()
+		},
+		// echoargs: print the number of arguments and their total size, and
+		// the environment variable TASK_ENV.
+		"echoargs": func() {
+			total := 0
+			for _, a := range os.Args[1:] {
+				total += len(a)
+			}
+			fmt.Printf("%d args, %d bytes, TASK_ENV=%s\n", len(os.Args)-1, total, os.Getenv("TASK_ENV"))
+			fmt.Fprintln(os.Stderr, "to stderr")
+		},
+		// genspec N SIZE: print a task spec whose argv is echoargs and N
+		// arguments of SIZE bytes each.
+		"genspec": func() {
+			n, _ := strconv.Atoi(os.Args[1])
+			size, _ := strconv.Atoi(os.Args[2])
+			argv := []string{"echoargs"}
+			for i := range n {
+				argv = append(argv, strings.Repeat(string(rune('a'+i%26)), size))
+			}
+			json.NewEncoder(os.Stdout).Encode(map[string]any{"argv": argv, "id": os.Args[3]})
+		},
+		// failonce FILE: fail (exit 1) unless FILE exists; create it.
+		"failonce": func() {
+			if _, err := os.Stat(os.Args[1]); err == nil {
+				fmt.Println("second time lucky")
+				return
+			}
+			os.WriteFile(os.Args[1], nil, 0o644)
+			fmt.Println("failing once")
+			os.Exit(1)
+		},
+		// touchfile FILE: create FILE (proves a task ran).
+		"touchfile": func() {
+			f, _ := os.OpenFile(os.Args[1], os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+			fmt.Fprintln(f, "ran")
+			f.Close()
+		},
+	})
+}
+
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/script",
+		RequireExplicitExec: true,
+		RequireUniqueNames:  true,
+		UpdateScripts:       os.Getenv("TASKIQ_GO_UPDATE") != "",
+		Setup:               setupEndpoint,
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"waitstate": cmdWaitState,
+			"waitfile":  cmdWaitFile,
+			"sqssend":   cmdSQSSend,
+			"sqscount":  cmdSQSCount,
+		},
+	})
+}
+
+// setupEndpoint gives every script its own SQS+S3 endpoint and sets the
+// variables the commands read. By default it starts `taskiq-go dev` on a
+// free port; with TASKIQ_GO_TEST_ENDPOINT set (moto_server in CI) it creates
+// fresh queues and a fresh bucket there instead.
+func setupEndpoint(env *testscript.Env) error {
+	env.Setenv("TASKIQ_GO_LOG_FORMAT", "json")
+	env.Setenv("AWS_CONFIG_FILE", filepath.Join(env.WorkDir, ".aws-config-none"))
+	env.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(env.WorkDir, ".aws-credentials-none"))
+	env.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	if ep := os.Getenv("TASKIQ_GO_TEST_ENDPOINT"); ep != "" {
+		return setupExternal(env, ep)
+	}
+	bin, err := lookPath(env, "taskiq-go")
+	if err != nil {
+		return err
+	}
+	envFile := filepath.Join(env.WorkDir, ".dev.env")
+	cmd := exec.Command(bin, "dev", "--addr", "127.0.0.1:0", "--env-file", envFile, "--queue", "gpu", "--log-format", "json")
+	cmd.Env = env.Vars
+	logf, err := os.Create(filepath.Join(env.WorkDir, ".dev.log"))
+	if err != nil {
+		return err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	env.Defer(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+		}
+		logf.Close()
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		data, err := os.ReadFile(envFile)
+		if err == nil {
+			for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+				k, v, _ := strings.Cut(strings.TrimPrefix(line, "export "), "=")
+				env.Setenv(k, strings.Trim(v, "'"))
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("taskiq-go dev did not write %s in time", envFile)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	env.Setenv("TEST_DLQ_URL", env.Getenv("TASKIQ_GO_QUEUE_URL")+"-dlq")
+	return nil
+}
+
+func lookPath(env *testscript.Env, name string) (string, error) {
+	for _, dir := range filepath.SplitList(env.Getenv("PATH")) {
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found in the script's PATH", name)
+}
+
+// setupExternal creates a queue (with -dlq and -gpu companions) and a
+// bucket with random names on an external endpoint.
+func setupExternal(env *testscript.Env, endpoint string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b := make([]byte, 6)
+	crand.Read(b)
+	name := "t" + hex.EncodeToString(b)
+	sq, s3c, err := clients(ctx, endpoint)
+	if err != nil {
+		return err
+	}
+	var queueURL string
+	for _, n := range []string{name, name + "-dlq", name + "-gpu"} {
+		out, err := sq.CreateQueue(ctx, &awssqs.CreateQueueInput{QueueName: aws.String(n)})
+		if err != nil {
+			return fmt.Errorf("create queue %s: %w", n, err)
+		}
+		if n == name {
+			queueURL = aws.ToString(out.QueueUrl)
+		}
+	}
+	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
+		return fmt.Errorf("create bucket %s: %w", name, err)
+	}
+	for k, v := range map[string]string{
+		"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
+		"AWS_ENDPOINT_URL": endpoint, "TASKIQ_GO_QUEUE_URL": queueURL, "TASKIQ_GO_BUCKET": name,
+		"TEST_DLQ_URL": queueURL + "-dlq",
+	} {
+		env.Setenv(k, v)
+	}
+	return nil
+}
+
+func clients(ctx context.Context, endpoint string) (*awssqs.Client, *s3.Client, error) {
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion("us-east-1"),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")))
+	if err != nil {
+		return nil, nil, err
+	}
+	sq := awssqs.NewFromConfig(cfg, func(o *awssqs.Options) { o.BaseEndpoint = aws.String(endpoint) })
+	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.BaseEndpoint = aws.String(endpoint); o.UsePathStyle = true })
+	return sq, s3c, nil
+}
+
+func scriptSQS(ts *testscript.TestScript) *awssqs.Client {
+	sq, _, err := clients(context.Background(), ts.Getenv("AWS_ENDPOINT_URL"))
+	ts.Check(err)
+	return sq
+}
+
+// waitstate [-timeout D] ID STATE: poll until the task is in STATE.
+func cmdWaitState(ts *testscript.TestScript, neg bool, args []string) {
+	timeout := 30 * time.Second
+	if len(args) > 2 && args[0] == "-timeout" {
+		d, err := time.ParseDuration(args[1])
+		ts.Check(err)
+		timeout, args = d, args[2:]
+	}
+	if len(args) != 2 {
+		ts.Fatalf("usage: waitstate [-timeout D] ID STATE")
+	}
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		_ = ts.Exec("taskiq-go", "poll", "--json", args[0])
+		var st struct{ State string }
+		if json.Unmarshal([]byte(ts.ReadFile("stdout")), &st) == nil {
+			last = st.State
+			if last == args[1] {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	ts.Fatalf("task %s is %q after %s, not %q", args[0], last, timeout, args[1])
+}
+
+// waitfile [-timeout D] FILE: wait until FILE exists.
+func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
+	timeout := 30 * time.Second
+	if len(args) > 2 && args[0] == "-timeout" {
+		d, err := time.ParseDuration(args[1])
+		ts.Check(err)
+		timeout, args = d, args[2:]
+	}
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(ts.MkAbs(args[0])); err == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ts.Fatalf("%s did not appear within %s", args[0], timeout)
+}
+
+// sqssend QUEUE_URL BODY: send a raw message body, as a buggy or hostile
+// producer might.
+func cmdSQSSend(ts *testscript.TestScript, neg bool, args []string) {
+	_, err := scriptSQS(ts).SendMessage(context.Background(), &awssqs.SendMessageInput{
+		QueueUrl: aws.String(args[0]), MessageBody: aws.String(args[1]),
+	})
+	ts.Check(err)
+}
+
+// sqscount QUEUE_URL N: wait until the queue holds N messages (visible plus
+// in flight).
+func cmdSQSCount(ts *testscript.TestScript, neg bool, args []string) {
+	want, _ := strconv.Atoi(args[1])
+	sq := scriptSQS(ts)
+	got := -1
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		out, err := sq.GetQueueAttributes(context.Background(), &awssqs.GetQueueAttributesInput{
+			QueueUrl:       aws.String(args[0]),
+			AttributeNames: []sqstypes.QueueAttributeName{"ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"},
+		})
+		ts.Check(err)
+		a, _ := strconv.Atoi(out.Attributes["ApproximateNumberOfMessages"])
+		b, _ := strconv.Atoi(out.Attributes["ApproximateNumberOfMessagesNotVisible"])
+		got = a + b
+		if got == want {
+			return
+		}
+	}
+	ts.Fatalf("queue holds %d messages, want %d", got, want)
+}
