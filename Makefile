@@ -1,0 +1,51 @@
+# The two set-up commands: `make demo` runs the example Dagster job on the
+# embedded dev endpoint, `make test` runs every test. Both install what they
+# need (Go modules, a virtualenv with the pinned Python packages and moto).
+
+GO      ?= go
+VENV    ?= .venv
+BIN     := bin/taskiq-go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/taskiq-go/taskiq-go/commands.Version=$(VERSION)
+
+export VENV
+
+.PHONY: all build test go-test go-test-moto py-test venv demo bench fuzz lint clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
+
+venv:
+	bash scripts/venv.sh
+
+## test: everything CI runs: vet, Go unit and golden tests on the embedded
+## endpoint, the golden tests again on moto_server, the Dagster tests.
+test: lint go-test go-test-moto py-test
+
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+go-test:
+	$(GO) test -count=1 ./...
+
+go-test-moto: venv
+	bash scripts/test-moto.sh
+
+py-test: build venv
+	TASKIQ_GO_BIN=$(CURDIR)/$(BIN) $(VENV)/bin/python -m pytest -q python/tests
+
+demo: build venv
+	bash scripts/demo.sh
+
+bench: build
+	bash bench/run.sh
+
+fuzz:
+	$(GO) test ./plan -run '^$$' -fuzz FuzzDecodeMessage -fuzztime 30s
+
+clean:
+	rm -rf bin dist .cache
