@@ -34,7 +34,6 @@ import (
 
 	"github.com/Admiral-Piett/goaws/app/gosqs"
 	"github.com/Admiral-Piett/goaws/app/models"
-	"github.com/Admiral-Piett/goaws/app/router"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3bolt"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
@@ -230,7 +229,7 @@ func start(opts Options) (s *Server, err error) {
 	// host name that does not resolve. So Region stays empty here and the
 	// SQS wrapper puts the region into the ARNs itself.
 	configureGoaws(host, port, opts)
-	s.sqs = newSQSHandler(router.New(), opts.Region, opts.AccountID)
+	s.sqs = newSQSHandler(goawsHandler(), opts.Region, opts.AccountID)
 	if err := s.sqs.createQueues(opts); err != nil {
 		return nil, err
 	}
@@ -241,7 +240,7 @@ func start(opts Options) (s *Server, err error) {
 	}()
 
 	s.httpSrv = &http.Server{
-		Handler:           s,
+		Handler:           http.HandlerFunc(s.route),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          log.New(warnWriter{opts.Log}, "", 0),
 	}
@@ -336,8 +335,8 @@ func newS3(opts Options) (http.Handler, *bolt.DB, error) {
 	return faker.Server(), db, nil
 }
 
-// ServeHTTP routes one request to the SQS or the S3 emulator.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// route sends one request to the SQS or the S3 emulator.
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

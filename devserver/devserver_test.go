@@ -309,6 +309,26 @@ func TestSQS(t *testing.T) {
 		}
 	})
 
+	t.Run("SizeLimits", func(t *testing.T) {
+		big := strings.Repeat("x", 1<<20+1)
+		_, err := f.c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: f.url("batch"), MessageBody: aws.String(big)})
+		var ae smithy.APIError
+		errors.As(err, &ae)
+		t.Logf("message over 1 MiB: %T, ErrorCode %q", ae, errCode(err))
+		if errCode(err) != "InvalidParameterValue" {
+			t.Fatalf("message over 1 MiB: got %T %v", err, err)
+		}
+		half := strings.Repeat("y", 600<<10)
+		_, err = f.c.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: f.url("batch"), Entries: []sqstypes.SendMessageBatchRequestEntry{
+			{Id: aws.String("a"), MessageBody: aws.String(half)},
+			{Id: aws.String("b"), MessageBody: aws.String(half)},
+		}})
+		var tooLong *sqstypes.BatchRequestTooLong
+		if !errors.As(err, &tooLong) {
+			t.Fatalf("batch over 1 MiB: got %T %v", err, err)
+		}
+	})
+
 	t.Run("LongPoll", func(t *testing.T) {
 		go func() {
 			time.Sleep(300 * time.Millisecond)
@@ -554,6 +574,48 @@ func TestSQS(t *testing.T) {
 		}
 		t.Logf("in DLQ: ApproximateReceiveCount %s", receiveCount(dlq[0]))
 	})
+}
+
+// TestCloseCutsLongPoll checks that Close does not wait for a long poll.
+func TestCloseCutsLongPoll(t *testing.T) {
+	s, err := Start(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := sqsClient(t, s)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
+			QueueUrl: aws.String(s.QueueURL("taskiq")), WaitTimeSeconds: 20,
+		}, func(o *sqs.Options) { o.RetryMaxAttempts = 1 })
+		done <- err
+	}()
+	time.Sleep(200 * time.Millisecond)
+	t0 := time.Now()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(t0); el > 2*time.Second {
+		t.Fatalf("Close took %v with a long poll open", el)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("long poll succeeded after Close")
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("long poll still open after Close")
+	}
+}
+
+// TestUnsupportedAction checks that an action goaws lacks fails cleanly.
+func TestUnsupportedAction(t *testing.T) {
+	s := startServer(t, Options{})
+	_, err := sqsClient(t, s).ListQueueTags(context.Background(), &sqs.ListQueueTagsInput{QueueUrl: aws.String(s.QueueURL("taskiq"))})
+	var uo *sqstypes.UnsupportedOperation
+	if !errors.As(err, &uo) {
+		t.Fatalf("ListQueueTags: got %T %v", err, err)
+	}
 }
 
 // TestQueryProtocol checks that a form-encoded SQS call reaches goaws.

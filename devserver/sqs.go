@@ -53,15 +53,16 @@ const (
 
 // isSQS reports whether r is for the SQS API rather than S3: the JSON
 // protocol names its operation in X-Amz-Target, the query protocol posts a
-// form (S3 never does; browser uploads are multipart) or, rarely, GETs with an
-// Action parameter.
+// form with no query string (S3's POST operations all carry one, e.g.
+// ?uploads or ?delete, whatever content type the object has) or, rarely, GETs
+// with an Action parameter.
 func isSQS(r *http.Request) bool {
 	if strings.HasPrefix(r.Header.Get("X-Amz-Target"), sqsTargetPrefix) {
 		return true
 	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err == nil &&
-		mt == "application/x-www-form-urlencoded" && r.Method == http.MethodPost {
-		return true
+	if r.Method == http.MethodPost && r.URL.RawQuery == "" {
+		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		return err == nil && mt == "application/x-www-form-urlencoded"
 	}
 	return r.Method == http.MethodGet && r.URL.Query().Has("Action")
 }
@@ -112,7 +113,7 @@ func errInvalidParameter(msg string) *sqsError {
 // goawsErrors maps goaws's error codes to the SQS shapes. goaws reuses the
 // QueueExists code, typed "Not Found", for an unknown receipt handle.
 var goawsErrors = map[string]*sqsError{
-	"AWS.SimpleQueueService.NonExistentQueue": errQueueDoesNotExist(),
+	"AWS.SimpleQueueService.NonExistentQueue":      errQueueDoesNotExist(),
 	"Not Found/AWS.SimpleQueueService.QueueExists": errReceiptHandleIsInvalid(),
 	"AWS.SimpleQueueService.QueueExists": {"QueueNameExists", "QueueAlreadyExists", 400,
 		"A queue with this name already exists."},
@@ -181,7 +182,8 @@ func requestID() string {
 
 func (h *sqsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	target := r.Header.Get("X-Amz-Target")
-	if !strings.HasPrefix(target, sqsTargetPrefix) || r.Header.Get("Content-Type") != jsonContentType {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if !strings.HasPrefix(target, sqsTargetPrefix) || mt != jsonContentType {
 		h.goaws.ServeHTTP(w, r)
 		return
 	}
