@@ -94,9 +94,23 @@ func loadFile(path string) (*fileConfig, error) {
 	return &fc, nil
 }
 
+// pick returns a setting: the flag's value (urfave reads its environment
+// variables too), else the first of those variables that is not empty, else
+// the config file's. urfave stops at the first variable that is set, even to
+// "", so an empty TASKIQ_GO_QUEUE_URL (a blank deployment template) would
+// otherwise hide DAGSTER_TASKIQ_SQS_QUEUE_URL.
 func pick(cliContext *cli.Context, flag string, file string) string {
 	if v := cliContext.String(flag); v != "" {
 		return v
+	}
+	for _, f := range cliContext.Command.Flags {
+		if sf, ok := f.(*cli.StringFlag); ok && sf.Name == flag {
+			for _, env := range sf.EnvVars {
+				if v := os.Getenv(env); v != "" {
+					return v
+				}
+			}
+		}
 	}
 	return file
 }
