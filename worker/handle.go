@@ -63,55 +63,11 @@ func (w *Worker) handle(ctx context.Context, q QueueRef, m sqs.Message) {
 	}
 	log = log.With().Str("task_id", task.ID).Logger()
 
-	snap, err := w.store.Snapshot(ctx, task.ID)
-	if err != nil && !errors.Is(err, plan.ErrTaskNotFound) {
-		log.Error().Err(err).Msg("cannot read the task's state; will try again")
-		w.retryLater(ctx, log, m, 5*time.Second)
+	r, ok := w.claim(ctx, log, q, task, m)
+	if !ok {
 		return
 	}
-	now := w.cfg.Now()
-	attempt := 1
-	if snap != nil {
-		if snap.Result != nil {
-			log.Info().Str("state", string(snap.Result.State)).Msg("duplicate delivery of a finished task: acknowledging without running")
-			w.ack(ctx, log, m)
-			return
-		}
-		if r := snap.Running; r != nil && (now.Sub(r.HeartbeatAt) <= r.StaleAfter() || w.isRunning(task.ID)) {
-			log.Info().Str("running_on", r.Worker.String()).Msg("task is running elsewhere: not starting it twice")
-			w.retryLater(ctx, log, m, w.cfg.VisibilityTimeout)
-			return
-		}
-		if snap.Cancel {
-			w.finishUnstarted(ctx, log, task, m, snap.LastClaim, plan.StateCancelled, "cancelled before it started")
-			return
-		}
-		attempt = snap.LastClaim + 1
-		if lost := snap.LastClaim - len(snap.Attempts); lost >= w.cfg.MaxLostAttempts {
-			w.finishUnstarted(ctx, log, task, m, snap.LastClaim, plan.StateFailed,
-				fmt.Sprintf("the worker running it was lost %d times", lost))
-			return
-		}
-	}
-	r := &run{
-		task: task, q: q, msg: m, log: log.With().Int("attempt", attempt).Logger(),
-		stopC:      make(chan struct{}),
-		leaseUntil: now.Add(w.cfg.VisibilityTimeout),
-		marker: plan.Running{
-			V: plan.Version, ID: task.ID, Attempt: attempt, Worker: w.cfg.Info,
-			StartedAt: now, HeartbeatAt: now, LeaseUntil: now.Add(w.cfg.VisibilityTimeout),
-			HeartbeatEvery: plan.Duration(w.cfg.Heartbeat),
-		},
-	}
-	if err := w.store.Claim(ctx, &r.marker); err != nil {
-		if errors.Is(err, plan.ErrExists) {
-			log.Info().Int("attempt", attempt).Msg("another worker took this attempt first")
-		} else {
-			log.Error().Err(err).Msg("cannot claim the task; will try again")
-		}
-		w.retryLater(ctx, log, m, w.cfg.VisibilityTimeout)
-		return
-	}
+	attempt := r.marker.Attempt
 	// Checked after the claim is written, and cancel checks for a claim
 	// after writing its marker: one of the two always sees the other.
 	if cancelled, err := w.store.CancelRequested(ctx, task.ID); err == nil && cancelled {
@@ -147,6 +103,73 @@ func (w *Worker) untrack(r *run) {
 		delete(w.running, r.task.ID)
 	}
 	w.mu.Unlock()
+}
+
+// claim takes the next attempt of a task, or deals with the message when
+// there is nothing to run (a finished task, one running elsewhere, one
+// cancelled or lost too often). The common case costs one conditional put:
+// attempt 1 is claimed at once, since if nobody holds it the task never ran.
+// Only when that claim fails is the task's state read to find out why.
+func (w *Worker) claim(ctx context.Context, log zerolog.Logger, q QueueRef, task *plan.Task, m sqs.Message) (*run, bool) {
+	now := w.cfg.Now()
+	newRun := func(attempt int) *run {
+		return &run{
+			task: task, q: q, msg: m, log: log.With().Int("attempt", attempt).Logger(),
+			stopC:      make(chan struct{}),
+			leaseUntil: now.Add(w.cfg.VisibilityTimeout),
+			marker: plan.Running{
+				V: plan.Version, ID: task.ID, Attempt: attempt, Worker: w.cfg.Info,
+				StartedAt: now, HeartbeatAt: now, LeaseUntil: now.Add(w.cfg.VisibilityTimeout),
+				HeartbeatEvery: plan.Duration(w.cfg.Heartbeat),
+			},
+		}
+	}
+	r := newRun(1)
+	err := w.store.Claim(ctx, &r.marker)
+	if err == nil {
+		return r, true
+	}
+	if !errors.Is(err, plan.ErrExists) {
+		log.Error().Err(err).Msg("cannot claim the task; will try again")
+		w.retryLater(ctx, log, m, 5*time.Second)
+		return nil, false
+	}
+	snap, err := w.store.Snapshot(ctx, task.ID)
+	if err != nil {
+		log.Error().Err(err).Msg("cannot read the task's state; will try again")
+		w.retryLater(ctx, log, m, 5*time.Second)
+		return nil, false
+	}
+	if snap.Result != nil {
+		log.Info().Str("state", string(snap.Result.State)).Msg("duplicate delivery of a finished task: acknowledging without running")
+		w.ack(ctx, log, m)
+		return nil, false
+	}
+	if rm := snap.Running; rm != nil && (now.Sub(rm.HeartbeatAt) <= rm.StaleAfter() || w.isRunning(task.ID)) {
+		log.Info().Str("running_on", rm.Worker.String()).Msg("task is running elsewhere: not starting it twice")
+		w.retryLater(ctx, log, m, w.cfg.VisibilityTimeout)
+		return nil, false
+	}
+	if snap.Cancel {
+		w.finishUnstarted(ctx, log, task, m, snap.LastClaim, plan.StateCancelled, "cancelled before it started")
+		return nil, false
+	}
+	if lost := snap.LastClaim - len(snap.Attempts); lost >= w.cfg.MaxLostAttempts {
+		w.finishUnstarted(ctx, log, task, m, snap.LastClaim, plan.StateFailed,
+			fmt.Sprintf("the worker running it was lost %d times", lost))
+		return nil, false
+	}
+	r = newRun(snap.LastClaim + 1)
+	if err := w.store.Claim(ctx, &r.marker); err != nil {
+		if errors.Is(err, plan.ErrExists) {
+			log.Info().Int("attempt", r.marker.Attempt).Msg("another worker took this attempt first")
+		} else {
+			log.Error().Err(err).Msg("cannot claim the task; will try again")
+		}
+		w.retryLater(ctx, log, m, w.cfg.VisibilityTimeout)
+		return nil, false
+	}
+	return r, true
 }
 
 // execute runs the command and returns its result, or nil when the attempt
