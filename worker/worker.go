@@ -119,6 +119,9 @@ type Worker struct {
 	// abort is closed by Abort: stop everything now, still releasing.
 	abort     chan struct{}
 	abortOnce sync.Once
+	// ended receives (without blocking the sender) when a handled message
+	// has let go of its slot.
+	ended chan struct{}
 }
 
 // New builds a worker; it does nothing until Run.
@@ -132,6 +135,7 @@ func New(cfg Config, q Queue, s Store) *Worker {
 		slots:   make(chan struct{}, cfg.Concurrency),
 		running: map[string]*run{},
 		abort:   make(chan struct{}),
+		ended:   make(chan struct{}, 1),
 	}
 }
 
@@ -210,8 +214,19 @@ func (w *Worker) fetchLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) err
 		if ctx.Err() != nil {
 			return nil
 		}
-		if w.cfg.MaxTasks > 0 && w.reserved() >= w.cfg.MaxTasks {
+		if w.cfg.MaxTasks > 0 && w.Finished() >= w.cfg.MaxTasks {
 			return nil
+		}
+		if w.cfg.MaxTasks > 0 && w.reserved() >= w.cfg.MaxTasks {
+			// The tasks in hand may reach the limit, but one that fails
+			// with attempts left or is released does not finish: wait for
+			// one to end and count again, rather than exit short.
+			select {
+			case <-w.ended:
+			case <-ctx.Done():
+				return nil
+			}
+			continue
 		}
 		// Wait for at least one free slot.
 		select {
@@ -280,11 +295,20 @@ func (w *Worker) fetchLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) err
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				defer w.signalEnded()
 				defer w.releaseSlots(1)
 				w.handle(workCtx, q, m)
 				w.touch()
 			}()
 		}
+	}
+}
+
+// signalEnded tells a fetch loop waiting on MaxTasks that a task ended.
+func (w *Worker) signalEnded() {
+	select {
+	case w.ended <- struct{}{}:
+	default:
 	}
 }
 
