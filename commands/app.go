@@ -95,6 +95,9 @@ func logFlags() []cli.Flag {
 // newLogger builds the zerolog logger on stderr: console format on a
 // terminal, JSON otherwise, unless --log-format says.
 func newLogger(cliContext *cli.Context, defaultLevel zerolog.Level) zerolog.Logger {
+	// One name for errors in every log line: .Err(err) writes zerolog's
+	// global field name, and the worker also logs messages under "err".
+	zerolog.ErrorFieldName = "err"
 	w := cliContext.App.ErrWriter
 	format := cliContext.String("log-format")
 	if format == "auto" {
