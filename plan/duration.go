@@ -16,8 +16,13 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 	return json.Marshal(time.Duration(d).String())
 }
 
-// UnmarshalJSON accepts "1m30s" or 90 (seconds).
+// UnmarshalJSON accepts "1m30s" or 90 (seconds). null leaves the value as
+// it is, as encoding/json does for every other field, so that a program
+// writing "timeout": null for "no timeout" is not refused.
 func (d *Duration) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
 	var v any
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
