@@ -54,10 +54,15 @@ func TestMain(m *testing.M) {
 			d, _ := time.ParseDuration(os.Args[1])
 			time.Sleep(d)
 		},
-		// printbytes N: write N deterministic bytes, not all valid UTF-8.
+		// printbytes N [stderr]: write N deterministic bytes, not all valid
+		// UTF-8, to stdout (or stderr).
 		"printbytes": func() {
 			n, _ := strconv.Atoi(os.Args[1])
-			w := bufio.NewWriterSize(os.Stdout, 1<<16)
+			out := os.Stdout
+			if len(os.Args) > 2 && os.Args[2] == "stderr" {
+				out = os.Stderr
+			}
+			w := bufio.NewWriterSize(out, 1<<16)
 			r := rand.New(rand.NewPCG(1, 2))
 			for range n {
 				w.WriteByte(byte(r.IntN(256)))
@@ -95,13 +100,89 @@ func TestMain(m *testing.M) {
 			fmt.Println("failing once")
 			os.Exit(1)
 		},
+		// slowonce FILE: the first time (no FILE), write FILE and sleep a
+		// minute; later, print "quick" and exit 0.
+		"slowonce": func() {
+			if _, err := os.Stat(os.Args[1]); err == nil {
+				fmt.Println("quick")
+				return
+			}
+			os.WriteFile(os.Args[1], []byte(strconv.Itoa(os.Getpid())), 0o644)
+			time.Sleep(time.Minute)
+		},
 		// touchfile FILE: create FILE (proves a task ran).
 		"touchfile": func() {
 			f, _ := os.OpenFile(os.Args[1], os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 			fmt.Fprintln(f, "ran")
 			f.Close()
 		},
+		// spawner D FILE: start `sleeper D FILE` as a child (which writes
+		// its pid to FILE), then sleep D: a task with a process tree.
+		"spawner": func() {
+			d, _ := time.ParseDuration(os.Args[1])
+			child := exec.Command("sleeper", os.Args[1], os.Args[2])
+			if err := child.Start(); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(2)
+			}
+			time.Sleep(d)
+		},
+		// signalwhen SIG FILE|- CMD ARGS...: run CMD, send it SIG (INT or
+		// TERM) once FILE exists (with -, once CMD has opened a network
+		// connection: it has set up its signal handling by then), and exit
+		// as CMD did (128+N when a signal N killed it).
+		"signalwhen": mainSignalWhen,
 	})
+}
+
+func mainSignalWhen() {
+	sig := map[string]syscall.Signal{"INT": syscall.SIGINT, "TERM": syscall.SIGTERM}[os.Args[1]]
+	if sig == 0 || len(os.Args) < 4 {
+		fmt.Fprintln(os.Stderr, "usage: signalwhen INT|TERM FILE|- CMD [ARG...]")
+		os.Exit(2)
+	}
+	cmd := exec.Command(os.Args[3], os.Args[4:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "signalwhen:", err)
+		os.Exit(2)
+	}
+	exited := make(chan struct{})
+	go func() {
+		ready := func() bool {
+			if os.Args[2] == "-" {
+				return hasSocket(cmd.Process.Pid)
+			}
+			_, err := os.Stat(os.Args[2])
+			return err == nil
+		}
+		for deadline := time.Now().Add(30 * time.Second); !ready() && time.Now().Before(deadline); {
+			select {
+			case <-exited:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		cmd.Process.Signal(sig)
+	}()
+	cmd.Wait()
+	close(exited)
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		os.Exit(128 + int(ws.Signal()))
+	}
+	os.Exit(cmd.ProcessState.ExitCode())
+}
+
+// hasSocket reports whether process pid has a socket open.
+func hasSocket(pid int) bool {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if l, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && strings.HasPrefix(l, "socket:") {
+			return true
+		}
+	}
+	return false
 }
 
 func TestScripts(t *testing.T) {
@@ -116,6 +197,12 @@ func TestScripts(t *testing.T) {
 			"waitfile":  cmdWaitFile,
 			"sqssend":   cmdSQSSend,
 			"sqscount":  cmdSQSCount,
+			"exitcode":  cmdExitCode,
+			"pidgone":   cmdPidGone,
+			"killpid":   cmdKillPid,
+			"loadenv":   cmdLoadEnv,
+			"s3put":     cmdS3Put,
+			"envsubst":  cmdEnvSubst,
 		},
 	})
 }
@@ -157,6 +244,12 @@ func setupEndpoint(env *testscript.Env) error {
 			cmd.Process.Kill()
 		}
 		logf.Close()
+		// TASKIQ_GO_KEEP_DEVLOG=DIR keeps each script's endpoint log, to
+		// debug a failure on the endpoint's side.
+		if os.Getenv("TASKIQ_GO_KEEP_DEVLOG") != "" {
+			data, _ := os.ReadFile(filepath.Join(env.WorkDir, ".dev.log"))
+			os.WriteFile(os.Getenv("TASKIQ_GO_KEEP_DEVLOG")+"/"+filepath.Base(env.WorkDir)+".log", data, 0o644)
+		}
 	})
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -231,6 +324,127 @@ func clients(ctx context.Context, endpoint string) (*awssqs.Client, *s3.Client, 
 	sq := awssqs.NewFromConfig(cfg, func(o *awssqs.Options) { o.BaseEndpoint = aws.String(endpoint) })
 	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.BaseEndpoint = aws.String(endpoint); o.UsePathStyle = true })
 	return sq, s3c, nil
+}
+
+// exitcode N CMD [ARG...]: run CMD like exec and check that it exits with
+// status N exactly (128+S when a signal S killed it); stdout and stderr are
+// kept for the stdout and stderr commands.
+func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
+	if neg {
+		ts.Fatalf("unsupported: ! exitcode")
+	}
+	if len(args) < 2 {
+		ts.Fatalf("usage: exitcode N CMD [ARG...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	got := 0
+	if err := ts.Exec(args[1], args[2:]...); err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			ts.Fatalf("%s: %v", args[1], err)
+		}
+		got = ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			got = 128 + int(ws.Signal())
+		}
+	}
+	if got != want {
+		ts.Fatalf("%s exited with status %d, want %d", args[1], got, want)
+	}
+}
+
+// pidgone [-timeout D] FILE: wait until the process whose pid FILE holds is
+// gone (or a zombie): proves a whole process tree was stopped.
+func cmdPidGone(ts *testscript.TestScript, neg bool, args []string) {
+	timeout := 10 * time.Second
+	if len(args) > 2 && args[0] == "-timeout" {
+		d, err := time.ParseDuration(args[1])
+		ts.Check(err)
+		timeout, args = d, args[2:]
+	}
+	if len(args) != 1 {
+		ts.Fatalf("usage: pidgone [-timeout D] FILE")
+	}
+	pid := readPid(ts, args[0])
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return
+		}
+		// The state follows the parenthesised command name.
+		if i := strings.LastIndexByte(string(stat), ')'); i > 0 && strings.HasPrefix(string(stat[i+1:]), " Z") {
+			return
+		}
+	}
+	ts.Fatalf("process %d still runs after %s", pid, timeout)
+}
+
+// killpid FILE: SIGKILL the process whose pid FILE holds (a task orphaned
+// by a killed worker).
+func cmdKillPid(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: killpid FILE")
+	}
+	ts.Check(syscall.Kill(readPid(ts, args[0]), syscall.SIGKILL))
+}
+
+// readPid reads the pid a helper wrote to file, waiting briefly for the
+// write that follows the file's creation.
+func readPid(ts *testscript.TestScript, file string) int {
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		pid, err := strconv.Atoi(strings.TrimSpace(ts.ReadFile(file)))
+		if err == nil {
+			return pid
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("%s holds no pid: %v", file, err)
+		}
+	}
+}
+
+// loadenv FILE: set the variables of the `export NAME=value` lines in FILE
+// (as `taskiq-go dev --env-file` writes them).
+func cmdLoadEnv(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 1 {
+		ts.Fatalf("usage: loadenv FILE")
+	}
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(ts.ReadFile(args[0])), "\n") {
+		k, v, ok := strings.Cut(strings.TrimPrefix(line, "export "), "=")
+		if !ok {
+			ts.Fatalf("%s: not an export line: %q", args[0], line)
+		}
+		ts.Setenv(k, strings.Trim(v, "'"))
+		n++
+	}
+	if n == 0 {
+		ts.Fatalf("%s holds no export line", args[0])
+	}
+}
+
+// envsubst IN OUT: copy IN to OUT with $NAME and ${NAME} replaced by the
+// script's environment variables (for config files that name the endpoint).
+func cmdEnvSubst(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: envsubst IN OUT")
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(args[1]), []byte(os.Expand(ts.ReadFile(args[0]), ts.Getenv)), 0o644))
+}
+
+// s3put KEY FILE: write FILE to KEY in the script's bucket, as a foreign or
+// broken writer might.
+func cmdS3Put(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: s3put KEY FILE")
+	}
+	_, s3c, err := clients(context.Background(), ts.Getenv("AWS_ENDPOINT_URL"))
+	ts.Check(err)
+	_, err = s3c.PutObject(context.Background(), &s3.PutObjectInput{
+		Bucket: aws.String(ts.Getenv("TASKIQ_GO_BUCKET")), Key: aws.String(args[0]),
+		Body: strings.NewReader(ts.ReadFile(args[1])),
+	})
+	ts.Check(err)
 }
 
 func scriptSQS(ts *testscript.TestScript) *awssqs.Client {
