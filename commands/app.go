@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/mattn/go-isatty"
@@ -30,6 +31,16 @@ var (
 
 // Main runs the command line and returns the exit code.
 func Main(args []string) int {
+	// TASKIQ_GO_CPUPROFILE writes a CPU profile of the whole run, for the
+	// benchmarks in bench/.
+	if p := os.Getenv("TASKIQ_GO_CPUPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			defer f.Close()
+			if pprof.StartCPUProfile(f) == nil {
+				defer pprof.StopCPUProfile()
+			}
+		}
+	}
 	return run(args, os.Stdin, os.Stdout, os.Stderr)
 }
 

@@ -235,3 +235,29 @@ func DeriveQueueURL(defaultURL, name string) (string, error) {
 	}
 	return defaultURL + "-" + name, nil
 }
+
+// DeleteBatch acknowledges up to MaxBatch messages of one queue in one call.
+// It returns one error slot per receipt (nil for deleted ones) and a non-nil
+// error only when the whole call failed.
+func (c *Client) DeleteBatch(ctx context.Context, queueURL string, receipts []string) ([]error, error) {
+	errs := make([]error, len(receipts))
+	for start := 0; start < len(receipts); start += MaxBatch {
+		end := min(start+MaxBatch, len(receipts))
+		in := &awssqs.DeleteMessageBatchInput{QueueUrl: aws.String(queueURL)}
+		for i := start; i < end; i++ {
+			in.Entries = append(in.Entries, types.DeleteMessageBatchRequestEntry{
+				Id: aws.String(strconv.Itoa(i)), ReceiptHandle: aws.String(receipts[i]),
+			})
+		}
+		out, err := c.api.DeleteMessageBatch(ctx, in)
+		if err != nil {
+			return errs, wrap("delete batch", queueURL, err)
+		}
+		for _, f := range out.Failed {
+			if i, err := strconv.Atoi(aws.ToString(f.Id)); err == nil && i >= start && i < end {
+				errs[i] = fmt.Errorf("sqs delete batch: %s: %s", aws.ToString(f.Code), aws.ToString(f.Message))
+			}
+		}
+	}
+	return errs, nil
+}

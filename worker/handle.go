@@ -393,10 +393,8 @@ func (w *Worker) release(r *run) {
 	log.Info().Msg("task released to the queue")
 }
 
-func (w *Worker) ack(ctx context.Context, log zerolog.Logger, m sqs.Message) {
-	w.persist(log, "message deletion", func(ctx context.Context) error {
-		return w.queue.Delete(ctx, m.QueueURL, m.ReceiptHandle)
-	})
+func (w *Worker) ack(_ context.Context, _ zerolog.Logger, m sqs.Message) {
+	w.acks.ack(m.QueueURL, m.ReceiptHandle)
 }
 
 func (w *Worker) retryLater(ctx context.Context, log zerolog.Logger, m sqs.Message, d time.Duration) {

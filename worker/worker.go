@@ -107,6 +107,7 @@ type Worker struct {
 	log   zerolog.Logger
 
 	slots chan struct{}
+	acks  *acker
 
 	mu      sync.Mutex
 	running map[string]*run // by task id
@@ -156,6 +157,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return errors.New("worker has no queue to serve")
 	}
 	w.started = w.cfg.Now()
+	w.acks = newAcker(w.queue, w.log)
 	// tasks run on their own context: stopping the fetch loop must not kill
 	// them; only the shutdown grace or Abort does.
 	workCtx, stopWork := context.WithCancelCause(context.WithoutCancel(ctx))
@@ -187,6 +189,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		stopWork(errShutdown)
 		<-done
 	}
+	w.acks.close()
 	stopHB()
 	<-hbDone
 	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
