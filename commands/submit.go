@@ -302,6 +302,20 @@ func Submit(ctx context.Context, s *Settings, be *backend.Backend, tasks []*plan
 	if err := errors.Join(errs...); err != nil {
 		return nil, firstErr(errs)
 	}
+	// A task is reported (its ID set) once its message is sent, or when it
+	// needed none; a task whose message certainly did not go out has its
+	// records withdrawn, so that it does not look queued for ever.
+	var sendErr error
+	withdraw := func(i int) {
+		if out[i].Created {
+			_ = be.Store.Withdraw(context.WithoutCancel(ctx), tasks[i])
+		}
+	}
+	for i, t := range tasks {
+		if !send[i] {
+			out[i].ID = t.ID
+		}
+	}
 	for _, u := range order {
 		var entries []sqs.Entry
 		var idx []int
@@ -314,22 +328,34 @@ func Submit(ctx context.Context, s *Settings, be *backend.Backend, tasks []*plan
 		if len(entries) == 0 {
 			continue
 		}
+		if sendErr != nil {
+			for _, i := range idx {
+				withdraw(i)
+			}
+			continue
+		}
 		var err error
+		failed := make([]error, len(entries))
 		if len(entries) == 1 {
 			_, err = be.Queue.Send(ctx, u, entries[0])
 		} else {
-			var failed []error
 			failed, err = be.Queue.SendBatch(ctx, u, entries)
-			if err == nil {
-				err = firstErr(failed)
+		}
+		for k, i := range idx {
+			switch {
+			case err == nil && failed[k] == nil:
+				out[i].ID = tasks[i].ID
+			case err == nil || errors.Is(err, plan.ErrQueueNotFound):
+				withdraw(i)
 			}
 		}
-		if err != nil {
-			return out[:idx[0]], err
+		if err == nil {
+			err = firstErr(failed)
 		}
+		sendErr = err
 	}
-	for i, t := range tasks {
-		out[i].ID = t.ID
+	if sendErr != nil {
+		return out, sendErr
 	}
 	return out, nil
 }

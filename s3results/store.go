@@ -194,6 +194,17 @@ func (s *Store) GetTask(ctx context.Context, id string) (*plan.Task, error) {
 	return plan.DecodeTask(data)
 }
 
+// Withdraw removes a submitted task's record and group membership, for a
+// task whose message could not be sent at all: it must not look queued.
+func (s *Store) Withdraw(ctx context.Context, t *plan.Task) error {
+	if t.Group != "" {
+		if err := s.delete(ctx, s.keys.GroupMember(t.Group, t.ID)); err != nil {
+			return err
+		}
+	}
+	return s.delete(ctx, s.keys.Task(t.ID))
+}
+
 // AddToGroup records id as a member of group.
 func (s *Store) AddToGroup(ctx context.Context, group, id string) error {
 	return s.put(ctx, s.keys.GroupMember(group, id), nil, false)
