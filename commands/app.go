@@ -73,6 +73,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			resultCommand(),
 			cancelCommand(),
 			workCommand(),
+			queuesCommand(),
+			workersCommand(),
 			devCommand(),
 			versionCommand(),
 		},

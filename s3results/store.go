@@ -351,6 +351,27 @@ func (s *Store) PutWorker(ctx context.Context, workerID string, v any) error {
 	return s.putJSON(ctx, s.keys.Worker(workerID), v, false)
 }
 
+// Workers reads every worker heartbeat record, raw: their shape belongs to
+// the worker package.
+func (s *Store) Workers(ctx context.Context) ([][]byte, error) {
+	keys, err := s.list(ctx, s.keys.WorkerDir(), "/")
+	if err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	for _, k := range keys {
+		data, err := s.get(ctx, k)
+		if errors.Is(err, errMissing) {
+			continue // stopped between the LIST and now
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, data)
+	}
+	return out, nil
+}
+
 // DeleteWorker removes a worker's heartbeat record when it stops cleanly.
 func (s *Store) DeleteWorker(ctx context.Context, workerID string) error {
 	return s.delete(ctx, s.keys.Worker(workerID))

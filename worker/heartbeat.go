@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/taskiq-go/taskiq-go/plan"
 )
 
 // heartbeatLoop keeps every running attempt alive: it refreshes running
@@ -79,6 +81,9 @@ type Heartbeat struct {
 	Finished    int       `json:"finished"`
 	StartedAt   time.Time `json:"started_at"`
 	HeartbeatAt time.Time `json:"heartbeat_at"`
+	// HeartbeatEvery is how often this record is rewritten; a record older
+	// than three of these belongs to a worker that has stopped.
+	HeartbeatEvery plan.Duration `json:"heartbeat_every"`
 }
 
 func (w *Worker) beatWorker(ctx context.Context) {
@@ -86,6 +91,7 @@ func (w *Worker) beatWorker(ctx context.Context) {
 		Worker: w.cfg.Info.ID, Host: w.cfg.Info.Host, PID: w.cfg.Info.PID, Version: w.cfg.Version,
 		Concurrency: w.cfg.Concurrency, Finished: w.Finished(),
 		StartedAt: w.started, HeartbeatAt: w.cfg.Now(), Running: []string{},
+		HeartbeatEvery: plan.Duration(w.cfg.Heartbeat),
 	}
 	for _, q := range w.cfg.Queues {
 		hb.Queues = append(hb.Queues, q.Name)

@@ -1,0 +1,94 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/taskiq-go/taskiq-go/backend"
+	"github.com/taskiq-go/taskiq-go/sqs"
+)
+
+func queuesCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "queues",
+		Usage: "show queue depths",
+		Description: "For each queue (default, those in the config file's queues map, and those named with\n" +
+			"--queue) and the dead-letter queue: messages visible, in flight (taken by a worker) and\n" +
+			"delayed (waiting to be retried), as SQS approximates them.",
+		Flags: withConn(
+			&cli.StringSliceFlag{Name: "queue", Aliases: []string{"q"}, Usage: "also show logical queue `NAME`, repeatable"},
+			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per queue"},
+		),
+		Action: func(cliContext *cli.Context) error {
+			if cliContext.Args().Present() {
+				return usagef("queues takes no arguments (did you mean --queue?)")
+			}
+			s, err := resolveSettings(cliContext)
+			if err != nil {
+				return err
+			}
+			if err := s.needQueue(); err != nil {
+				return err
+			}
+			names := append([]string{"default"}, s.QueueNames()...)
+			names = append(names, cliContext.StringSlice("queue")...)
+			be, err := s.open(cliContext.Context, 0)
+			if err != nil {
+				return err
+			}
+			rows, err := Queues(cliContext.Context, s, be, names)
+			for _, r := range rows {
+				if cliContext.Bool("json") {
+					_ = writeJSON(cliContext.App.Writer, r)
+				} else {
+					fmt.Fprintf(cliContext.App.Writer, "%s\tvisible %d\tin_flight %d\tdelayed %d\t%s\n",
+						r.Name, r.Visible, r.InFlight, r.Delayed, r.URL)
+				}
+			}
+			return err
+		},
+	}
+}
+
+// QueueDepth is one queue's line in `queues`.
+type QueueDepth struct {
+	Name string `json:"name"`
+	URL  string `json:"url"`
+	sqs.Stats
+}
+
+// Queues reads the depths of the named logical queues and of the
+// dead-letter queue (named "dead-letter").
+func Queues(ctx context.Context, s *Settings, be *backend.Backend, names []string) ([]QueueDepth, error) {
+	seen := map[string]bool{}
+	var out []QueueDepth
+	add := func(name, url string) error {
+		if seen[url] {
+			return nil
+		}
+		seen[url] = true
+		st, err := be.Queue.Stats(ctx, url)
+		if err != nil {
+			return err
+		}
+		out = append(out, QueueDepth{Name: name, URL: url, Stats: st})
+		return nil
+	}
+	for _, n := range names {
+		u, err := s.QueueURLFor(n)
+		if err != nil {
+			return out, err
+		}
+		if err := add(n, u); err != nil {
+			return out, err
+		}
+	}
+	if s.DeadLetterURL != "" {
+		if err := add("dead-letter", s.DeadLetterURL); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}

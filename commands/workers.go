@@ -1,0 +1,97 @@
+package commands
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/taskiq-go/taskiq-go/backend"
+	"github.com/taskiq-go/taskiq-go/worker"
+)
+
+func workersCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "workers",
+		Usage: "list live workers and what they run",
+		Description: "Every worker rewrites a heartbeat record in the bucket each --heartbeat. This lists them:\n" +
+			"host, worker id, version, queues served, slots used and free, the tasks running, and the\n" +
+			"age of the last heartbeat. A worker whose heartbeat is older than three heartbeats is\n" +
+			"marked stale (it was killed or lost its connection); one that stopped cleanly removed its\n" +
+			"record. Stale records older than --forget are not shown unless --all is given.",
+		Flags: withConn(
+			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per worker"},
+			&cli.BoolFlag{Name: "all", Usage: "also show long-stale workers"},
+			&cli.DurationFlag{Name: "forget", Value: 10 * time.Minute, Usage: "hide stale workers silent for longer than `DURATION`"},
+		),
+		Action: func(cliContext *cli.Context) error {
+			if cliContext.Args().Present() {
+				return usagef("workers takes no arguments")
+			}
+			_, be, err := openStore(cliContext)
+			if err != nil {
+				return err
+			}
+			ws, err := Workers(cliContext.Context, be, time.Now())
+			if err != nil {
+				return err
+			}
+			out := cliContext.App.Writer
+			for _, w := range ws {
+				if w.Stale && !cliContext.Bool("all") && w.Age > cliContext.Duration("forget") {
+					continue
+				}
+				if cliContext.Bool("json") {
+					_ = writeJSON(out, w)
+					continue
+				}
+				state := "live"
+				if w.Stale {
+					state = "stale"
+				}
+				running := strings.Join(w.Running, ",")
+				if running == "" {
+					running = "-"
+				}
+				fmt.Fprintf(out, "%s\t%s\t%s\t%s\t%d/%d\t%s ago\t%s\t%s\n", w.Worker, w.Host, state, strings.Join(w.Queues, ","),
+					len(w.Running), w.Concurrency, w.Age.Round(time.Second), w.Version, running)
+			}
+			return nil
+		},
+	}
+}
+
+// WorkerStatus is a worker's heartbeat record as `workers` reports it.
+type WorkerStatus struct {
+	worker.Heartbeat
+	Free int `json:"free"`
+	// Age is how old the last heartbeat is.
+	Age        time.Duration `json:"-"`
+	AgeSeconds float64       `json:"age_seconds"`
+	Stale      bool          `json:"stale"`
+}
+
+// Workers reads every worker's heartbeat, newest first.
+func Workers(ctx context.Context, be *backend.Backend, now time.Time) ([]WorkerStatus, error) {
+	raw, err := be.Store.Workers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]WorkerStatus, 0, len(raw))
+	for _, data := range raw {
+		var hb worker.Heartbeat
+		if json.Unmarshal(data, &hb) != nil {
+			continue
+		}
+		age := now.Sub(hb.HeartbeatAt)
+		every := max(hb.HeartbeatEvery.Std(), time.Second)
+		out = append(out, WorkerStatus{Heartbeat: hb, Free: max(hb.Concurrency-len(hb.Running), 0),
+			Age: age, AgeSeconds: age.Seconds(), Stale: age > 3*every+2*time.Second})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].HeartbeatAt.After(out[j].HeartbeatAt) })
+	return out, nil
+}
