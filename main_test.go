@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -216,6 +217,12 @@ func setupEndpoint(env *testscript.Env) error {
 	env.Setenv("AWS_CONFIG_FILE", filepath.Join(env.WorkDir, ".aws-config-none"))
 	env.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(env.WorkDir, ".aws-credentials-none"))
 	env.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	// TEST_ENDPOINT_ADDR is the endpoint's HOST:PORT, an address in use.
+	defer func() {
+		if u, err := url.Parse(env.Getenv("AWS_ENDPOINT_URL")); err == nil {
+			env.Setenv("TEST_ENDPOINT_ADDR", u.Host)
+		}
+	}()
 	if ep := os.Getenv("TASKIQ_GO_TEST_ENDPOINT"); ep != "" {
 		return setupExternal(env, ep)
 	}
