@@ -61,6 +61,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		ErrWriter:            stderr,
 		EnableBashCompletion: true,
 		HideHelpCommand:      true,
+		// urfave splits repeatable flags at commas, which would cut
+		// --env 'JSON={"a":1,"b":2}' or --label tags=a,b in pieces (or
+		// silently into two variables). Names lists split in nameList.
+		DisableSliceFlagSeparator: true,
 		// The library must never exit on its own: errors come back here.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {

@@ -59,7 +59,7 @@ func devCommand() *cli.Command {
 			if cliContext.Args().Present() {
 				return usagef("dev takes no arguments")
 			}
-			names := cliContext.StringSlice("queue")
+			names := nameList(cliContext, "queue")
 			for _, n := range names {
 				if err := plan.ValidName(n); err != nil {
 					return usagef("queue name %v", err)

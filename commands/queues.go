@@ -33,7 +33,7 @@ func queuesCommand() *cli.Command {
 				return err
 			}
 			names := append([]string{"default"}, s.QueueNames()...)
-			names = append(names, cliContext.StringSlice("queue")...)
+			names = append(names, nameList(cliContext, "queue")...)
 			be, err := s.open(cliContext.Context, 0)
 			if err != nil {
 				return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -73,7 +74,7 @@ func workCommand() *cli.Command {
 
 // workerConfig builds a worker's settings from the worker flags.
 func workerConfig(cliContext *cli.Context, s *Settings, log zerolog.Logger) (worker.Config, error) {
-	names := cliContext.StringSlice("queue")
+	names := nameList(cliContext, "queue")
 	if len(names) == 0 {
 		names = []string{"default"}
 	}
@@ -135,6 +136,21 @@ func runWorker(ctx context.Context, more <-chan os.Signal, be *backend.Backend, 
 	}()
 	cfg.Log.Info().Str("worker", cfg.Info.ID).Int("concurrency", cfg.Concurrency).Interface("queues", queueNames(cfg)).Msg("worker started")
 	return w.Run(ctx)
+}
+
+// nameList reads a repeatable flag of names, each of which may also be a
+// comma-separated list (--queue a,b, TASKIQ_GO_QUEUES=a,b): names never
+// hold commas, unlike --env and --label values.
+func nameList(cliContext *cli.Context, flag string) []string {
+	var out []string
+	for _, v := range cliContext.StringSlice(flag) {
+		for _, n := range strings.Split(v, ",") {
+			if n = strings.TrimSpace(n); n != "" {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
 }
 
 func queueNames(cfg worker.Config) []string {
