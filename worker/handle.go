@@ -346,7 +346,7 @@ func (w *Worker) finish(r *run, res *plan.Result) {
 	if res.Attempt > 1 {
 		w.persist(log, "attempt record", func(ctx context.Context) error { return w.store.PutAttempt(ctx, res) })
 	}
-	w.persist(log, "result", func(ctx context.Context) error {
+	stored := w.persist(log, "result", func(ctx context.Context) error {
 		err := w.store.PutResult(ctx, res)
 		if errors.Is(err, plan.ErrExists) {
 			log.Warn().Msg("a result was already recorded; keeping the first")
@@ -354,6 +354,12 @@ func (w *Worker) finish(r *run, res *plan.Result) {
 		}
 		return err
 	})
+	if !stored {
+		// Never delete before the result is stored: the message comes
+		// back when its lease runs out and the task runs again.
+		log.Error().Msg("result not stored: leaving the message on the queue")
+		return
+	}
 	w.ack(context.Background(), log, r.msg)
 	w.finished.Add(1)
 	log.Info().Dur("took", res.FinishedAt.Sub(res.StartedAt)).Msg("task finished")
@@ -367,12 +373,16 @@ func (w *Worker) finishUnstarted(ctx context.Context, log zerolog.Logger, t *pla
 		Group: t.Group, Queue: t.Queue, Labels: t.Labels, Error: why,
 		SubmittedAt: t.SubmittedAt, FinishedAt: now,
 	}
-	w.persist(log, "result", func(ctx context.Context) error {
+	stored := w.persist(log, "result", func(ctx context.Context) error {
 		if err := w.store.PutResult(ctx, res); err != nil && !errors.Is(err, plan.ErrExists) {
 			return err
 		}
 		return nil
 	})
+	if !stored {
+		log.Error().Msg("result not stored: leaving the message on the queue")
+		return
+	}
 	w.ack(ctx, log, m)
 	w.finished.Add(1)
 	log.Info().Str("state", string(state)).Str("why", why).Msg("task ended without running")
@@ -435,19 +445,20 @@ func (w *Worker) deadLetter(ctx context.Context, log zerolog.Logger, q QueueRef,
 }
 
 // persist retries a write until it succeeds or two minutes pass: results
-// and acknowledgements must survive a short outage of the endpoint.
-func (w *Worker) persist(log zerolog.Logger, what string, f func(context.Context) error) {
+// and acknowledgements must survive a short outage of the endpoint. It
+// reports whether the write was done.
+func (w *Worker) persist(log zerolog.Logger, what string, f func(context.Context) error) bool {
 	deadline := time.Now().Add(2 * time.Minute)
 	for i := 0; ; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		err := f(ctx)
 		cancel()
 		if err == nil {
-			return
+			return true
 		}
 		if time.Now().After(deadline) {
 			log.Error().Err(err).Msgf("giving up on the %s", what)
-			return
+			return false
 		}
 		d := min(time.Duration(i+1)*500*time.Millisecond, 5*time.Second)
 		log.Warn().Err(err).Dur("retry_in", d).Msgf("%s failed", what)
