@@ -52,7 +52,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		Description: "Submit a command with `taskiq-go submit -- CMD ARGS`, run workers with `taskiq-go work`,\n" +
 			"and read states and output back with `poll` and `result`. `taskiq-go dev` serves SQS and S3\n" +
 			"on localhost, so all of it works on a laptop with no AWS account:\n\n" +
-			"   eval \"$(taskiq-go dev --workers 2 &)\"   # or: taskiq-go dev --env-file dev.env & source dev.env\n" +
+			"   taskiq-go dev --workers 2 --env-file dev.env &\n" +
+			"   . ./dev.env\n" +
 			"   id=$(taskiq-go submit -- echo hello)\n" +
 			"   taskiq-go result --wait \"$id\"",
 		Version:              Version,
@@ -60,7 +61,6 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		Writer:               stdout,
 		ErrWriter:            stderr,
 		EnableBashCompletion: true,
-		HideHelpCommand:      true,
 		// urfave splits repeatable flags at commas, which would cut
 		// --env 'JSON={"a":1,"b":2}' or --label tags=a,b in pieces (or
 		// silently into two variables). Names lists split in nameList.

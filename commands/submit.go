@@ -144,10 +144,29 @@ func submitInput(cliContext *cli.Context) ([]*plan.Task, error) {
 			return nil, err
 		}
 		if err := t.Validate(); err != nil {
-			return nil, err
+			return nil, flagBlame(cliContext, err)
 		}
 	}
 	return tasks, nil
+}
+
+// flagFields names the flag that sets each task field.
+var flagFields = map[string]string{
+	"id": "id", "queue": "queue", "group": "group", "dir": "dir", "timeout": "timeout",
+	"max_attempts": "max-attempts", "priority": "priority", "env": "env", "labels": "label",
+}
+
+// flagBlame turns a validation error about a field that a flag set into a
+// usage error naming the flag: the mistake is in the command line, not in a
+// task document.
+func flagBlame(cliContext *cli.Context, err error) error {
+	var ve *plan.ValidationError
+	if errors.As(err, &ve) {
+		if flag, ok := flagFields[ve.Field]; ok && cliContext.IsSet(flag) {
+			return usagef("--%s %s", flag, ve.Reason)
+		}
+	}
+	return err
 }
 
 func inputName(name string) string {
