@@ -89,6 +89,7 @@ type Result struct {
 type Running struct {
 	V           int        `json:"v"`
 	ID          string     `json:"id"`
+	Group       string     `json:"group,omitempty"`
 	Attempt     int        `json:"attempt"`
 	Worker      WorkerInfo `json:"worker"`
 	StartedAt   time.Time  `json:"started_at"`

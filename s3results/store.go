@@ -381,7 +381,9 @@ func (s *Store) DeleteWorker(ctx context.Context, workerID string) error {
 type Snapshot struct {
 	Submitted bool
 	Cancel    bool
-	Result    *plan.Result
+	// Group is the task's group when known without another read.
+	Group  string
+	Result *plan.Result
 	// Running is the marker of the attempt in progress: the running marker
 	// when the worker has refreshed it, else the claim it wrote on start.
 	Running *plan.Running
@@ -434,7 +436,11 @@ func (s *Store) Snapshot(ctx context.Context, id string) (*Snapshot, error) {
 		return &snap, nil
 	}
 	if snap.LastClaim == 0 || slices.Contains(snap.Attempts, snap.LastClaim) {
-		return &snap, nil // queued, or waiting to be retried
+		// Queued, or waiting to be retried: the task record has the group.
+		if t, err := s.GetTask(ctx, id); err == nil {
+			snap.Group = t.Group
+		}
+		return &snap, nil
 	}
 	key := s.keys.Claim(id, snap.LastClaim)
 	if hasRunning {
@@ -450,6 +456,7 @@ func (s *Store) Snapshot(ctx context.Context, id string) (*Snapshot, error) {
 	}
 	if r.Attempt == snap.LastClaim {
 		snap.Running = r
+		snap.Group = r.Group
 	}
 	return &snap, nil
 }
@@ -466,7 +473,7 @@ func (s *Store) Status(ctx context.Context, id string, now time.Time) (plan.Stat
 
 // Status derives a task's state from what exists for it.
 func (snap *Snapshot) Status(id string, now time.Time) plan.Status {
-	st := plan.Status{ID: id, State: plan.StateQueued}
+	st := plan.Status{ID: id, State: plan.StateQueued, Group: snap.Group}
 	switch {
 	case snap.Result != nil:
 		r := snap.Result

@@ -118,7 +118,7 @@ func (w *Worker) claim(ctx context.Context, log zerolog.Logger, q QueueRef, task
 			stopC:      make(chan struct{}),
 			leaseUntil: now.Add(w.cfg.VisibilityTimeout),
 			marker: plan.Running{
-				V: plan.Version, ID: task.ID, Attempt: attempt, Worker: w.cfg.Info,
+				V: plan.Version, ID: task.ID, Group: task.Group, Attempt: attempt, Worker: w.cfg.Info,
 				StartedAt: now, HeartbeatAt: now, LeaseUntil: now.Add(w.cfg.VisibilityTimeout),
 				HeartbeatEvery: plan.Duration(w.cfg.Heartbeat),
 			},
