@@ -28,6 +28,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/taskiq-go/taskiq-go/commands"
+	"github.com/taskiq-go/taskiq-go/plan"
 )
 
 // TestMain registers the taskiq-go command and the small programs that
@@ -194,16 +195,17 @@ func TestScripts(t *testing.T) {
 		UpdateScripts:       os.Getenv("TASKIQ_GO_UPDATE") != "",
 		Setup:               setupEndpoint,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"waitstate": cmdWaitState,
-			"waitfile":  cmdWaitFile,
-			"sqssend":   cmdSQSSend,
-			"sqscount":  cmdSQSCount,
-			"exitcode":  cmdExitCode,
-			"pidgone":   cmdPidGone,
-			"killpid":   cmdKillPid,
-			"loadenv":   cmdLoadEnv,
-			"s3put":     cmdS3Put,
-			"envsubst":  cmdEnvSubst,
+			"waitstate":  cmdWaitState,
+			"startorder": cmdStartOrder,
+			"waitfile":   cmdWaitFile,
+			"sqssend":    cmdSQSSend,
+			"sqscount":   cmdSQSCount,
+			"exitcode":   cmdExitCode,
+			"pidgone":    cmdPidGone,
+			"killpid":    cmdKillPid,
+			"loadenv":    cmdLoadEnv,
+			"s3put":      cmdS3Put,
+			"envsubst":   cmdEnvSubst,
 		},
 	})
 }
@@ -300,7 +302,11 @@ func setupExternal(env *testscript.Env, endpoint string) error {
 		return err
 	}
 	var queueURL string
-	for _, n := range []string{name, name + "-dlq", name + "-gpu"} {
+	names := []string{name + "-dlq"}
+	for _, b := range plan.Bands {
+		names = append(names, name+b.Suffix, name+"-gpu"+b.Suffix)
+	}
+	for _, n := range names {
 		out, err := sq.CreateQueue(ctx, &awssqs.CreateQueueInput{QueueName: aws.String(n)})
 		if err != nil {
 			return fmt.Errorf("create queue %s: %w", n, err)
@@ -534,4 +540,44 @@ func cmdSQSCount(ts *testscript.TestScript, neg bool, args []string) {
 		}
 	}
 	ts.Fatalf("queue holds %d messages, want %d", got, want)
+}
+
+// startorder HIGH_IDS_FILE LOWS_JSONL: every task named in HIGH_IDS_FILE
+// started before every task that LOWS_JSONL (poll --json output taken after
+// the high tasks were submitted) shows as still queued.
+func cmdStartOrder(ts *testscript.TestScript, neg bool, args []string) {
+	if len(args) != 2 {
+		ts.Fatalf("usage: startorder HIGH_IDS_FILE LOWS_JSONL")
+	}
+	started := func(id string) time.Time {
+		ts.Check(ts.Exec("taskiq-go", "result", "--json", id))
+		var r struct {
+			StartedAt time.Time `json:"started_at"`
+		}
+		ts.Check(json.Unmarshal([]byte(ts.ReadFile("stdout")), &r))
+		return r.StartedAt
+	}
+	var lastHigh time.Time
+	highs := strings.Fields(ts.ReadFile(args[0]))
+	for _, id := range highs {
+		if t := started(id); t.After(lastHigh) {
+			lastHigh = t
+		}
+	}
+	waiting := 0
+	for _, line := range strings.Split(strings.TrimSpace(ts.ReadFile(args[1])), "\n") {
+		var st struct{ ID, State string }
+		ts.Check(json.Unmarshal([]byte(line), &st))
+		if st.State != "queued" {
+			continue
+		}
+		waiting++
+		if t := started(st.ID); !t.After(lastHigh) {
+			ts.Fatalf("low task %s started at %s, before the last high task (%s)", st.ID, t.Format(time.RFC3339Nano), lastHigh.Format(time.RFC3339Nano))
+		}
+	}
+	if waiting == 0 {
+		ts.Fatalf("no low task was still queued: the test proves nothing")
+	}
+	ts.Logf("%d high tasks all started before the %d low tasks still queued", len(highs), waiting)
 }

@@ -186,6 +186,16 @@ func (s *Settings) QueueURLFor(name string) (string, error) {
 	return u, nil
 }
 
+// BandURL is the SQS queue a task of the given priority goes to on the
+// named logical queue: the queue's URL plus the band's suffix.
+func (s *Settings) BandURL(name string, priority int) (string, error) {
+	u, err := s.QueueURLFor(name)
+	if err != nil {
+		return "", err
+	}
+	return u + plan.BandFor(priority).Suffix, nil
+}
+
 // QueueNames lists the logical names the config file maps explicitly.
 func (s *Settings) QueueNames() []string {
 	names := make([]string, 0, len(s.Queues))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -66,10 +67,17 @@ func devCommand() *cli.Command {
 				}
 			}
 			log := newLogger(cliContext, zerolog.InfoLevel)
-			sqsNames := []string{devQueue}
-			for _, n := range names {
+			// Every band of every logical queue is an SQS queue.
+			var sqsNames []string
+			for _, n := range append([]string{plan.DefaultQueue}, names...) {
+				base := devQueue
 				if n != plan.DefaultQueue {
-					sqsNames = append(sqsNames, devQueue+"-"+n)
+					base += "-" + n
+				}
+				for _, b := range plan.Bands {
+					if !slices.Contains(sqsNames, base+b.Suffix) {
+						sqsNames = append(sqsNames, base+b.Suffix)
+					}
 				}
 			}
 			srv, err := devserver.Start(devserver.Options{
@@ -125,10 +133,8 @@ func devCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
-				cfg.Queues = nil
-				for _, q := range queues {
-					u, _ := s.QueueURLFor(q)
-					cfg.Queues = append(cfg.Queues, worker.QueueRef{Name: q, URL: u})
+				if cfg.Queues, err = bandRefs(s, queues); err != nil {
+					return err
 				}
 				cfg.Info = worker.DefaultInfo(fmt.Sprintf("dev-%d", i+1))
 				cfg.Log = log

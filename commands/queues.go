@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/taskiq-go/taskiq-go/backend"
+	"github.com/taskiq-go/taskiq-go/plan"
 	"github.com/taskiq-go/taskiq-go/sqs"
 )
 
@@ -15,7 +16,7 @@ func queuesCommand() *cli.Command {
 		Name:  "queues",
 		Usage: "show queue depths",
 		Description: "For each queue (default, those in the config file's queues map, and those named with\n" +
-			"--queue) and the dead-letter queue: messages visible, in flight (taken by a worker) and\n" +
+			"--queue), each of its priority bands, and the dead-letter queue: messages visible, in flight (taken by a worker) and\n" +
 			"delayed (waiting to be retried), as SQS approximates them.",
 		Flags: withConn(
 			&cli.StringSliceFlag{Name: "queue", Aliases: []string{"q"}, Usage: "also show logical queue `NAME`, repeatable"},
@@ -43,8 +44,12 @@ func queuesCommand() *cli.Command {
 				if cliContext.Bool("json") {
 					_ = writeJSON(cliContext.App.Writer, r)
 				} else {
-					fmt.Fprintf(cliContext.App.Writer, "%s\tvisible %d\tin_flight %d\tdelayed %d\t%s\n",
-						r.Name, r.Visible, r.InFlight, r.Delayed, r.URL)
+					band := r.Band
+					if band == "" {
+						band = "-"
+					}
+					fmt.Fprintf(cliContext.App.Writer, "%s\t%s\tvisible %d\tin_flight %d\tdelayed %d\t%s\n",
+						r.Name, band, r.Visible, r.InFlight, r.Delayed, r.URL)
 				}
 			}
 			return err
@@ -55,6 +60,7 @@ func queuesCommand() *cli.Command {
 // QueueDepth is one queue's line in `queues`.
 type QueueDepth struct {
 	Name string `json:"name"`
+	Band string `json:"band,omitempty"`
 	URL  string `json:"url"`
 	sqs.Stats
 }
@@ -64,7 +70,7 @@ type QueueDepth struct {
 func Queues(ctx context.Context, s *Settings, be *backend.Backend, names []string) ([]QueueDepth, error) {
 	seen := map[string]bool{}
 	var out []QueueDepth
-	add := func(name, url string) error {
+	add := func(name, band, url string) error {
 		if seen[url] {
 			return nil
 		}
@@ -73,7 +79,7 @@ func Queues(ctx context.Context, s *Settings, be *backend.Backend, names []strin
 		if err != nil {
 			return err
 		}
-		out = append(out, QueueDepth{Name: name, URL: url, Stats: st})
+		out = append(out, QueueDepth{Name: name, Band: band, URL: url, Stats: st})
 		return nil
 	}
 	for _, n := range names {
@@ -81,12 +87,14 @@ func Queues(ctx context.Context, s *Settings, be *backend.Backend, names []strin
 		if err != nil {
 			return out, err
 		}
-		if err := add(n, u); err != nil {
-			return out, err
+		for _, b := range plan.Bands {
+			if err := add(n, b.Name, u+b.Suffix); err != nil {
+				return out, err
+			}
 		}
 	}
 	if s.DeadLetterURL != "" {
-		if err := add("dead-letter", s.DeadLetterURL); err != nil {
+		if err := add("dead-letter", "", s.DeadLetterURL); err != nil {
 			return out, err
 		}
 	}

@@ -285,7 +285,7 @@ func Submit(ctx context.Context, s *Settings, be *backend.Backend, tasks []*plan
 			t.ID = id.String()
 		}
 		t.SubmittedAt = now.UTC()
-		u, err := s.QueueURLFor(t.Queue)
+		u, err := s.BandURL(t.Queue, t.Priority)
 		if err != nil {
 			return nil, err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/taskiq-go/taskiq-go/backend"
+	"github.com/taskiq-go/taskiq-go/plan"
 	"github.com/taskiq-go/taskiq-go/worker"
 )
 
@@ -78,6 +80,7 @@ func workerConfig(cliContext *cli.Context, s *Settings, log zerolog.Logger) (wor
 	if len(names) == 0 {
 		names = []string{"default"}
 	}
+	var err error
 	cfg := worker.Config{
 		DeadLetterURL:     s.DeadLetterURL,
 		Concurrency:       cliContext.Int("concurrency"),
@@ -98,14 +101,24 @@ func workerConfig(cliContext *cli.Context, s *Settings, log zerolog.Logger) (wor
 	if cfg.Heartbeat >= cfg.VisibilityTimeout/2 {
 		return cfg, usagef("--heartbeat (%s) must be under half of --visibility-timeout (%s)", cfg.Heartbeat, cfg.VisibilityTimeout)
 	}
-	for _, n := range names {
-		u, err := s.QueueURLFor(n)
-		if err != nil {
-			return cfg, err
+	cfg.Queues, err = bandRefs(s, names)
+	return cfg, err
+}
+
+// bandRefs lists the SQS queues behind logical queues: every priority band
+// of each, highest band first, the queues in the given order within a band.
+func bandRefs(s *Settings, names []string) ([]worker.QueueRef, error) {
+	var refs []worker.QueueRef
+	for _, b := range plan.Bands {
+		for _, n := range names {
+			u, err := s.QueueURLFor(n)
+			if err != nil {
+				return nil, err
+			}
+			refs = append(refs, worker.QueueRef{Name: n, Band: b.Name, URL: u + b.Suffix})
 		}
-		cfg.Queues = append(cfg.Queues, worker.QueueRef{Name: n, URL: u})
 	}
-	return cfg, nil
+	return refs, nil
 }
 
 // checkBackend fails fast when a queue or the bucket is missing, instead of
@@ -154,9 +167,11 @@ func nameList(cliContext *cli.Context, flag string) []string {
 }
 
 func queueNames(cfg worker.Config) []string {
-	out := make([]string, len(cfg.Queues))
-	for i, q := range cfg.Queues {
-		out[i] = q.Name
+	var out []string
+	for _, q := range cfg.Queues {
+		if !slices.Contains(out, q.Name) {
+			out = append(out, q.Name)
+		}
 	}
 	return out
 }

@@ -44,7 +44,7 @@ func (r *run) stop(reason string) {
 
 // handle takes one message from receipt to acknowledgement.
 func (w *Worker) handle(ctx context.Context, q QueueRef, m sqs.Message) {
-	log := w.log.With().Str("queue", q.Name).Str("message_id", m.MessageID).Logger()
+	log := w.log.With().Str("queue", q.Name).Str("band", q.Band).Str("message_id", m.MessageID).Logger()
 	task, ptr, err := plan.DecodeMessage([]byte(m.Body))
 	if err == nil && ptr != nil {
 		task, err = w.store.GetTask(ctx, ptr.ID)

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -94,7 +95,9 @@ func (w *Worker) beatWorker(ctx context.Context) {
 		HeartbeatEvery: plan.Duration(w.cfg.Heartbeat),
 	}
 	for _, q := range w.cfg.Queues {
-		hb.Queues = append(hb.Queues, q.Name)
+		if !slices.Contains(hb.Queues, q.Name) {
+			hb.Queues = append(hb.Queues, q.Name)
+		}
 	}
 	w.mu.Lock()
 	for id := range w.running {

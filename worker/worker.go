@@ -15,15 +15,21 @@ import (
 	"github.com/taskiq-go/taskiq-go/sqs"
 )
 
-// QueueRef is one queue a worker serves.
+// QueueRef is one SQS queue a worker serves: one priority band of one
+// logical queue.
 type QueueRef struct {
+	// Name is the logical queue's name, Band the band's (plan.Bands).
 	Name string
+	Band string
 	URL  string
 }
 
 // Config is everything a worker needs to know; zero values take the
 // defaults documented on each field.
 type Config struct {
+	// Queues are read in this order: the first with messages wins, so
+	// higher bands come first (and, within a band, the queues in the order
+	// the user gave them).
 	Queues []QueueRef
 	// DeadLetterURL receives messages that cannot be decoded or fail
 	// validation, with the reason; empty leaves them for the queue's own
@@ -212,7 +218,6 @@ func (w *Worker) runningCount() int {
 func (w *Worker) fetchLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) error {
 	w.touch()
 	failures := 0
-	qi := 0
 	for {
 		if ctx.Err() != nil {
 			return nil
@@ -253,14 +258,7 @@ func (w *Worker) fetchLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) err
 			}
 			break
 		}
-		q := w.cfg.Queues[qi%len(w.cfg.Queues)]
-		qi++
 		wait := w.cfg.WaitTime
-		if len(w.cfg.Queues) > 1 {
-			// Several queues: a short wait on each in turn, so that none
-			// waits behind a long poll of another.
-			wait = time.Second
-		}
 		if w.cfg.IdleExit > 0 && w.runningCount() == 0 {
 			left := w.cfg.IdleExit - w.cfg.Now().Sub(time.Unix(0, w.lastActive.Load()))
 			if left <= 0 {
@@ -270,7 +268,7 @@ func (w *Worker) fetchLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) err
 			}
 			wait = min(wait, left.Round(time.Second)+time.Second)
 		}
-		msgs, err := w.queue.Receive(ctx, q.URL, min(got, sqs.MaxBatch), wait, w.cfg.VisibilityTimeout)
+		msgs, q, err := w.receive(ctx, min(got, sqs.MaxBatch), wait)
 		if err != nil {
 			w.releaseSlots(got)
 			if ctx.Err() != nil {
@@ -278,7 +276,7 @@ func (w *Worker) fetchLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) err
 			}
 			failures++
 			d := min(time.Duration(failures)*time.Second, 15*time.Second)
-			w.log.Error().Err(err).Str("queue", q.Name).Dur("retry_in", d).Msg("receive failed")
+			w.log.Error().Err(err).Str("queue", q.Name).Str("band", q.Band).Dur("retry_in", d).Msg("receive failed")
 			select {
 			case <-time.After(d):
 			case <-ctx.Done():
@@ -313,6 +311,34 @@ func (w *Worker) signalEnded() {
 	case w.ended <- struct{}{}:
 	default:
 	}
+}
+
+// receive takes up to max messages from the highest band that has any. One
+// queue is simply long-polled. With several, each is asked in order without
+// waiting, and only when all are empty does the worker wait, at most a
+// second, on the first normal-band queue: a task arriving in a higher band
+// meanwhile waits no longer than that.
+func (w *Worker) receive(ctx context.Context, max int, wait time.Duration) ([]sqs.Message, QueueRef, error) {
+	qs := w.cfg.Queues
+	if len(qs) == 1 {
+		msgs, err := w.queue.Receive(ctx, qs[0].URL, max, wait, w.cfg.VisibilityTimeout)
+		return msgs, qs[0], err
+	}
+	for _, q := range qs {
+		msgs, err := w.queue.Receive(ctx, q.URL, max, 0, w.cfg.VisibilityTimeout)
+		if err != nil || len(msgs) > 0 {
+			return msgs, q, err
+		}
+	}
+	q := qs[0]
+	for _, c := range qs {
+		if c.Band == "normal" {
+			q = c
+			break
+		}
+	}
+	msgs, err := w.queue.Receive(ctx, q.URL, max, min(wait, time.Second), w.cfg.VisibilityTimeout)
+	return msgs, q, err
 }
 
 func (w *Worker) touch() { w.lastActive.Store(w.cfg.Now().UnixNano()) }
