@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 mkdir -p bin .cache
-go build -o bin/floor ./bench/floor
+make -s build
+go build -trimpath -ldflags "-s -w" -o bin/floor ./bench/floor
 go build -o bin/bench-coldstart ./bench/coldstart
 go build -o bin/bench-throughput ./bench/throughput
 what="${1:-all}"

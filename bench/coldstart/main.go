@@ -13,21 +13,6 @@ import (
 	"time"
 )
 
-func median(cmd []string, n int) (time.Duration, error) {
-	times := make([]time.Duration, 0, n)
-	for range n {
-		c := exec.Command(cmd[0], cmd[1:]...)
-		c.Stderr = os.Stderr
-		start := time.Now()
-		if out, err := c.Output(); err != nil {
-			return 0, fmt.Errorf("%s: %v: %s", strings.Join(cmd, " "), err, out)
-		}
-		times = append(times, time.Since(start))
-	}
-	slices.Sort(times)
-	return times[n/2], nil
-}
-
 func main() {
 	bin := flag.String("bin", "bin/taskiq-go", "taskiq-go binary")
 	floor := flag.String("floor", "bin/floor", "floor binary")
@@ -53,18 +38,27 @@ func main() {
 		{"poll ID", []string{*bin, "poll", id}},
 		{"result ID", []string{*bin, "result", id}},
 	}
+	// Runs are interleaved (one of each case per round) so that a change
+	// in the machine's load shifts every case alike.
+	times := make([][]time.Duration, len(cases))
+	for round := -3; round < *n; round++ {
+		for i, c := range cases {
+			cmd := exec.Command(c.cmd[0], c.cmd[1:]...)
+			cmd.Stderr = os.Stderr
+			start := time.Now()
+			if out, err := cmd.Output(); err != nil {
+				fmt.Fprintf(os.Stderr, "%s: %v: %s\n", strings.Join(c.cmd, " "), err, out)
+				os.Exit(1)
+			}
+			if round >= 0 { // the first rounds warm the page cache
+				times[i] = append(times[i], time.Since(start))
+			}
+		}
+	}
 	var base time.Duration
 	for i, c := range cases {
-		// Interleave a warm-up so the page cache holds both binaries.
-		if _, err := median(c.cmd, 3); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		m, err := median(c.cmd, *n)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
+		slices.Sort(times[i])
+		m := times[i][len(times[i])/2]
 		if i == 0 {
 			base = m
 		}
