@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"strings"
 	"time"
 
+	"github.com/mattn/go-isatty"
 	"github.com/urfave/cli/v2"
 
 	"github.com/taskiq-go/taskiq-go/backend"
@@ -41,14 +44,20 @@ func pollCommand() *cli.Command {
 			ctx, _, stop := commandContext(cliContext)
 			defer stop()
 			var sts []plan.Status
+			prog := newProgress(cliContext.App.ErrWriter, cliContext.Bool("wait"))
 			check := func(ctx context.Context) (bool, error) {
 				sts, err = Poll(ctx, be, ids, group)
 				if err != nil {
 					return false, err
 				}
-				return !cliContext.Bool("wait") || allFinal(sts), nil
+				done := !cliContext.Bool("wait") || allFinal(sts)
+				if !done {
+					prog.show(summary(sts))
+				}
+				return done, nil
 			}
 			werr := waitUntil(ctx, cliContext.Duration("timeout"), cliContext.Duration("interval"), check)
+			prog.clear()
 			if sts != nil {
 				printStatuses(cliContext.App.Writer, sts, cliContext.Bool("json"))
 			}
@@ -116,6 +125,58 @@ func Poll(ctx context.Context, be *backend.Backend, ids []string, group string) 
 		return nil, err
 	}
 	return sts, nil
+}
+
+// summary counts tasks by state, in the order of a task's life: "3
+// succeeded, 1 failed, 2 running, 4 queued (10 tasks)".
+func summary(sts []plan.Status) string {
+	counts := map[plan.State]int{}
+	for _, st := range sts {
+		counts[st.State]++
+	}
+	var parts []string
+	for _, s := range []plan.State{plan.StateSucceeded, plan.StateFailed, plan.StateTimedOut, plan.StateCancelled,
+		plan.StateRunning, plan.StateLost, plan.StateQueued} {
+		if n := counts[s]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, s))
+		}
+	}
+	return fmt.Sprintf("%s (%d tasks)", strings.Join(parts, ", "), len(sts))
+}
+
+// progress is the live one-line summary of a wait, drawn on stderr only
+// when stderr is a terminal: a pipe or a file gets nothing extra, and
+// stdout only ever gets the results.
+type progress struct {
+	w  io.Writer
+	on bool
+	n  int // width of the line drawn, to clear it
+}
+
+// isTerminal is replaced in tests.
+var isTerminal = func(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && isatty.IsTerminal(f.Fd())
+}
+
+func newProgress(w io.Writer, waiting bool) *progress {
+	return &progress{w: w, on: waiting && isTerminal(w)}
+}
+
+func (p *progress) show(line string) {
+	if !p.on {
+		return
+	}
+	pad := max(p.n-len(line), 0)
+	fmt.Fprintf(p.w, "\r%s%s", line, strings.Repeat(" ", pad))
+	p.n = len(line)
+}
+
+func (p *progress) clear() {
+	if p.on && p.n > 0 {
+		fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", p.n))
+		p.n = 0
+	}
 }
 
 func allFinal(sts []plan.Status) bool {
