@@ -196,6 +196,7 @@ func TestScripts(t *testing.T) {
 		Setup:               setupEndpoint,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"waitstate":  cmdWaitState,
+			"jsonvar":    cmdJSONVar,
 			"startorder": cmdStartOrder,
 			"waitfile":   cmdWaitFile,
 			"sqssend":    cmdSQSSend,
@@ -443,6 +444,31 @@ func cmdEnvSubst(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("usage: envsubst IN OUT")
 	}
 	ts.Check(os.WriteFile(ts.MkAbs(args[1]), []byte(os.Expand(ts.ReadFile(args[0]), ts.Getenv)), 0o644))
+}
+
+// jsonvar NAME KEY [K=V...]: set NAME to the string field KEY of the first
+// JSON line of the last command's stdout whose fields K equal V, for ids a
+// script cannot know ahead (an SQS message id).
+func cmdJSONVar(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: jsonvar NAME KEY [K=V...]")
+	}
+	for _, line := range strings.Split(ts.ReadFile("stdout"), "\n") {
+		var obj map[string]any
+		if json.Unmarshal([]byte(line), &obj) != nil {
+			continue
+		}
+		match := true
+		for _, kv := range args[2:] {
+			k, v, _ := strings.Cut(kv, "=")
+			match = match && fmt.Sprint(obj[k]) == v
+		}
+		if s, ok := obj[args[1]].(string); ok && match {
+			ts.Setenv(args[0], s)
+			return
+		}
+	}
+	ts.Fatalf("no JSON line of stdout has a string %q matching %q", args[1], args[2:])
 }
 
 // s3put KEY FILE: write FILE to KEY in the script's bucket, as a foreign or
