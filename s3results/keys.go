@@ -32,6 +32,15 @@ func (k Keys) join(parts ...string) string {
 	return strings.TrimSuffix(k.Prefix, "/") + "/" + p
 }
 
+// Root is the prefix every key lives under ("PREFIX/", or "" for none): the
+// scope of the IAM policy and of the expiry rule.
+func (k Keys) Root() string {
+	if k.Prefix == "" {
+		return ""
+	}
+	return strings.TrimSuffix(k.Prefix, "/") + "/"
+}
+
 // TaskDir is the prefix under which every object of task id lives.
 func (k Keys) TaskDir(id string) string { return k.join("tasks", id) + "/" }
 

@@ -18,6 +18,9 @@ func TestKeyLayout(t *testing.T) {
 		{"p", Keys{"p"}.GroupMember("run-7", "a1"), "p/groups/run-7/a1"},
 		{"p", Keys{"p"}.Worker("w1"), "p/workers/w1.json"},
 		{"", Keys{""}.WorkerDir(), "workers/"},
+		{"p/q/", Keys{"p/q/"}.Root(), "p/q/"},
+		{"p", Keys{"p"}.Root(), "p/"},
+		{"", Keys{""}.Root(), ""},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("prefix %q: got %q, want %q", tc.prefix, tc.got, tc.want)
@@ -29,6 +32,9 @@ func TestKeyLayout(t *testing.T) {
 func TestTaskKeysUnderTaskDir(t *testing.T) {
 	k := Keys{"x"}
 	dir := k.TaskDir("id")
+	if root := k.Root(); dir[:len(root)] != root {
+		t.Errorf("%s is not under %s", dir, root)
+	}
 	for _, key := range []string{k.Task("id"), k.Running("id"), k.Cancel("id"), k.Result("id"),
 		k.Claim("id", 1), k.Attempt("id", 1), k.Log("id", 1, "stderr")} {
 		if len(key) <= len(dir) || key[:len(dir)] != dir {
