@@ -332,7 +332,7 @@ func newS3(opts Options) (http.Handler, *bolt.DB, error) {
 		// misread "127.0.0.1" as a bucket name.
 		gofakes3.WithHostBucket(false),
 	)
-	return faker.Server(), db, nil
+	return withUnsupportedS3(faker.Server()), db, nil
 }
 
 // route sends one request to the SQS or the S3 emulator.
