@@ -41,7 +41,7 @@ func devCommand() *cli.Command {
 			flags = append(flags, &cli.IntFlag{Name: "concurrency", Aliases: []string{"c"}, Value: 2, Usage: "with --workers, tasks each worker runs at once"})
 		case "queue":
 			flags = append(flags, &cli.StringSliceFlag{Name: "queue", Aliases: []string{"q"}, Usage: "create logical queue `NAME` (beside default), repeatable; --workers serve them all"})
-		case "max-tasks", "idle-exit":
+		case "max-tasks", "idle-exit", "metrics-addr":
 		default:
 			flags = append(flags, f)
 		}
@@ -142,7 +142,7 @@ func devCommand() *cli.Command {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					errs[i] = runWorker(ctx, aborts[i], be, cfg)
+					errs[i] = runWorker(ctx, aborts[i], be, cfg, "")
 				}()
 			}
 			go func() {

@@ -2,6 +2,8 @@ package commands
 
 import (
 	"context"
+	"net"
+	"net/http"
 	"os"
 	"runtime"
 	"slices"
@@ -12,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/taskiq-go/taskiq-go/backend"
+	"github.com/taskiq-go/taskiq-go/metrics"
 	"github.com/taskiq-go/taskiq-go/plan"
 	"github.com/taskiq-go/taskiq-go/worker"
 )
@@ -28,6 +31,7 @@ func workerFlags() []cli.Flag {
 		&cli.IntFlag{Name: "max-tasks", Usage: "exit after finishing `N` tasks (0: no limit)"},
 		&cli.DurationFlag{Name: "idle-exit", Usage: "exit after `DURATION` with nothing to do (0: never)"},
 		&cli.StringFlag{Name: "worker-id", Usage: "`ID` reported in results (default: w-HOST-PID)", EnvVars: []string{"TASKIQ_GO_WORKER_ID"}},
+		&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus /metrics and /healthz on `HOST:PORT`", EnvVars: []string{"TASKIQ_GO_METRICS_ADDR"}},
 	}
 }
 
@@ -69,7 +73,7 @@ func workCommand() *cli.Command {
 			if err := checkBackend(ctx, be, cfg); err != nil {
 				return err
 			}
-			return runWorker(ctx, more, be, cfg)
+			return runWorker(ctx, more, be, cfg, cliContext.String("metrics-addr"))
 		},
 	}
 }
@@ -133,8 +137,23 @@ func checkBackend(ctx context.Context, be *backend.Backend, cfg worker.Config) e
 }
 
 // runWorker runs one worker until ctx ends; a further signal aborts.
-func runWorker(ctx context.Context, more <-chan os.Signal, be *backend.Backend, cfg worker.Config) error {
+func runWorker(ctx context.Context, more <-chan os.Signal, be *backend.Backend, cfg worker.Config, metricsAddr string) error {
+	var m *metrics.Metrics
+	if metricsAddr != "" {
+		m = metrics.New(cfg.Info.ID)
+		cfg.Metrics = m
+	}
 	w := worker.New(cfg, be.Queue, be.Store)
+	if m != nil {
+		ln, err := net.Listen("tcp", metricsAddr)
+		if err != nil {
+			return usagef("--metrics-addr %s: %v", metricsAddr, err)
+		}
+		srv := &http.Server{Handler: m.Handler(w.Healthy), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+		cfg.Log.Info().Str("addr", ln.Addr().String()).Msg("serving /metrics and /healthz")
+	}
 	go func() {
 		select {
 		case <-more:

@@ -217,6 +217,7 @@ func (w *Worker) execute(ctx context.Context, r *run) *plan.Result {
 		return fail(code, fmt.Sprintf("cannot start %q: %v", t.Argv[0], err))
 	}
 	r.log.Info().Int("pid", cmd.Process.Pid).Msg("task started")
+	w.cfg.Metrics.TaskStarted(r.q.Name)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 
@@ -243,8 +244,10 @@ func (w *Worker) execute(ctx context.Context, r *run) *plan.Result {
 	}
 	res.FinishedAt = w.cfg.Now()
 	if reason == reasonShutdown || reason == reasonLease {
+		w.cfg.Metrics.TaskEnded(r.q.Name, "released", res.FinishedAt.Sub(res.StartedAt))
 		return nil
 	}
+	defer func() { w.cfg.Metrics.TaskEnded(r.q.Name, res.State, res.FinishedAt.Sub(res.StartedAt)) }()
 	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
 	switch {
 	case ws.Signaled():

@@ -67,6 +67,8 @@ type Config struct {
 	// TempDir holds captured output while a task runs (default os.TempDir()).
 	TempDir string
 	Log     zerolog.Logger
+	// Metrics receives counts and timings (default: none).
+	Metrics Metrics
 	// Now and Jitter are injected by tests.
 	Now    func() time.Time
 	Jitter func() float64
@@ -103,6 +105,9 @@ func (c *Config) defaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.Metrics == nil {
+		c.Metrics = noMetrics{}
+	}
 }
 
 // Worker consumes tasks from its queues until stopped.
@@ -122,7 +127,11 @@ type Worker struct {
 	// lastActive is when a task last arrived or finished (unix nanoseconds),
 	// for IdleExit.
 	lastActive atomic.Int64
-	started    time.Time
+	// lastReceive is when a receive last succeeded (unix nanoseconds), and
+	// stopping is set once shutdown begins: both for Healthy.
+	lastReceive atomic.Int64
+	stopping    atomic.Bool
+	started     time.Time
 	// abort is closed by Abort: stop everything now, still releasing.
 	abort     chan struct{}
 	abortOnce sync.Once
@@ -136,8 +145,8 @@ func New(cfg Config, q Queue, s Store) *Worker {
 	cfg.defaults()
 	return &Worker{
 		cfg:     cfg,
-		queue:   q,
-		store:   s,
+		queue:   countedQueue{q, cfg.Metrics},
+		store:   countedStore{s, cfg.Metrics},
 		log:     cfg.Log.With().Str("worker", cfg.Info.ID).Logger(),
 		slots:   make(chan struct{}, cfg.Concurrency),
 		running: map[string]*run{},
@@ -150,6 +159,19 @@ func New(cfg Config, q Queue, s Store) *Worker {
 // are still released so that another worker takes them without delay.
 func (w *Worker) Abort() {
 	w.abortOnce.Do(func() { close(w.abort) })
+}
+
+// Healthy reports why the worker is not doing its job, or nil: it is
+// shutting down, or it has not been able to receive for a while.
+func (w *Worker) Healthy() error {
+	if w.stopping.Load() {
+		return errors.New("shutting down")
+	}
+	limit := max(3*w.cfg.WaitTime, time.Minute)
+	if since := w.cfg.Now().Sub(time.Unix(0, w.lastReceive.Load())); since > limit {
+		return fmt.Errorf("no successful receive for %s", since.Round(time.Second))
+	}
+	return nil
 }
 
 // Finished reports how many tasks this worker has finished.
@@ -174,7 +196,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	go func() { defer close(hbDone); w.heartbeatLoop(hbCtx) }()
 
 	var wg sync.WaitGroup
+	w.lastReceive.Store(w.started.UnixNano())
 	fetchErr := w.fetchLoop(ctx, workCtx, &wg)
+	w.stopping.Store(true)
 
 	// Shutdown: wait for running tasks, up to the grace period.
 	done := make(chan struct{})
@@ -268,7 +292,12 @@ func (w *Worker) fetchLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) err
 			}
 			wait = min(wait, left.Round(time.Second)+time.Second)
 		}
+		began := w.cfg.Now()
 		msgs, q, err := w.receive(ctx, min(got, sqs.MaxBatch), wait)
+		if err == nil {
+			w.lastReceive.Store(w.cfg.Now().UnixNano())
+			w.cfg.Metrics.Received(q.Name, len(msgs), w.cfg.Now().Sub(began))
+		}
 		if err != nil {
 			w.releaseSlots(got)
 			if ctx.Err() != nil {

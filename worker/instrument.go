@@ -1,0 +1,122 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/taskiq-go/taskiq-go/plan"
+	"github.com/taskiq-go/taskiq-go/s3results"
+	"github.com/taskiq-go/taskiq-go/sqs"
+)
+
+// countedQueue and countedStore count every failed call, so that metrics see
+// all SQS and S3 errors without each call site having to report them.
+type countedQueue struct {
+	q Queue
+	m Metrics
+}
+
+func (c countedQueue) note(op string, err error) error {
+	if err != nil {
+		c.m.BackendError("sqs", op)
+	}
+	return err
+}
+
+func (c countedQueue) Receive(ctx context.Context, queueURL string, max int, wait, visibility time.Duration) ([]sqs.Message, error) {
+	msgs, err := c.q.Receive(ctx, queueURL, max, wait, visibility)
+	if ctx.Err() == nil {
+		err = c.note("receive", err)
+	}
+	return msgs, err
+}
+
+func (c countedQueue) SetVisibility(ctx context.Context, queueURL, receipt string, d time.Duration) error {
+	return c.note("change_visibility", c.q.SetVisibility(ctx, queueURL, receipt, d))
+}
+
+func (c countedQueue) DeleteBatch(ctx context.Context, queueURL string, receipts []string) ([]error, error) {
+	errs, err := c.q.DeleteBatch(ctx, queueURL, receipts)
+	return errs, c.note("delete", err)
+}
+
+func (c countedQueue) Send(ctx context.Context, queueURL string, e sqs.Entry) (string, error) {
+	id, err := c.q.Send(ctx, queueURL, e)
+	return id, c.note("send", err)
+}
+
+type countedStore struct {
+	s Store
+	m Metrics
+}
+
+func (c countedStore) note(op string, err error) error {
+	if err != nil {
+		c.m.BackendError("s3", op)
+	}
+	return err
+}
+
+func (c countedStore) GetTask(ctx context.Context, id string) (*plan.Task, error) {
+	t, err := c.s.GetTask(ctx, id)
+	return t, c.note("get_task", err)
+}
+
+func (c countedStore) Snapshot(ctx context.Context, id string) (*s3results.Snapshot, error) {
+	s, err := c.s.Snapshot(ctx, id)
+	return s, c.note("snapshot", err)
+}
+
+func (c countedStore) Claim(ctx context.Context, r *plan.Running) error {
+	err := c.s.Claim(ctx, r)
+	if err == nil || isExists(err) {
+		return err // losing a claim is the protocol working, not an error
+	}
+	return c.note("claim", err)
+}
+
+func (c countedStore) Unclaim(ctx context.Context, id string, attempt int) error {
+	return c.note("unclaim", c.s.Unclaim(ctx, id, attempt))
+}
+
+func (c countedStore) PutRunning(ctx context.Context, r *plan.Running) error {
+	return c.note("put_running", c.s.PutRunning(ctx, r))
+}
+
+func (c countedStore) DeleteRunning(ctx context.Context, id string) error {
+	return c.note("delete_running", c.s.DeleteRunning(ctx, id))
+}
+
+func (c countedStore) CancelRequested(ctx context.Context, id string) (bool, error) {
+	ok, err := c.s.CancelRequested(ctx, id)
+	return ok, c.note("cancel_check", err)
+}
+
+func (c countedStore) PutResult(ctx context.Context, r *plan.Result) error {
+	err := c.s.PutResult(ctx, r)
+	if err == nil || isExists(err) {
+		return err
+	}
+	return c.note("put_result", err)
+}
+
+func (c countedStore) PutAttempt(ctx context.Context, r *plan.Result) error {
+	return c.note("put_attempt", c.s.PutAttempt(ctx, r))
+}
+
+func (c countedStore) PutLog(ctx context.Context, id string, attempt int, stream string, body io.ReadSeeker, size int64) (string, error) {
+	k, err := c.s.PutLog(ctx, id, attempt, stream, body, size)
+	return k, c.note("put_log", err)
+}
+
+func (c countedStore) PutWorker(ctx context.Context, workerID string, v any) error {
+	return c.note("put_worker", c.s.PutWorker(ctx, workerID, v))
+}
+
+func (c countedStore) DeleteWorker(ctx context.Context, workerID string) error {
+	return c.note("delete_worker", c.s.DeleteWorker(ctx, workerID))
+}
+
+func isExists(err error) bool { return errors.Is(err, plan.ErrExists) }
