@@ -66,6 +66,7 @@ func devCommand() *cli.Command {
 					return usagef("queue name %v", err)
 				}
 			}
+			longRunning()
 			log := newLogger(cliContext, zerolog.InfoLevel)
 			// Every band of every logical queue is an SQS queue.
 			var sqsNames []string

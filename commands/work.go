@@ -59,6 +59,7 @@ func workCommand() *cli.Command {
 			if err := s.needBucket(); err != nil {
 				return err
 			}
+			longRunning()
 			log := newLogger(cliContext, zerolog.InfoLevel)
 			cfg, err := workerConfig(cliContext, s, log)
 			if err != nil {
