@@ -345,7 +345,11 @@ func DLQRedrive(ctx context.Context, s *Settings, be *backend.Backend, ids []str
 		}
 	}
 	if len(unknown) > 0 {
-		return moved, fmt.Errorf("no message or task %s in the dead-letter queue: %w", strings.Join(unknown, ", "), plan.ErrTaskNotFound)
+		where := "in the dead-letter queue"
+		if len(dls) >= max {
+			where = fmt.Sprintf("among the first %d dead letters (see --max)", max)
+		}
+		return moved, fmt.Errorf("no message or task %s %s: %w", strings.Join(unknown, ", "), where, plan.ErrTaskNotFound)
 	}
 	return moved, nil
 }

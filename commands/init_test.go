@@ -1,0 +1,78 @@
+package commands
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestValidBucketName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"taskiq": true, "my-company.taskiq-2": true, "abc": true,
+		"ab": false, "Taskiq": false, "my_bucket": false, "-taskiq": false, "taskiq.": false,
+		"a..b": false, strings.Repeat("a", 64): false,
+	} {
+		if got := validBucketName(name); got != want {
+			t.Errorf("validBucketName(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// AWS answers maxReceiveCount as a number, emulators and our own policy as
+// a string: both must compare equal, or every init would say "updated".
+func TestSameRedrive(t *testing.T) {
+	ours := `{"deadLetterTargetArn":"arn:aws:sqs:eu-west-1:123456789012:q-dlq","maxReceiveCount":"20"}`
+	for other, want := range map[string]bool{
+		`{"deadLetterTargetArn":"arn:aws:sqs:eu-west-1:123456789012:q-dlq","maxReceiveCount":20}`:   true,
+		`{"maxReceiveCount":"20","deadLetterTargetArn":"arn:aws:sqs:eu-west-1:123456789012:q-dlq"}`: true,
+		`{"deadLetterTargetArn":"arn:aws:sqs:eu-west-1:123456789012:q-dlq","maxReceiveCount":10}`:   false,
+		`{"deadLetterTargetArn":"arn:aws:sqs:eu-west-1:123456789012:other","maxReceiveCount":20}`:   false,
+		``: false,
+	} {
+		if got := sameRedrive(other, ours); got != want {
+			t.Errorf("sameRedrive(%s) = %v, want %v", other, got, want)
+		}
+	}
+}
+
+func TestExcerpt(t *testing.T) {
+	if got := excerpt("short\tbody"); got != `"short\tbody"` {
+		t.Errorf("excerpt = %s", got)
+	}
+	long := strings.Repeat("é", 40) // 80 bytes: the cut must not split a rune
+	got := excerpt(long)
+	if !strings.HasSuffix(got, `"...`) || strings.Contains(got, `\x`) {
+		t.Errorf("excerpt(long) = %s", got)
+	}
+}
+
+func TestIAMPolicyRoles(t *testing.T) {
+	s := &Settings{QueueURL: "https://sqs.eu-west-1.amazonaws.com/123456789012/taskiq", Bucket: "b", Prefix: "p"}
+	s.DeadLetterURL = s.QueueURL + "-dlq"
+	sids := map[string]string{
+		RoleSubmit: "SendTasks ListTaskData TaskData",
+		RoleWork:   "ConsumeTasks DeadLetter ListTaskData TaskData",
+		RoleAll:    "Queues ListTaskData TaskData",
+		RoleInit:   "CreateQueues CreateBucket",
+	}
+	for role, want := range sids {
+		p, warnings, err := IAMPolicy(s, []string{"default"}, role)
+		if err != nil || len(warnings) > 0 {
+			t.Fatalf("%s: %v %v", role, err, warnings)
+		}
+		var got []string
+		for _, st := range p.Statement {
+			got = append(got, st.Sid)
+			if st.Effect != "Allow" || len(st.Action) == 0 || len(st.Resource) == 0 {
+				t.Errorf("%s: incomplete statement %+v", role, st)
+			}
+		}
+		if strings.Join(got, " ") != want {
+			t.Errorf("%s: statements %v, want %s", role, got, want)
+		}
+	}
+	// Producers never touch the dead-letter queue.
+	p, _, _ := IAMPolicy(s, []string{"default"}, RoleSubmit)
+	if strings.Contains(strings.Join(p.Statement[0].Resource, " "), "dlq") {
+		t.Errorf("submit may send to the dead-letter queue: %v", p.Statement[0].Resource)
+	}
+}
