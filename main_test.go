@@ -7,7 +7,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -198,6 +201,8 @@ func TestScripts(t *testing.T) {
 			"waitstate":  cmdWaitState,
 			"jsonvar":    cmdJSONVar,
 			"startorder": cmdStartOrder,
+			"freeport":   cmdFreePort,
+			"httpget":    cmdHTTPGet,
 			"waitfile":   cmdWaitFile,
 			"sqssend":    cmdSQSSend,
 			"sqscount":   cmdSQSCount,
@@ -606,4 +611,30 @@ func cmdStartOrder(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("no low task was still queued: the test proves nothing")
 	}
 	ts.Logf("%d high tasks all started before the %d low tasks still queued", len(highs), waiting)
+}
+
+// freeport VAR: set VAR to a free loopback address (127.0.0.1:PORT).
+func cmdFreePort(ts *testscript.TestScript, neg bool, args []string) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ts.Check(err)
+	addr := ln.Addr().String()
+	ln.Close()
+	ts.Setenv(args[0], addr)
+}
+
+// httpget URL: GET URL (waiting up to 10 s for the server to listen) and
+// write the status line and body to stdout.
+func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
+	var resp *http.Response
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if resp, err = http.Get(args[0]); err == nil {
+			break
+		}
+	}
+	ts.Check(err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	ts.Check(err)
+	fmt.Fprintf(ts.Stdout(), "%d\n%s", resp.StatusCode, body)
 }

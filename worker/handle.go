@@ -393,11 +393,15 @@ func (w *Worker) finishUnstarted(ctx context.Context, log zerolog.Logger, t *pla
 
 // release gives an unfinished attempt back: the claim is withdrawn so the
 // attempt is not counted, and the message becomes visible at once.
+//
+// Release is best effort, bounded to a few seconds, since it runs while the
+// worker stops: a claim left behind only makes the next run count one more
+// attempt, and a message not made visible returns when its lease runs out.
 func (w *Worker) release(r *run) {
 	log := r.log
-	w.persist(log, "claim withdrawal", func(ctx context.Context) error { return w.store.Unclaim(ctx, r.task.ID, r.marker.Attempt) })
-	w.persist(log, "running marker removal", func(ctx context.Context) error { return w.store.DeleteRunning(ctx, r.task.ID) })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	w.persistWithin(log, "claim withdrawal", 5*time.Second, func(ctx context.Context) error { return w.store.Unclaim(ctx, r.task.ID, r.marker.Attempt) })
+	w.persistWithin(log, "running marker removal", 5*time.Second, func(ctx context.Context) error { return w.store.DeleteRunning(ctx, r.task.ID) })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := w.queue.SetVisibility(ctx, r.q.URL, r.msg.ReceiptHandle, 0); err != nil {
 		log.Warn().Err(err).Msg("cannot release the message; it returns when its lease runs out")
@@ -451,9 +455,14 @@ func (w *Worker) deadLetter(ctx context.Context, log zerolog.Logger, q QueueRef,
 // and acknowledgements must survive a short outage of the endpoint. It
 // reports whether the write was done.
 func (w *Worker) persist(log zerolog.Logger, what string, f func(context.Context) error) bool {
-	deadline := time.Now().Add(2 * time.Minute)
+	return w.persistWithin(log, what, 2*time.Minute, f)
+}
+
+// persistWithin retries a write for up to budget.
+func (w *Worker) persistWithin(log zerolog.Logger, what string, budget time.Duration, f func(context.Context) error) bool {
+	deadline := time.Now().Add(budget)
 	for i := 0; ; i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), min(30*time.Second, budget))
 		err := f(ctx)
 		cancel()
 		if err == nil {
