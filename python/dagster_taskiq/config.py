@@ -1,0 +1,184 @@
+"""Configuration shared by the executor and the run launcher.
+
+The names follow what Celery/SQS users already know (``queue_url``,
+``region_name``, ``endpoint_url``); the environment variables
+``DAGSTER_TASKIQ_SQS_QUEUE_URL`` and ``DAGSTER_TASKIQ_SQS_ENDPOINT_URL`` are
+honoured as fallbacks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dagster import Array, Field, IntSource, Noneable, StringSource
+from dagster._core.utils import parse_env_var
+
+from dagster_taskiq.cli import ConnectionSettings, TaskiqCli, TaskiqError
+
+QUEUE_URL_ENV_VARS = ("TASKIQ_GO_QUEUE_URL", "DAGSTER_TASKIQ_SQS_QUEUE_URL")
+ENDPOINT_URL_ENV_VARS = ("AWS_ENDPOINT_URL", "DAGSTER_TASKIQ_SQS_ENDPOINT_URL")
+
+
+class TaskiqConfigError(TaskiqError):
+    """The dagster-taskiq configuration is missing something or is inconsistent."""
+
+
+def connection_config_schema() -> dict[str, Field]:
+    """Config fields for reaching taskiq-go's queue and store, and for its tasks."""
+    return {
+        "queue_url": Field(
+            Noneable(StringSource),
+            is_required=False,
+            default_value=None,
+            description="SQS queue URL. Defaults to $TASKIQ_GO_QUEUE_URL or $DAGSTER_TASKIQ_SQS_QUEUE_URL.",
+        ),
+        "region_name": Field(Noneable(StringSource), is_required=False, default_value=None, description="AWS region."),
+        "endpoint_url": Field(
+            Noneable(StringSource),
+            is_required=False,
+            default_value=None,
+            description="SQS/S3 endpoint URL (e.g. the one `taskiq-go dev` prints). Defaults "
+            "to $AWS_ENDPOINT_URL or $DAGSTER_TASKIQ_SQS_ENDPOINT_URL.",
+        ),
+        "bucket": Field(
+            Noneable(StringSource), is_required=False, default_value=None, description="S3 bucket for results."
+        ),
+        "prefix": Field(
+            Noneable(StringSource), is_required=False, default_value=None, description="Key prefix in the bucket."
+        ),
+        "config_file": Field(
+            Noneable(StringSource),
+            is_required=False,
+            default_value=None,
+            description="taskiq-go YAML config file (its keys: queue_url, bucket, prefix, region, "
+            "profile, endpoint_url...). Defaults to $TASKIQ_GO_CONFIG.",
+        ),
+        "binary": Field(
+            Noneable(StringSource),
+            is_required=False,
+            default_value=None,
+            description="Path of the taskiq-go binary. Defaults to $TASKIQ_GO_BIN, then PATH.",
+        ),
+        "queue": Field(
+            Noneable(StringSource),
+            is_required=False,
+            default_value=None,
+            description="Logical queue tasks go to unless the tag dagster-taskiq/queue says otherwise.",
+        ),
+        "priority": Field(
+            IntSource,
+            is_required=False,
+            default_value=0,
+            description="Task priority (higher runs first) unless the tag dagster-taskiq/priority "
+            "says otherwise; the run tag dagster-taskiq/run_priority is added to it.",
+        ),
+        "env_vars": Field(
+            Array(str),
+            is_required=False,
+            default_value=[],
+            description="Environment variables for the task: NAME (copied from this process) or NAME=value.",
+        ),
+        "working_directory": Field(
+            Noneable(StringSource),
+            is_required=False,
+            default_value=None,
+            description="Working directory of the task on the worker; the worker's own by default.",
+        ),
+        "task_timeout": Field(
+            Noneable(StringSource),
+            is_required=False,
+            default_value=None,
+            description="Longest one task may run, as a duration such as 2h or 90s; no limit by default.",
+        ),
+        "call_timeout": Field(
+            float,
+            is_required=False,
+            default_value=60.0,
+            description="Seconds one call of the taskiq-go binary may take.",
+        ),
+    }
+
+
+@dataclass(frozen=True)
+class TaskiqSettings:
+    """Resolved configuration: how to call the binary and what every task gets."""
+
+    connection: ConnectionSettings = field(default_factory=ConnectionSettings)
+    binary: str | None = None
+    queue: str | None = None
+    priority: int = 0
+    env_vars: tuple[str, ...] = ()
+    working_directory: str | None = None
+    task_timeout: str | None = None
+    call_timeout: float = 60.0
+    fast_exit: bool = False
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> TaskiqSettings:
+        return cls(
+            connection=ConnectionSettings(
+                queue_url=config.get("queue_url"),
+                region_name=config.get("region_name"),
+                endpoint_url=config.get("endpoint_url"),
+                bucket=config.get("bucket"),
+                prefix=config.get("prefix"),
+                config_file=config.get("config_file"),
+            ),
+            binary=config.get("binary"),
+            queue=config.get("queue"),
+            priority=int(config.get("priority") or 0),
+            env_vars=tuple(config.get("env_vars") or ()),
+            working_directory=config.get("working_directory"),
+            task_timeout=config.get("task_timeout"),
+            call_timeout=float(config.get("call_timeout") or 60.0),
+            fast_exit=bool(config.get("fast_exit", False)),
+        )
+
+    def resolved_connection(self) -> ConnectionSettings:
+        """Fills queue URL and endpoint from the environment; fails naming a missing queue URL."""
+        c = self.connection
+        queue_url = c.queue_url or _first_env(QUEUE_URL_ENV_VARS)
+        config_file = c.config_file or os.environ.get("TASKIQ_GO_CONFIG")
+        if not queue_url and not config_file:
+            raise TaskiqConfigError(
+                "dagster-taskiq: no SQS queue URL configured: set `queue_url` in the executor or "
+                "run launcher config, or the environment variable TASKIQ_GO_QUEUE_URL "
+                "(or DAGSTER_TASKIQ_SQS_QUEUE_URL), or name a taskiq-go `config_file` that sets it"
+            )
+        return ConnectionSettings(
+            queue_url=queue_url,
+            region_name=c.region_name,
+            endpoint_url=c.endpoint_url or _first_env(ENDPOINT_URL_ENV_VARS),
+            bucket=c.bucket,
+            prefix=c.prefix,
+            config_file=config_file,
+        )
+
+    def make_cli(self) -> TaskiqCli:
+        """Checks the settings and returns the wrapper that calls the binary."""
+        return TaskiqCli(binary=self.binary, connection=self.resolved_connection(), timeout=self.call_timeout)
+
+    def task_env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment a task adds to the worker's: ``env_vars`` plus ``extra``."""
+        env: dict[str, str] = {}
+        for item in self.env_vars:
+            if "=" in item:
+                name, value = parse_env_var(item)
+            else:
+                name, value = item, os.environ.get(item, "")
+                if item not in os.environ:
+                    continue
+            env[name] = value
+        env.update(extra or {})
+        return env
+
+
+def _first_env(names: Sequence[str]) -> str | None:
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return None

@@ -1,0 +1,203 @@
+"""``taskiq_executor``: Dagster's step-delegating executor running each step as a taskiq-go task."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from dagster import Field, IntSource, executor
+from dagster import _check as check
+from dagster._core.definitions.executor_definition import multiple_process_executor_requirements
+from dagster._core.events import DagsterEvent, DagsterEventType, EngineEventData
+from dagster._core.execution.context.system import PlanOrchestrationContext
+from dagster._core.execution.plan.plan import ExecutionPlan
+from dagster._core.execution.retries import RetryMode, get_retries_config
+from dagster._core.execution.tags import get_tag_concurrency_limits_config
+from dagster._core.executor.base import Executor
+from dagster._core.executor.init import InitExecutorContext
+from dagster._core.executor.step_delegating import StepDelegatingExecutor
+from dagster._core.instance import DagsterInstance
+
+from dagster_taskiq.cli import ConnectionSettings, TaskStatus
+from dagster_taskiq.config import TaskiqSettings, connection_config_schema
+from dagster_taskiq.report import TASK_ID_KEY, WORKER_HOST_KEY, WORKER_ID_KEY, WORKER_PID_KEY
+from dagster_taskiq.step_handler import TaskiqStepHandler
+
+
+def executor_config_schema() -> dict[str, Field]:
+    return {
+        **connection_config_schema(),
+        "retries": get_retries_config(),
+        "max_concurrent": Field(
+            IntSource,
+            is_required=False,
+            description="Most steps of one run in flight at once (queued or running). "
+            "This limit is per run, not global.",
+        ),
+        "tag_concurrency_limits": get_tag_concurrency_limits_config(),
+        "health_check_interval": Field(
+            IntSource,
+            is_required=False,
+            default_value=10,
+            description="Seconds between checks of running steps' tasks; a step whose task "
+            "failed, was cancelled, timed out or lost its worker is marked failed (or retried).",
+        ),
+        "fast_exit": Field(
+            bool,
+            is_required=False,
+            default_value=True,
+            description="Run steps through `dagster-taskiq-step`, the dagster CLI without the "
+            "interpreter's teardown, which frees the worker's slot about half a second sooner. "
+            "Workers then need dagster-taskiq installed beside dagster (they do if the job's "
+            "code imports it). False runs `dagster api execute_step` unchanged.",
+        ),
+        "poll_interval": Field(
+            float,
+            is_required=False,
+            default_value=0.1,
+            description="Seconds the orchestrator sleeps between reads of the event log.",
+        ),
+    }
+
+
+@executor(
+    name="taskiq",
+    config_schema=executor_config_schema(),
+    requirements=multiple_process_executor_requirements(),
+)
+def taskiq_executor(init_context: InitExecutorContext) -> Executor:
+    """Runs each step as a task on taskiq-go workers fed by an SQS queue.
+
+    Steps report their events through the Dagster instance, so workers need the
+    job's code importable and access to the instance's storage. Set it as a
+    job's ``executor_def`` and configure it under ``execution: config:``::
+
+        execution:
+          config:
+            queue_url: https://sqs.us-east-1.amazonaws.com/123/taskiq
+            bucket: my-taskiq-results
+            max_concurrent: 8
+
+    Step tags ``dagster-taskiq/queue`` and ``dagster-taskiq/priority`` and the
+    run tag ``dagster-taskiq/run_priority`` route and order the tasks. Settings
+    left unset are taken from a ``TaskiqRunLauncher`` on the instance, then from
+    the environment (``TASKIQ_GO_QUEUE_URL``, ``DAGSTER_TASKIQ_SQS_QUEUE_URL``...).
+    """
+    config = init_context.executor_config
+    settings = _merge_launcher_settings(TaskiqSettings.from_config(config), init_context.instance)
+    cli = settings.make_cli()
+    cli.preflight()  # fail the run at once, naming the problem, rather than at its first step
+    handler = TaskiqStepHandler(settings, cli)
+    return TaskiqExecutor(
+        handler,
+        retries=check.not_none(RetryMode.from_config(check.dict_elem(config, "retries"))),
+        max_concurrent=check.opt_int_elem(config, "max_concurrent"),
+        tag_concurrency_limits=check.opt_list_elem(config, "tag_concurrency_limits"),
+        check_step_health_interval_seconds=check.int_elem(config, "health_check_interval"),
+        sleep_seconds=check.float_elem(config, "poll_interval"),
+        should_verify_step=True,
+    )
+
+
+def _merge_launcher_settings(settings: TaskiqSettings, instance: DagsterInstance) -> TaskiqSettings:
+    """Fills connection settings the executor leaves unset from a TaskiqRunLauncher."""
+    from dagster_taskiq.launcher import TaskiqRunLauncher
+
+    try:
+        launcher = instance.run_launcher
+    except Exception:  # an instance without a loadable launcher still runs steps
+        return settings
+    if not isinstance(launcher, TaskiqRunLauncher):
+        return settings
+    mine, theirs = settings.connection, launcher.settings.connection
+    connection = ConnectionSettings(
+        queue_url=mine.queue_url or theirs.queue_url,
+        region_name=mine.region_name or theirs.region_name,
+        endpoint_url=mine.endpoint_url or theirs.endpoint_url,
+        bucket=mine.bucket or theirs.bucket,
+        prefix=mine.prefix or theirs.prefix,
+        config_file=mine.config_file or theirs.config_file,
+    )
+    return TaskiqSettings(
+        connection=connection,
+        binary=settings.binary or launcher.settings.binary,
+        queue=settings.queue,
+        priority=settings.priority,
+        env_vars=settings.env_vars,
+        working_directory=settings.working_directory or launcher.settings.working_directory,
+        task_timeout=settings.task_timeout,
+        call_timeout=settings.call_timeout,
+        fast_exit=settings.fast_exit,
+    )
+
+
+#: Seconds between retries of a worker lookup that found no worker yet.
+WORKER_POLL_RETRY = 1.0
+
+#: Events that say a step attempt is running on some worker.
+_STARTED = frozenset(
+    {DagsterEventType.STEP_WORKER_STARTED, DagsterEventType.STEP_START, DagsterEventType.STEP_RESTARTED}
+)
+
+
+class TaskiqExecutor(StepDelegatingExecutor):
+    """The step-delegating executor, plus an event per step naming the worker that ran it."""
+
+    def __init__(self, step_handler: TaskiqStepHandler, **kwargs: Any) -> None:
+        super().__init__(step_handler, **kwargs)
+        self._taskiq = step_handler
+        self._plan_context: PlanOrchestrationContext | None = None
+        self._pending_workers: set[str] = set()
+        self._reported: set[str] = set()
+        self._next_worker_poll = 0.0
+
+    def execute(self, plan_context: PlanOrchestrationContext, execution_plan: ExecutionPlan) -> Iterator[DagsterEvent]:
+        self._plan_context = plan_context
+        yield from super().execute(plan_context, execution_plan)
+        self._report_workers()
+
+    def _pop_events(self, instance: DagsterInstance, run_id: str, seen_storage_ids: set[int]) -> Sequence[DagsterEvent]:
+        events = super()._pop_events(instance, run_id, seen_storage_ids)
+        started = {e.step_key for e in events if e.event_type in _STARTED and e.step_key}
+        self._pending_workers |= started
+        # Poll at once for newly started steps; retry the others (worker not known yet) at most once a second.
+        if started or (self._pending_workers and time.monotonic() >= self._next_worker_poll):
+            self._next_worker_poll = time.monotonic() + WORKER_POLL_RETRY
+            self._report_workers()
+        return events
+
+    def _report_workers(self) -> None:
+        """Writes 'step X ran on worker W' to the event log once a started step's worker is known."""
+        ctx = self._plan_context
+        if ctx is None or not self._pending_workers:
+            return
+        try:
+            statuses = self._taskiq.statuses_for_steps(sorted(self._pending_workers))
+        except Exception as exc:  # reporting is informative only; never fail the run for it
+            ctx.log.warning(f"dagster-taskiq: could not poll step workers: {exc}")
+            return
+        for step_key, status in statuses.items():
+            if status.worker.id and status.id not in self._reported:
+                self._reported.add(status.id)
+                self._pending_workers.discard(step_key)
+                _report_worker(ctx, step_key, status)
+            elif status.is_final:
+                self._pending_workers.discard(step_key)
+
+
+def _report_worker(ctx: PlanOrchestrationContext, step_key: str, status: TaskStatus) -> None:
+    w = status.worker
+    metadata: Mapping[str, Any] = {
+        WORKER_HOST_KEY: w.host,
+        WORKER_ID_KEY: w.id,
+        WORKER_PID_KEY: w.pid,
+        TASK_ID_KEY: status.id,
+        "taskiq task attempt": status.attempt,
+    }
+    ctx.instance.report_engine_event(
+        f"Step {step_key} runs on taskiq-go worker {w.id} on host {w.host} (task {status.id}).",
+        ctx.dagster_run,
+        EngineEventData(metadata=metadata),
+        step_key=step_key,
+    )

@@ -1,0 +1,230 @@
+"""The step handler: one taskiq-go task per Dagster step attempt."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+
+from dagster import _check as check
+from dagster._core.events import DagsterEvent, EngineEventData
+from dagster._core.executor.step_delegating.step_handler.base import (
+    CheckStepHealthResult,
+    StepHandler,
+    StepHandlerContext,
+)
+
+from dagster_taskiq.cli import EXIT_UNKNOWN_TASK, TaskiqCli, TaskiqCliError, TaskStatus
+from dagster_taskiq.config import TaskiqSettings
+from dagster_taskiq.tags import new_step_task_id, step_task_prefix, task_priority, task_queue
+
+#: States in which a step's task is still doing its job.
+_HEALTHY_STATES = frozenset({"queued", "running", "succeeded"})
+_STDERR_TAIL = 2000
+#: How long a step may stay unreported after its task succeeded. The step's
+#: events are written before its process exits, so this only trips when the
+#: step refused to run (a duplicate attempt) or its events were lost.
+SUCCEEDED_WITHOUT_EVENTS_GRACE = 15.0
+#: The fast-exit wrapper of the dagster CLI (see dagster_taskiq.step_entry).
+STEP_ENTRY_SCRIPT = "dagster-taskiq-step"
+STEP_ENTRY_MODULE = "dagster_taskiq.step_entry"
+
+
+def _step_key(ctx: StepHandlerContext) -> str:
+    keys = check.not_none(ctx.execute_step_args.step_keys_to_execute)
+    check.invariant(len(keys) == 1, "TaskiqStepHandler launches exactly one step per task")
+    return keys[0]
+
+
+def _attempt(ctx: StepHandlerContext, step_key: str) -> int:
+    known = ctx.execute_step_args.known_state
+    return known.get_retry_state().get_attempt_count(step_key) if known else 0
+
+
+class TaskiqStepHandler(StepHandler):
+    """Submits each step to taskiq-go, polls it for health and cancels it on termination."""
+
+    def __init__(self, settings: TaskiqSettings, cli: TaskiqCli) -> None:
+        super().__init__()
+        self._settings = settings
+        self._cli = cli
+        # (step key, attempt) -> task id of its latest launch.
+        self._task_ids: dict[tuple[str, int], str] = {}
+        # task id -> when a health check first saw it succeeded while its step still ran.
+        self._succeeded_seen: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return "TaskiqStepHandler"
+
+    @property
+    def cli(self) -> TaskiqCli:
+        return self._cli
+
+    def latest_task_id(self, step_key: str) -> str | None:
+        """The task id of the step's most recent launch in this process, if any."""
+        with self._lock:
+            found = [(attempt, tid) for (key, attempt), tid in self._task_ids.items() if key == step_key]
+        return max(found)[1] if found else None
+
+    # -- building the task -----------------------------------------------------------
+
+    def step_argv(self, ctx: StepHandlerContext) -> list[str]:
+        """``ExecuteStepArgs.get_command_args()``, through the fast-exit entry point when enabled.
+
+        Only the two standard entry points (``dagster`` and ``PYTHON -m dagster``)
+        are swapped; a custom one is left as it is.
+        """
+        argv = list(ctx.execute_step_args.get_command_args())
+        if not self._settings.fast_exit or "api" not in argv:
+            return argv
+        entry, rest = argv[: argv.index("api")], argv[argv.index("api") :]
+        if entry == ["dagster"]:
+            return [STEP_ENTRY_SCRIPT, *rest]
+        if len(entry) == 3 and entry[1:] == ["-m", "dagster"]:
+            return [entry[0], "-m", STEP_ENTRY_MODULE, *rest]
+        return argv
+
+    def task_spec(self, ctx: StepHandlerContext, task_id: str) -> dict[str, object]:
+        """The task document for one step attempt."""
+        step_key = _step_key(ctx)
+        run = ctx.dagster_run
+        step_tags: Mapping[str, str] = ctx.step_tags.get(step_key, {})
+        attempt = _attempt(ctx, step_key)
+        env = self._settings.task_env({"DAGSTER_RUN_JOB_NAME": run.job_name, "DAGSTER_RUN_STEP_KEY": step_key})
+        spec: dict[str, object] = {
+            "id": task_id,
+            "argv": self.step_argv(ctx),
+            "env": env,
+            "max_attempts": 1,  # retries belong to Dagster's RetryPolicy
+            "priority": task_priority(step_tags, run.tags, self._settings.priority),
+            "group": run.run_id,
+            "labels": {
+                "dagster/run_id": run.run_id,
+                "dagster/job": run.job_name,
+                "dagster/step_key": step_key,
+                "dagster/attempt": str(attempt + 1),
+            },
+        }
+        queue = task_queue(step_tags, self._settings.queue)
+        if queue:
+            spec["queue"] = queue
+        if self._settings.working_directory:
+            spec["dir"] = self._settings.working_directory
+        if self._settings.task_timeout:
+            spec["timeout"] = self._settings.task_timeout
+        return spec
+
+    # -- StepHandler -----------------------------------------------------------------
+
+    def launch_step(self, step_handler_context: StepHandlerContext) -> Iterator[DagsterEvent]:
+        ctx = step_handler_context
+        step_key = _step_key(ctx)
+        attempt = _attempt(ctx, step_key)
+        task_id = new_step_task_id(ctx.execute_step_args.run_id, step_key, attempt)
+        spec = self.task_spec(ctx, task_id)
+        submitted = self._cli.submit(spec)
+        with self._lock:
+            self._task_ids[(step_key, attempt)] = submitted.id
+        yield DagsterEvent.step_worker_starting(
+            ctx.get_step_context(step_key),
+            message=f"Submitted step {step_key} to taskiq-go queue {submitted.queue or 'default'} "
+            f"as task {submitted.id}.",
+            metadata={
+                "taskiq task id": submitted.id,
+                "taskiq queue": submitted.queue or str(spec.get("queue") or "default"),
+                "taskiq priority": int(spec["priority"]),  # type: ignore[call-overload]
+            },
+        )
+
+    def _find_task_id(self, ctx: StepHandlerContext, step_key: str) -> str | None:
+        attempt = _attempt(ctx, step_key)
+        with self._lock:
+            known = self._task_ids.get((step_key, attempt))
+        if known:
+            return known
+        # Not launched by this process (a resumed run): look for it in the run's group.
+        prefix = step_task_prefix(ctx.execute_step_args.run_id, step_key, attempt) + "."
+        ids = sorted(s.id for s in self._cli.poll_group(ctx.execute_step_args.run_id) if s.id.startswith(prefix))
+        if not ids:
+            return None
+        with self._lock:
+            self._task_ids[(step_key, attempt)] = ids[-1]
+        return ids[-1]
+
+    def check_step_health(self, step_handler_context: StepHandlerContext) -> CheckStepHealthResult:
+        ctx = step_handler_context
+        step_key = _step_key(ctx)
+        task_id = self._find_task_id(ctx, step_key)
+        if task_id is None:
+            return CheckStepHealthResult.unhealthy(f"no taskiq-go task was found for step {step_key}")
+        try:
+            statuses = self._cli.poll([task_id])
+        except TaskiqCliError as exc:
+            if exc.exit_code == EXIT_UNKNOWN_TASK:
+                return CheckStepHealthResult.unhealthy(f"taskiq-go does not know task {task_id}")
+            raise
+        status = next((s for s in statuses if s.id == task_id), None)
+        if status is None:
+            return CheckStepHealthResult.unhealthy(f"taskiq-go reported nothing for task {task_id}")
+        if status.state == "succeeded":
+            first = self._succeeded_seen.setdefault(task_id, time.monotonic())
+            if time.monotonic() - first > SUCCEEDED_WITHOUT_EVENTS_GRACE:
+                return CheckStepHealthResult.unhealthy(
+                    f"taskiq-go task {task_id} succeeded on worker {status.worker} but step "
+                    f"{step_key} reported no outcome (did it refuse to run a duplicate attempt?)"
+                )
+            return CheckStepHealthResult.healthy()
+        if status.state in _HEALTHY_STATES:
+            return CheckStepHealthResult.healthy()
+        return CheckStepHealthResult.unhealthy(self._describe_failure(status))
+
+    def _describe_failure(self, status: TaskStatus) -> str:
+        parts = [f"taskiq-go task {status.id} is {status.state}"]
+        if status.exit_code is not None:
+            parts.append(f"exit code {status.exit_code}")
+        if status.state == "lost":
+            parts.append(f"its worker {status.worker} stopped heartbeating")
+        elif status.worker.id:
+            parts.append(f"worker {status.worker}")
+        if status.error:
+            parts.append(status.error)
+        reason = "; ".join(parts)
+        if status.is_final and status.state != "cancelled":
+            tail = self._stderr_tail(status.id)
+            if tail:
+                reason += f"\nstderr (tail):\n{tail}"
+        return reason
+
+    def _stderr_tail(self, task_id: str) -> str:
+        try:
+            record = self._cli.result(task_id)
+        except Exception:  # the reason is still useful without the output
+            return ""
+        stderr = record.get("stderr") or {}
+        text = str(stderr.get("tail") or stderr.get("data") or "")
+        return text[-_STDERR_TAIL:]
+
+    def terminate_step(self, step_handler_context: StepHandlerContext) -> Iterator[DagsterEvent]:
+        ctx = step_handler_context
+        step_key = _step_key(ctx)
+        task_id = self._find_task_id(ctx, step_key)
+        if task_id is None:
+            return
+        yield DagsterEvent.engine_event(
+            ctx.get_step_context(step_key),
+            message=f"Cancelling taskiq-go task {task_id} of step {step_key}.",
+            event_specific_data=EngineEventData(),
+        )
+        self._cli.cancel([task_id])
+
+    # -- worker reporting ------------------------------------------------------------
+
+    def statuses_for_steps(self, step_keys: Sequence[str]) -> dict[str, TaskStatus]:
+        """Latest task status of each given step launched by this process, in one poll."""
+        ids = {key: tid for key in step_keys if (tid := self.latest_task_id(key))}
+        if not ids:
+            return {}
+        by_id = {s.id: s for s in self._cli.poll(sorted(set(ids.values())))}
+        return {key: by_id[tid] for key, tid in ids.items() if tid in by_id}

@@ -1,0 +1,118 @@
+"""The executor on real workers: outputs flow, failures show, retries retry, tags route."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+from dagster import DagsterEventType, execute_job
+
+from conftest import Stack, events_text, step_workers
+from dagster_taskiq import RUN_PRIORITY_TAG, TaskiqCli
+from jobs import FAILURE_MESSAGE, recon
+
+
+def test_diamond_passes_outputs_between_steps(two_workers: Stack) -> None:
+    with execute_job(recon("diamond"), instance=two_workers.instance, run_config=two_workers.run_config()) as result:
+        assert result.success, events_text(two_workers.instance, result.run_id)[-4000:]
+        assert result.output_for_node("left") == 11
+        assert result.output_for_node("right") == 101
+        assert result.output_for_node("join") == 112
+        workers = step_workers(two_workers.instance, result.run_id)
+        assert set(workers) == {"start", "left", "right", "join"}
+        assert all(w[0] in {"w-special", "w-plain"} for w in workers.values()), workers
+        # the run id is the task group: one poll sees every step's task
+        cli = TaskiqCli(binary=two_workers.binary)
+        group = cli.poll_group(result.run_id)
+        assert len(group) == 4, group
+        # the last step's process may still be exiting after it reported success
+        ended = cli.wait([s.id for s in group], timeout=30)
+        assert {s.state for s in ended} == {"succeeded"}, ended
+
+
+def test_fan_out_of_eight(two_workers: Stack) -> None:
+    with execute_job(recon("fan_out"), instance=two_workers.instance, run_config=two_workers.run_config()) as result:
+        assert result.success, events_text(two_workers.instance, result.run_id)[-4000:]
+        assert result.output_for_node("total") == sum(i * i for i in range(8))
+        squares = [k for k in step_workers(two_workers.instance, result.run_id) if k.startswith("square[")]
+        assert len(squares) == 8
+
+
+def test_failing_op_fails_the_run_with_its_message(two_workers: Stack) -> None:
+    result = execute_job(
+        recon("failing"), instance=two_workers.instance, run_config=two_workers.run_config(), raise_on_error=False
+    )
+    assert not result.success
+    failures = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
+    assert [e.step_key for e in failures] == ["explode"]
+    assert FAILURE_MESSAGE in events_text(two_workers.instance, result.run_id)
+    skipped = {e.step_key for e in result.all_events if e.event_type == DagsterEventType.STEP_SKIPPED}
+    assert "after_explode" in skipped or not any(
+        e.step_key == "after_explode" and e.event_type == DagsterEventType.STEP_SUCCESS for e in result.all_events
+    )
+
+
+def test_retry_policy_retries_on_a_worker(two_workers: Stack) -> None:
+    with execute_job(recon("retried"), instance=two_workers.instance, run_config=two_workers.run_config()) as result:
+        assert result.success, events_text(two_workers.instance, result.run_id)[-4000:]
+        assert result.output_for_node("flaky") == 1
+        kinds = [e.event_type for e in result.all_events if e.step_key == "flaky"]
+        assert DagsterEventType.STEP_UP_FOR_RETRY in kinds
+        assert DagsterEventType.STEP_RESTARTED in kinds
+        # one worker event per attempt: each attempt is its own task
+        assert len(step_workers(two_workers.instance, result.run_id)["flaky"]) == 2
+
+
+def test_step_tag_routes_to_the_worker_serving_its_queue(two_workers: Stack) -> None:
+    for _ in range(3):  # the other worker is free and would take it if routing were wrong
+        with execute_job(
+            recon("routing"), instance=two_workers.instance, run_config=two_workers.run_config()
+        ) as result:
+            assert result.success, events_text(two_workers.instance, result.run_id)[-4000:]
+            assert step_workers(two_workers.instance, result.run_id)["routed"] == ["w-special"]
+
+
+def recording_binary(real: str, tmp_path: Path) -> tuple[str, Path]:
+    """A stand-in for taskiq-go that records each submitted spec, then runs the real binary."""
+    log = tmp_path / "specs.jsonl"
+    shim = tmp_path / "taskiq-go"
+    shim.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = submit ]; then body=$(cat); '
+        f"printf '%s\\n' \"$body\" >> {log}; "
+        f'printf %s "$body" | {real} "$@"; else exec {real} "$@"; fi\n'
+    )
+    shim.chmod(shim.stat().st_mode | stat.S_IXUSR)
+    return str(shim), log
+
+
+def test_tags_reach_submit(two_workers: Stack, tmp_path: Path) -> None:
+    shim, log = recording_binary(two_workers.binary, tmp_path)
+    with execute_job(
+        recon("prioritized"),
+        instance=two_workers.instance,
+        run_config=two_workers.run_config(binary=shim, priority=1),
+        tags={RUN_PRIORITY_TAG: "3"},
+    ) as result:
+        assert result.success, events_text(two_workers.instance, result.run_id)[-4000:]
+    specs = {s["labels"]["dagster/step_key"]: s for s in map(json.loads, log.read_text().splitlines())}
+    assert specs["urgent"]["queue"] == "special" and specs["urgent"]["priority"] == 10
+    assert "queue" not in specs["ordinary"] and specs["ordinary"]["priority"] == 4
+    for spec in specs.values():
+        assert spec["group"] == result.run_id
+        assert spec["max_attempts"] == 1
+        assert spec["argv"][:3] == ["dagster-taskiq-step", "api", "execute_step"]
+        assert spec["id"].startswith(result.run_id + ".")
+    assert step_workers(two_workers.instance, result.run_id)["urgent"] == ["w-special"]
+
+
+def test_plain_dagster_cli_when_fast_exit_is_off(two_workers: Stack, tmp_path: Path) -> None:
+    shim, log = recording_binary(two_workers.binary, tmp_path)
+    with execute_job(
+        recon("diamond"), instance=two_workers.instance, run_config=two_workers.run_config(binary=shim, fast_exit=False)
+    ) as result:
+        assert result.success, events_text(two_workers.instance, result.run_id)[-4000:]
+        assert result.output_for_node("join") == 112
+    argvs = [json.loads(line)["argv"] for line in log.read_text().splitlines()]
+    assert len(argvs) == 4 and all(a[:3] == ["dagster", "api", "execute_step"] for a in argvs)
