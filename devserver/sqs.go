@@ -13,6 +13,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/Admiral-Piett/goaws/app/models"
 	"github.com/Admiral-Piett/goaws/app/utils"
@@ -71,10 +73,30 @@ type sqsHandler struct {
 	goaws   http.Handler
 	region  string
 	account string
+
+	// wake is closed (and replaced) whenever a message may have become
+	// visible, so that long polls waiting in receiveMessage look again at
+	// once instead of on goaws's 100 ms tick.
+	mu   sync.Mutex
+	wake chan struct{}
 }
 
 func newSQSHandler(goaws http.Handler, region, account string) *sqsHandler {
-	return &sqsHandler{goaws: goaws, region: region, account: account}
+	return &sqsHandler{goaws: goaws, region: region, account: account, wake: make(chan struct{})}
+}
+
+// woken returns the channel that the next wakeAll closes.
+func (h *sqsHandler) woken() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.wake
+}
+
+func (h *sqsHandler) wakeAll() {
+	h.mu.Lock()
+	close(h.wake)
+	h.wake = make(chan struct{})
+	h.mu.Unlock()
 }
 
 // sqsResult is a finished JSON-protocol answer: a success body or an error.
@@ -205,6 +227,10 @@ func (h *sqsHandler) dispatch(ctx context.Context, action string, body []byte) s
 	_ = json.Unmarshal(body, &common)
 	if common.QueueUrl != "" && !queueExists(queueNameFromURL(common.QueueUrl)) {
 		return errQueueDoesNotExist().result()
+	}
+	switch action {
+	case "SendMessage", "SendMessageBatch", "ChangeMessageVisibility", "ChangeMessageVisibilityBatch":
+		defer h.wakeAll()
 	}
 	switch action {
 	case "CreateQueue":
@@ -453,6 +479,52 @@ type receivedMessage struct {
 	Attributes             map[string]string                  `json:"Attributes,omitempty"`
 }
 
+// receiveWaiting does the long poll itself: goaws is asked without waiting,
+// and asked again when a send or a visibility change wakes the waiters (or
+// every 100 ms, for leases that run out), until messages come or the wait is
+// over. goaws's own long poll looks only every 100 ms, which made every
+// pickup on an idle dev worker wait 50 ms on average.
+func (h *sqsHandler) receiveWaiting(ctx context.Context, body []byte, out any) *sqsResult {
+	var fields map[string]any
+	if err := json.Unmarshal(body, &fields); err != nil {
+		r := errInvalidParameter("malformed request").result()
+		return &r
+	}
+	wait, _ := fields["WaitTimeSeconds"].(float64)
+	fields["WaitTimeSeconds"] = 0
+	now, _ := json.Marshal(fields)
+	deadline := time.Now().Add(time.Duration(wait * float64(time.Second)))
+	for {
+		wake := h.woken()
+		res := h.call(ctx, "ReceiveMessage", now)
+		if res.err != nil {
+			return &res
+		}
+		var got struct{ Messages []json.RawMessage }
+		if err := json.Unmarshal(res.body, &got); err != nil {
+			r := errInvalidParameter("malformed goaws answer").result()
+			return &r
+		}
+		left := time.Until(deadline)
+		if len(got.Messages) > 0 || left <= 0 {
+			if err := json.Unmarshal(res.body, out); err != nil {
+				r := errInvalidParameter("malformed goaws answer").result()
+				return &r
+			}
+			return nil
+		}
+		t := time.NewTimer(min(left, 100*time.Millisecond))
+		select {
+		case <-wake:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return &sqsResult{status: http.StatusOK, body: []byte("{}")}
+		}
+		t.Stop()
+	}
+}
+
 // receiveMessage lets goaws pick and hide the messages, then corrects their
 // system attributes and filters both attribute sets to what was asked for.
 func (h *sqsHandler) receiveMessage(ctx context.Context, body []byte, queueURL string) sqsResult {
@@ -462,13 +534,9 @@ func (h *sqsHandler) receiveMessage(ctx context.Context, body []byte, queueURL s
 		MessageAttributeNames       []string
 	}
 	_ = json.Unmarshal(body, &req)
-	res := h.call(ctx, "ReceiveMessage", body)
-	if res.err != nil {
-		return res
-	}
 	var out struct{ Messages []*receivedMessage }
-	if err := json.Unmarshal(res.body, &out); err != nil {
-		return errInvalidParameter("malformed goaws answer").result()
+	if res := h.receiveWaiting(ctx, body, &out); res != nil {
+		return *res
 	}
 	if len(out.Messages) == 0 {
 		return sqsResult{status: http.StatusOK, body: []byte("{}")}
