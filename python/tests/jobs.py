@@ -213,3 +213,73 @@ def ordinary() -> int:
 def prioritized() -> None:
     urgent()
     ordinary()
+
+
+# -- 8. priority bands on one worker slot ----------------------------------------------
+
+#: Dagster's own step priority: the order in which the executor *submits* ready steps.
+DAGSTER_SUBMIT_ORDER_TAG = "dagster/priority"
+
+#: Step -> its dagster-taskiq/priority. One step per band: low, normal, high, highest.
+FAN_PRIORITIES = {"prio_minus5": -5, "prio_0": 0, "prio_5": 5, "prio_20": 20}
+#: Steps of the urgent run (run_priority 10 lifts them to high and highest).
+URGENT_PRIORITIES = {"urgent_minus5": -5, "urgent_0": 0}
+
+
+def _submit_rank(priorities: dict[str, int], name: str) -> str:
+    """Dagster submits the lowest taskiq priority first, so arrival order alone gets it backwards."""
+    return str(sorted(priorities.values(), reverse=True).index(priorities[name]))
+
+
+# Dagster submits the two roots kickoff first, then hold. The idle worker takes
+# kickoff (hold is not there yet); once kickoff ends, hold, long queued in the
+# highest band, takes the slot and keeps it until the test opens the gate, by
+# which time every step kickoff fans out to has been submitted. (A step that
+# only became ready when kickoff ended could not be relied on to get there
+# first: an idle worker long-polls the normal band and takes what lands there.)
+@op(tags={DAGSTER_SUBMIT_ORDER_TAG: "200"})
+def kickoff() -> int:
+    return 1
+
+
+@op(tags={PRIORITY_TAG: "1000", DAGSTER_SUBMIT_ORDER_TAG: "100"})
+def hold(config: GateConfig) -> None:
+    deadline = time.monotonic() + config.timeout
+    while not Path(config.gate_file).exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{config.gate_file} never appeared")
+        time.sleep(0.05)
+
+
+def _fanned(name: str):  # type: ignore[no-untyped-def]
+    tags = {PRIORITY_TAG: str(FAN_PRIORITIES[name]), DAGSTER_SUBMIT_ORDER_TAG: _submit_rank(FAN_PRIORITIES, name)}
+
+    @op(name=name, tags=tags)
+    def _step(n: int) -> int:
+        return n
+
+    return _step
+
+
+def _urgent(name: str):  # type: ignore[no-untyped-def]
+    tags = {PRIORITY_TAG: str(URGENT_PRIORITIES[name]), DAGSTER_SUBMIT_ORDER_TAG: _submit_rank(URGENT_PRIORITIES, name)}
+
+    @op(name=name, tags=tags)
+    def _step() -> int:
+        return 0
+
+    return _step
+
+
+@job(executor_def=taskiq_executor, resource_defs=RESOURCES)
+def priority_fan() -> None:
+    hold()
+    n = kickoff()
+    for name in FAN_PRIORITIES:
+        _fanned(name)(n)
+
+
+@job(executor_def=taskiq_executor, resource_defs=RESOURCES)
+def priority_urgent() -> None:
+    for name in URGENT_PRIORITIES:
+        _urgent(name)()
