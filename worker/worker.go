@@ -327,7 +327,7 @@ func (w *Worker) fetchLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) err
 				defer wg.Done()
 				defer w.signalEnded()
 				defer w.releaseSlots(1)
-				w.handle(workCtx, q, m)
+				w.handle(workCtx, m.q, m.Message)
 				w.touch()
 			}()
 		}
@@ -347,16 +347,16 @@ func (w *Worker) signalEnded() {
 // waiting, and only when all are empty does the worker wait, at most a
 // second, on the first normal-band queue: a task arriving in a higher band
 // meanwhile waits no longer than that.
-func (w *Worker) receive(ctx context.Context, max int, wait time.Duration) ([]sqs.Message, QueueRef, error) {
+func (w *Worker) receive(ctx context.Context, max int, wait time.Duration) ([]received, QueueRef, error) {
 	qs := w.cfg.Queues
 	if len(qs) == 1 {
 		msgs, err := w.queue.Receive(ctx, qs[0].URL, max, wait, w.cfg.VisibilityTimeout)
-		return msgs, qs[0], err
+		return tag(msgs, qs[0]), qs[0], err
 	}
 	for _, q := range qs {
 		msgs, err := w.queue.Receive(ctx, q.URL, max, 0, w.cfg.VisibilityTimeout)
 		if err != nil || len(msgs) > 0 {
-			return msgs, q, err
+			return tag(msgs, q), q, err
 		}
 	}
 	q := qs[0]
@@ -367,7 +367,55 @@ func (w *Worker) receive(ctx context.Context, max int, wait time.Duration) ([]sq
 		}
 	}
 	msgs, err := w.queue.Receive(ctx, q.URL, max, min(wait, time.Second), w.cfg.VisibilityTimeout)
-	return msgs, q, err
+	if err != nil || len(msgs) == 0 {
+		return nil, q, err
+	}
+	return w.preferHigher(ctx, q, tag(msgs, q)), q, nil
+}
+
+// received is a message and the queue it came from.
+type received struct {
+	sqs.Message
+	q QueueRef
+}
+
+func tag(msgs []sqs.Message, q QueueRef) []received {
+	out := make([]received, len(msgs))
+	for i, m := range msgs {
+		out[i] = received{m, q}
+	}
+	return out
+}
+
+// preferHigher keeps priority strict around a long poll: messages that
+// reached a higher band while the worker waited on the normal one are taken
+// in place of as many of those it received, which go back to their queue at
+// once. Without it an idle worker would start a normal task sent just after
+// a high one, and with one slot the high task would wait for it to finish.
+func (w *Worker) preferHigher(ctx context.Context, from QueueRef, msgs []received) []received {
+	var higher []received
+	for _, q := range w.cfg.Queues {
+		if q == from || len(higher) >= len(msgs) {
+			break
+		}
+		hm, err := w.queue.Receive(ctx, q.URL, len(msgs)-len(higher), 0, w.cfg.VisibilityTimeout)
+		if err != nil {
+			break
+		}
+		higher = append(higher, tag(hm, q)...)
+	}
+	if len(higher) == 0 {
+		return msgs
+	}
+	keep := len(msgs) - len(higher)
+	for _, m := range msgs[keep:] {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if err := w.queue.SetVisibility(cctx, m.QueueURL, m.ReceiptHandle, 0); err != nil {
+			w.log.Warn().Err(err).Str("queue", m.q.Name).Str("band", m.q.Band).Msg("cannot give back a lower-priority message; it returns when its lease runs out")
+		}
+		cancel()
+	}
+	return append(higher, msgs[:keep]...)
 }
 
 func (w *Worker) touch() { w.lastActive.Store(w.cfg.Now().UnixNano()) }
