@@ -148,6 +148,23 @@ func missing(what, flag, env, key string) error {
 	return &configError{fmt.Sprintf("no %s: set --%s or %s (or %s in the --config file); `taskiq-go dev` prints one for a local endpoint", what, flag, env, key)}
 }
 
+// resolveQueueAndBucket resolves the settings of a command that needs both
+// the default queue and the bucket, failing before any network call when
+// either is missing.
+func resolveQueueAndBucket(cliContext *cli.Context) (*Settings, error) {
+	s, err := resolveSettings(cliContext)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.needQueue(); err != nil {
+		return nil, err
+	}
+	if err := s.needBucket(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // needQueue and needBucket check the settings a command needs before any
 // network call, so that a missing one is reported at once.
 func (s *Settings) needQueue() error {

@@ -59,14 +59,8 @@ func initCommand() *cli.Command {
 			if cliContext.Args().Present() {
 				return usagef("init takes no arguments (did you mean --queue?)")
 			}
-			s, err := resolveSettings(cliContext)
+			s, err := resolveQueueAndBucket(cliContext)
 			if err != nil {
-				return err
-			}
-			if err := s.needQueue(); err != nil {
-				return err
-			}
-			if err := s.needBucket(); err != nil {
 				return err
 			}
 			if !validBucketName(s.Bucket) {

@@ -53,14 +53,8 @@ func submitCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			s, err := resolveSettings(cliContext)
+			s, err := resolveQueueAndBucket(cliContext)
 			if err != nil {
-				return err
-			}
-			if err := s.needQueue(); err != nil {
-				return err
-			}
-			if err := s.needBucket(); err != nil {
 				return err
 			}
 			be, err := s.open(cliContext.Context, 0)

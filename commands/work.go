@@ -49,14 +49,8 @@ func workCommand() *cli.Command {
 			if cliContext.Args().Present() {
 				return usagef("work takes no arguments (did you mean --queue?)")
 			}
-			s, err := resolveSettings(cliContext)
+			s, err := resolveQueueAndBucket(cliContext)
 			if err != nil {
-				return err
-			}
-			if err := s.needQueue(); err != nil {
-				return err
-			}
-			if err := s.needBucket(); err != nil {
 				return err
 			}
 			longRunning()

@@ -95,43 +95,15 @@ type Detailed struct {
 // ReceiveDetailed is Receive with the message's sent time and dead-letter
 // source asked for as well.
 func (c *Client) ReceiveDetailed(ctx context.Context, queueURL string, max int, wait, visibility time.Duration) ([]Detailed, error) {
-	if max > MaxBatch {
-		max = MaxBatch
-	}
-	if max < 1 {
-		return nil, nil
-	}
-	out, err := c.api.ReceiveMessage(ctx, &awssqs.ReceiveMessageInput{
-		QueueUrl:              aws.String(queueURL),
-		MaxNumberOfMessages:   int32(max),
-		WaitTimeSeconds:       int32(wait / time.Second),
-		VisibilityTimeout:     int32(visibility / time.Second),
-		MessageAttributeNames: []string{"All"},
-		MessageSystemAttributeNames: []types.MessageSystemAttributeName{
-			types.MessageSystemAttributeNameApproximateReceiveCount,
-			types.MessageSystemAttributeNameSentTimestamp,
-			types.MessageSystemAttributeNameDeadLetterQueueSourceArn,
-		},
-	})
+	raw, err := c.receive(ctx, queueURL, max, wait, visibility,
+		types.MessageSystemAttributeNameSentTimestamp, types.MessageSystemAttributeNameDeadLetterQueueSourceArn)
 	if err != nil {
-		return nil, wrap("receive", queueURL, err)
+		return nil, err
 	}
-	msgs := make([]Detailed, 0, len(out.Messages))
-	for _, m := range out.Messages {
-		n, _ := strconv.Atoi(m.Attributes[string(types.MessageSystemAttributeNameApproximateReceiveCount)])
-		attrs := make(map[string]string, len(m.MessageAttributes))
-		for k, v := range m.MessageAttributes {
-			attrs[k] = aws.ToString(v.StringValue)
-		}
+	msgs := make([]Detailed, 0, len(raw))
+	for _, m := range raw {
 		d := Detailed{
-			Message: Message{
-				QueueURL:      queueURL,
-				MessageID:     aws.ToString(m.MessageId),
-				Body:          aws.ToString(m.Body),
-				ReceiptHandle: aws.ToString(m.ReceiptHandle),
-				ReceiveCount:  n,
-				Attributes:    attrs,
-			},
+			Message:        toMessage(queueURL, m),
 			SourceQueueARN: m.Attributes[string(types.MessageSystemAttributeNameDeadLetterQueueSourceArn)],
 		}
 		if ms, err := strconv.ParseInt(m.Attributes[string(types.MessageSystemAttributeNameSentTimestamp)], 10, 64); err == nil {

@@ -132,6 +132,17 @@ func (c *Client) SendBatch(ctx context.Context, queueURL string, entries []Entry
 // Receive long-polls for up to max messages (at most MaxBatch), hiding each
 // for visibility. It returns early when messages arrive and empty after wait.
 func (c *Client) Receive(ctx context.Context, queueURL string, max int, wait, visibility time.Duration) ([]Message, error) {
+	raw, err := c.receive(ctx, queueURL, max, wait, visibility)
+	msgs := make([]Message, len(raw))
+	for i, m := range raw {
+		msgs[i] = toMessage(queueURL, m)
+	}
+	return msgs, err
+}
+
+// receive is ReceiveMessage with the message attributes and the receive
+// count, plus the extra system attributes named.
+func (c *Client) receive(ctx context.Context, queueURL string, max int, wait, visibility time.Duration, extra ...types.MessageSystemAttributeName) ([]types.Message, error) {
 	if max > MaxBatch {
 		max = MaxBatch
 	}
@@ -144,28 +155,28 @@ func (c *Client) Receive(ctx context.Context, queueURL string, max int, wait, vi
 		WaitTimeSeconds:             int32(wait / time.Second),
 		VisibilityTimeout:           int32(visibility / time.Second),
 		MessageAttributeNames:       []string{"All"},
-		MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameApproximateReceiveCount},
+		MessageSystemAttributeNames: append([]types.MessageSystemAttributeName{types.MessageSystemAttributeNameApproximateReceiveCount}, extra...),
 	})
 	if err != nil {
 		return nil, wrap("receive", queueURL, err)
 	}
-	msgs := make([]Message, 0, len(out.Messages))
-	for _, m := range out.Messages {
-		n, _ := strconv.Atoi(m.Attributes[string(types.MessageSystemAttributeNameApproximateReceiveCount)])
-		attrs := make(map[string]string, len(m.MessageAttributes))
-		for k, v := range m.MessageAttributes {
-			attrs[k] = aws.ToString(v.StringValue)
-		}
-		msgs = append(msgs, Message{
-			QueueURL:      queueURL,
-			MessageID:     aws.ToString(m.MessageId),
-			Body:          aws.ToString(m.Body),
-			ReceiptHandle: aws.ToString(m.ReceiptHandle),
-			ReceiveCount:  n,
-			Attributes:    attrs,
-		})
+	return out.Messages, nil
+}
+
+func toMessage(queueURL string, m types.Message) Message {
+	n, _ := strconv.Atoi(m.Attributes[string(types.MessageSystemAttributeNameApproximateReceiveCount)])
+	attrs := make(map[string]string, len(m.MessageAttributes))
+	for k, v := range m.MessageAttributes {
+		attrs[k] = aws.ToString(v.StringValue)
 	}
-	return msgs, nil
+	return Message{
+		QueueURL:      queueURL,
+		MessageID:     aws.ToString(m.MessageId),
+		Body:          aws.ToString(m.Body),
+		ReceiptHandle: aws.ToString(m.ReceiptHandle),
+		ReceiveCount:  n,
+		Attributes:    attrs,
+	}
 }
 
 // SetVisibility changes how long a received message stays hidden: a longer
