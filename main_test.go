@@ -16,8 +16,12 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -137,7 +141,233 @@ func TestMain(m *testing.M) {
 		// connection: it has set up its signal handling by then), and exit
 		// as CMD did (128+N when a signal N killed it).
 		"signalwhen": mainSignalWhen,
+		// faultproxy ENVFILE CONTROL TARGET: a TCP proxy to TARGET on
+		// 127.0.0.1:0 that writes `export FAULTPROXY_URL=http://ADDR` to
+		// ENVFILE, and is down while CONTROL exists (listener and every open
+		// connection closed: connections are refused), back on the same port
+		// once CONTROL is removed. When CONTROL holds a duration, the proxy
+		// removes it itself that long after going down.
+		"faultproxy": mainFaultProxy,
+		// runlog [-ignoreterm] FILE TAG D [DLATER]: append "start TAG PID
+		// UNIXMS" to FILE, sleep D (DLATER when TAG has run before), append
+		// "end TAG PID UNIXMS". While it runs it holds a lock per TAG: a copy
+		// that finds the lock taken, a second copy running at the same time,
+		// first appends "overlap TAG PID UNIXMS".
+		"runlog": mainRunLog,
+		// genbatch N PREFIX GROUP ARGV...: print N task lines for submit
+		// --batch with ids PREFIX-01..N, every "{}" in ARGV replaced by the id.
+		"genbatch": mainGenBatch,
+		// logto FILE CMD ARGS...: run CMD with its stderr copied to FILE too,
+		// passing SIGINT and SIGTERM on, so that a script can wait for a log
+		// line of a background command; exits as CMD did.
+		"logto": mainLogTo,
 	})
+}
+
+func mainFaultProxy() {
+	if len(os.Args) != 4 {
+		fmt.Fprintln(os.Stderr, "usage: faultproxy ENVFILE CONTROL TARGET")
+		os.Exit(2)
+	}
+	envFile, control, target := os.Args[1], os.Args[2], os.Args[3]
+	p := &faultProxy{target: target, conns: map[net.Conn]struct{}{}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "faultproxy:", err)
+		os.Exit(1)
+	}
+	addr := ln.Addr().String()
+	p.serve(ln)
+	tmp := envFile + ".tmp"
+	os.WriteFile(tmp, []byte("export FAULTPROXY_URL=http://"+addr+"\n"), 0o644)
+	os.Rename(tmp, envFile)
+	logf := func(format string, a ...any) {
+		fmt.Fprintf(os.Stderr, "faultproxy %s: %s\n", time.Now().UTC().Format("15:04:05.000"), fmt.Sprintf(format, a...))
+	}
+	logf("up on %s, to %s", addr, target)
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	var downAt time.Time
+	var downFor time.Duration
+	for {
+		select {
+		case <-stop:
+			logf("stopping")
+			os.Exit(0)
+		case <-tick.C:
+		}
+		data, err := os.ReadFile(control)
+		switch {
+		case err == nil && ln != nil:
+			ln.Close()
+			ln = nil
+			n := p.dropAll()
+			downAt = time.Now()
+			downFor, _ = time.ParseDuration(strings.TrimSpace(string(data)))
+			logf("down (%d connections dropped)", n)
+		case err == nil && downFor > 0 && time.Since(downAt) >= downFor:
+			os.Remove(control)
+		case err != nil && ln == nil:
+			// The same port again: clients keep their configured address.
+			if ln, err = net.Listen("tcp", addr); err != nil {
+				ln = nil
+				continue
+			}
+			p.serve(ln)
+			logf("up again after %s, %d connections accepted so far", time.Since(downAt).Round(time.Millisecond), p.accepted.Load())
+		}
+	}
+}
+
+type faultProxy struct {
+	target   string
+	mu       sync.Mutex
+	conns    map[net.Conn]struct{}
+	accepted atomic.Int64
+}
+
+func (p *faultProxy) track(c net.Conn, on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if on {
+		p.conns[c] = struct{}{}
+	} else {
+		delete(p.conns, c)
+	}
+}
+
+func (p *faultProxy) dropAll() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for c := range p.conns {
+		c.Close()
+		delete(p.conns, c)
+		n++
+	}
+	return n / 2
+}
+
+func (p *faultProxy) serve(ln net.Listener) {
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.accepted.Add(1)
+			go p.pipe(c)
+		}
+	}()
+}
+
+func (p *faultProxy) pipe(c net.Conn) {
+	up, err := net.Dial("tcp", p.target)
+	if err != nil {
+		c.Close()
+		return
+	}
+	p.track(c, true)
+	p.track(up, true)
+	done := make(chan struct{}, 2)
+	go func() { io.Copy(up, c); done <- struct{}{} }()
+	go func() { io.Copy(c, up); done <- struct{}{} }()
+	<-done
+	c.Close()
+	up.Close()
+	p.track(c, false)
+	p.track(up, false)
+}
+
+func mainRunLog() {
+	args := os.Args[1:]
+	if len(args) > 0 && args[0] == "-ignoreterm" {
+		signal.Ignore(syscall.SIGTERM)
+		args = args[1:]
+	}
+	if len(args) < 3 {
+		fmt.Fprintln(os.Stderr, "usage: runlog [-ignoreterm] FILE TAG D [DLATER]")
+		os.Exit(2)
+	}
+	file, tag := args[0], args[1]
+	d, _ := time.ParseDuration(args[2])
+	appendLine := func(what string) {
+		f, err := os.OpenFile(file, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "runlog:", err)
+			os.Exit(2)
+		}
+		fmt.Fprintf(f, "%s %s %d %d\n", what, tag, os.Getpid(), time.Now().UnixMilli())
+		f.Close()
+	}
+	lock, err := os.OpenFile(file+"."+tag+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "runlog:", err)
+		os.Exit(2)
+	}
+	// Held until this process ends, however it ends.
+	if syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+		appendLine("overlap")
+	}
+	if len(args) > 3 {
+		before, _ := os.ReadFile(file)
+		if strings.Contains("\n"+string(before), "\nstart "+tag+" ") {
+			d, _ = time.ParseDuration(args[3])
+		}
+	}
+	appendLine("start")
+	time.Sleep(d)
+	appendLine("end")
+}
+
+func mainGenBatch() {
+	if len(os.Args) < 5 {
+		fmt.Fprintln(os.Stderr, "usage: genbatch N PREFIX GROUP ARGV...")
+		os.Exit(2)
+	}
+	n, _ := strconv.Atoi(os.Args[1])
+	enc := json.NewEncoder(os.Stdout)
+	for i := 1; i <= n; i++ {
+		id := fmt.Sprintf("%s-%02d", os.Args[2], i)
+		var argv []string
+		for _, a := range os.Args[4:] {
+			argv = append(argv, strings.ReplaceAll(a, "{}", id))
+		}
+		enc.Encode(map[string]any{"id": id, "group": os.Args[3], "argv": argv})
+	}
+}
+
+func mainLogTo() {
+	if len(os.Args) < 3 {
+		fmt.Fprintln(os.Stderr, "usage: logto FILE CMD [ARG...]")
+		os.Exit(2)
+	}
+	f, err := os.OpenFile(os.Args[1], os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "logto:", err)
+		os.Exit(2)
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	cmd := exec.Command(os.Args[2], os.Args[3:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, io.MultiWriter(os.Stderr, f)
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "logto:", err)
+		os.Exit(2)
+	}
+	go func() {
+		for s := range sigs {
+			cmd.Process.Signal(s)
+		}
+	}()
+	cmd.Wait()
+	f.Close()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		os.Exit(128 + int(ws.Signal()))
+	}
+	os.Exit(cmd.ProcessState.ExitCode())
 }
 
 func mainSignalWhen() {
@@ -212,6 +442,10 @@ func TestScripts(t *testing.T) {
 			"loadenv":    cmdLoadEnv,
 			"s3put":      cmdS3Put,
 			"envsubst":   cmdEnvSubst,
+			"waitlines":  cmdWaitLines,
+			"waitgone":   cmdWaitGone,
+			"runsummary": cmdRunSummary,
+			"now":        cmdNow,
 		},
 	})
 }
@@ -637,4 +871,146 @@ func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
 	body, err := io.ReadAll(resp.Body)
 	ts.Check(err)
 	fmt.Fprintf(ts.Stdout(), "%d\n%s", resp.StatusCode, body)
+}
+
+// waitlines [-timeout D] FILE N [REGEX]: wait until FILE has at least N
+// lines (matching REGEX when given).
+func cmdWaitLines(ts *testscript.TestScript, neg bool, args []string) {
+	timeout := 30 * time.Second
+	if len(args) > 2 && args[0] == "-timeout" {
+		d, err := time.ParseDuration(args[1])
+		ts.Check(err)
+		timeout, args = d, args[2:]
+	}
+	if neg || len(args) < 2 || len(args) > 3 {
+		ts.Fatalf("usage: waitlines [-timeout D] FILE N [REGEX]")
+	}
+	want, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	re := regexp.MustCompile("")
+	if len(args) == 3 {
+		re, err = regexp.Compile(args[2])
+		ts.Check(err)
+	}
+	got := 0
+	for deadline := time.Now().Add(timeout); ; time.Sleep(50 * time.Millisecond) {
+		data, _ := os.ReadFile(ts.MkAbs(args[0]))
+		got = 0
+		for _, l := range strings.Split(string(data), "\n") {
+			if l != "" && re.MatchString(l) {
+				got++
+			}
+		}
+		if got >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("%s has %d lines matching %q after %s, want %d", args[0], got, re, timeout, want)
+		}
+	}
+}
+
+// waitgone [-timeout D] FILE: wait until FILE does not exist.
+func cmdWaitGone(ts *testscript.TestScript, neg bool, args []string) {
+	timeout := 30 * time.Second
+	if len(args) > 2 && args[0] == "-timeout" {
+		d, err := time.ParseDuration(args[1])
+		ts.Check(err)
+		timeout, args = d, args[2:]
+	}
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: waitgone [-timeout D] FILE")
+	}
+	for deadline := time.Now().Add(timeout); ; time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(ts.MkAbs(args[0])); os.IsNotExist(err) {
+			return
+		}
+		if time.Now().After(deadline) {
+			ts.Fatalf("%s still exists after %s", args[0], timeout)
+		}
+	}
+}
+
+// now VAR [OFFSET]: set VAR to the time now plus OFFSET, in Unix
+// milliseconds (for runsummary -since).
+func cmdNow(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 1 || len(args) > 2 {
+		ts.Fatalf("usage: now VAR [OFFSET]")
+	}
+	t := time.Now()
+	if len(args) == 2 {
+		d, err := time.ParseDuration(args[1])
+		ts.Check(err)
+		t = t.Add(d)
+	}
+	ts.Setenv(args[0], strconv.FormatInt(t.UnixMilli(), 10))
+}
+
+// runsummary [-since UNIXMS] FILE: print, from runlog's FILE, how many tags
+// ran, how many copies started and ended, how many tags ran exactly once,
+// ran more than once, ended more than once, never ended, and overlapped
+// (two copies at once), then each tag that ran more than once ("reran TAG
+// N"); with -since, also how many copies started at or after that time.
+func cmdRunSummary(ts *testscript.TestScript, neg bool, args []string) {
+	since := int64(-1)
+	if len(args) == 3 && args[0] == "-since" {
+		n, err := strconv.ParseInt(args[1], 10, 64)
+		ts.Check(err)
+		since, args = n, args[2:]
+	}
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: runsummary [-since UNIXMS] FILE")
+	}
+	startedSince := 0
+	starts, ends, overlaps := map[string]int{}, map[string]int{}, 0
+	var nstart, nend int
+	for _, l := range strings.Split(ts.ReadFile(args[0]), "\n") {
+		f := strings.Fields(l)
+		if len(f) < 3 {
+			continue
+		}
+		switch f[0] {
+		case "start":
+			starts[f[1]]++
+			nstart++
+			if len(f) > 3 {
+				if t, _ := strconv.ParseInt(f[3], 10, 64); since >= 0 && t >= since {
+					startedSince++
+				}
+			}
+		case "end":
+			ends[f[1]]++
+			nend++
+		case "overlap":
+			overlaps++
+		}
+	}
+	var once, reran, endedTwice, neverEnded int
+	var tags []string
+	for tag, n := range starts {
+		tags = append(tags, tag)
+		if n == 1 {
+			once++
+		} else {
+			reran++
+		}
+		if ends[tag] > 1 {
+			endedTwice++
+		}
+		if ends[tag] == 0 {
+			neverEnded++
+		}
+	}
+	sort.Strings(tags)
+	out := fmt.Sprintf("tags %d\nstarts %d\nends %d\nran once %d\nran again %d\nended twice %d\nnever ended %d\noverlaps %d\n",
+		len(starts), nstart, nend, once, reran, endedTwice, neverEnded, overlaps)
+	if since >= 0 {
+		out += fmt.Sprintf("started since %d\n", startedSince)
+	}
+	for _, tag := range tags {
+		if starts[tag] > 1 {
+			out += fmt.Sprintf("reran %s %d\n", tag, starts[tag])
+		}
+	}
+	fmt.Fprint(ts.Stdout(), out)
 }
