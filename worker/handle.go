@@ -35,6 +35,9 @@ type run struct {
 	stopOnce sync.Once
 	stopC    chan struct{}
 	reason   string
+	// leaseLost is set by execute when it stopped the command because the
+	// lease could not be kept.
+	leaseLost bool
 }
 
 // stop asks the attempt to end for reason; the first reason wins.
@@ -78,7 +81,11 @@ func (w *Worker) handle(ctx context.Context, q QueueRef, m sqs.Message) {
 	defer w.untrack(r)
 	res := w.execute(ctx, r)
 	if res == nil {
-		w.release(r)
+		if r.leaseLost {
+			w.abandon(r)
+		} else {
+			w.release(r)
+		}
 		return
 	}
 	w.finish(r, res)
@@ -245,6 +252,7 @@ func (w *Worker) execute(ctx context.Context, r *run) *plan.Result {
 	res.FinishedAt = w.cfg.Now()
 	if reason == reasonShutdown || reason == reasonLease {
 		w.cfg.Metrics.TaskEnded(r.q.Name, "released", res.FinishedAt.Sub(res.StartedAt))
+		r.leaseLost = reason == reasonLease
 		return nil
 	}
 	defer func() { w.cfg.Metrics.TaskEnded(r.q.Name, res.State, res.FinishedAt.Sub(res.StartedAt)) }()
@@ -408,6 +416,17 @@ func (w *Worker) release(r *run) {
 		return
 	}
 	log.Info().Msg("task released to the queue")
+}
+
+// abandon leaves an attempt whose lease was lost as a dead worker's would
+// be: the claim and the running marker stay (the marker goes stale, and the
+// next worker takes the next attempt) and the message is not touched. By
+// now the message may be visible again or held by a worker running that
+// next attempt: withdrawing the claim would let a duplicate delivery claim
+// this attempt afresh beside it, deleting the marker could delete the other
+// worker's, and a stale receipt handle must not touch its message.
+func (w *Worker) abandon(r *run) {
+	r.log.Warn().Msg("lease lost: the attempt is left to the next worker")
 }
 
 func (w *Worker) ack(_ context.Context, _ zerolog.Logger, m sqs.Message) {
