@@ -30,19 +30,25 @@ type run struct {
 	msg        sqs.Message
 	marker     plan.Running
 	leaseUntil time.Time
-	log        zerolog.Logger
+	// markedAt is the heartbeat time of the last running marker stored.
+	markedAt time.Time
+	log      zerolog.Logger
 
 	stopOnce sync.Once
 	stopC    chan struct{}
 	reason   string
+	// killBy is, when the lease is lost, the time by which the command must
+	// be dead: another worker may start the task from then on.
+	killBy time.Time
 	// leaseLost is set by execute when it stopped the command because the
 	// lease could not be kept.
 	leaseLost bool
 }
 
-// stop asks the attempt to end for reason; the first reason wins.
-func (r *run) stop(reason string) {
-	r.stopOnce.Do(func() { r.reason = reason; close(r.stopC) })
+// stop asks the attempt to end for reason (by killBy at the latest, when
+// set); the first reason wins.
+func (r *run) stop(reason string, killBy time.Time) {
+	r.stopOnce.Do(func() { r.reason, r.killBy = reason, killBy; close(r.stopC) })
 }
 
 // handle takes one message from receipt to acknowledgement.
@@ -124,6 +130,7 @@ func (w *Worker) claim(ctx context.Context, log zerolog.Logger, q QueueRef, task
 			task: task, q: q, msg: m, log: log.With().Int("attempt", attempt).Logger(),
 			stopC:      make(chan struct{}),
 			leaseUntil: now.Add(w.cfg.VisibilityTimeout),
+			markedAt:   now,
 			marker: plan.Running{
 				V: plan.Version, ID: task.ID, Group: task.Group, Attempt: attempt, Worker: w.cfg.Info,
 				StartedAt: now, HeartbeatAt: now, LeaseUntil: now.Add(w.cfg.VisibilityTimeout),
@@ -247,7 +254,13 @@ func (w *Worker) execute(ctx context.Context, r *run) *plan.Result {
 	}
 	if reason != "" {
 		r.log.Info().Str("reason", reason).Msg("stopping task")
-		waitErr = w.kill(cmd.Process.Pid, done)
+		grace := w.cfg.KillGrace
+		if reason == reasonLease {
+			// Whatever the kill grace, the command must not outlive the
+			// moment another worker may start it.
+			grace = min(grace, r.killBy.Sub(w.cfg.Now()))
+		}
+		waitErr = w.kill(cmd.Process.Pid, done, grace)
 	}
 	res.FinishedAt = w.cfg.Now()
 	if reason == reasonShutdown || reason == reasonLease {
@@ -293,16 +306,16 @@ func join(a, b string) string {
 	return a + "; " + b
 }
 
-// kill stops the process group: SIGTERM, KillGrace, then SIGKILL (at once
-// on Abort). It returns the command's wait error.
-func (w *Worker) kill(pid int, done <-chan error) error {
+// kill stops the process group: SIGTERM, grace, then SIGKILL (at once on
+// Abort). It returns the command's wait error.
+func (w *Worker) kill(pid int, done <-chan error, grace time.Duration) error {
 	_ = syscall.Kill(-pid, syscall.SIGTERM)
-	grace := time.NewTimer(w.cfg.KillGrace)
-	defer grace.Stop()
+	timer := time.NewTimer(max(grace, 0))
+	defer timer.Stop()
 	var err error
 	select {
 	case err = <-done:
-	case <-grace.C:
+	case <-timer.C:
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
 		err = <-done
 	case <-w.abort:

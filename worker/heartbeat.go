@@ -43,6 +43,13 @@ func (w *Worker) heartbeatLoop(ctx context.Context) {
 func (w *Worker) beat(ctx context.Context, r *run) {
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.Heartbeat)
 	defer cancel()
+	select {
+	case <-r.stopC:
+		if r.reason == reasonLease {
+			return // the lease is gone and its command being stopped
+		}
+	default:
+	}
 	now := w.cfg.Now()
 	// Extend the lease when less than two heartbeats of it are left.
 	if r.leaseUntil.Sub(now) < 2*w.cfg.Heartbeat+time.Second {
@@ -50,9 +57,14 @@ func (w *Worker) beat(ctx context.Context, r *run) {
 			r.log.Warn().Err(err).Msg("cannot extend the lease")
 			if w.cfg.Now().After(r.leaseUntil.Add(-time.Second)) {
 				// Another worker may take the task now: stop this copy
-				// rather than let two run.
+				// rather than let two run. It takes over once the lease
+				// has run out and the running marker has gone stale.
 				r.log.Error().Msg("lease lost: stopping the task")
-				r.stop(reasonLease)
+				killBy := r.leaseUntil
+				if t := r.markedAt.Add(r.marker.StaleAfter()); t.After(killBy) {
+					killBy = t
+				}
+				r.stop(reasonLease, killBy)
 				return
 			}
 		} else {
@@ -60,13 +72,15 @@ func (w *Worker) beat(ctx context.Context, r *run) {
 		}
 	}
 	if cancelled, err := w.store.CancelRequested(ctx, r.task.ID); err == nil && cancelled {
-		r.stop(reasonCancel)
+		r.stop(reasonCancel, time.Time{})
 		return
 	}
 	m := r.marker
 	m.HeartbeatAt, m.LeaseUntil = now, r.leaseUntil
 	if err := w.store.PutRunning(ctx, &m); err != nil {
 		r.log.Warn().Err(err).Msg("cannot refresh the running marker")
+	} else {
+		r.markedAt = now
 	}
 }
 
