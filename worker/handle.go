@@ -420,6 +420,14 @@ func (w *Worker) finishUnstarted(ctx context.Context, log zerolog.Logger, t *pla
 // attempt, and a message not made visible returns when its lease runs out.
 func (w *Worker) release(r *run) {
 	log := r.log
+	// The long poll the stop signal cut short may still be open at SQS: a
+	// message released now would go to it and stay hidden for a whole
+	// visibility timeout. Wait until it has ended (the receive wait at most,
+	// while the heartbeat still holds the lease).
+	if d := time.Unix(0, w.pollOpenUntil.Load()).Sub(w.cfg.Now()); d > 0 {
+		log.Info().Dur("wait", d).Msg("waiting for the receive cut short to end before releasing")
+		time.Sleep(d)
+	}
 	w.persistWithin(log, "claim withdrawal", 5*time.Second, func(ctx context.Context) error { return w.store.Unclaim(ctx, r.task.ID, r.marker.Attempt) })
 	w.persistWithin(log, "running marker removal", 5*time.Second, func(ctx context.Context) error { return w.store.DeleteRunning(ctx, r.task.ID) })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

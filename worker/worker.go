@@ -132,6 +132,9 @@ type Worker struct {
 	lastReceive atomic.Int64
 	stopping    atomic.Bool
 	started     time.Time
+	// pollOpenUntil is, once the stop signal has cut a long poll short,
+	// when SQS ends that poll on its side (unix nanoseconds), for release.
+	pollOpenUntil atomic.Int64
 	// abort is closed by Abort: stop everything now, still releasing.
 	abort     chan struct{}
 	abortOnce sync.Once
@@ -293,7 +296,7 @@ func (w *Worker) fetchLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) err
 			wait = min(wait, left.Round(time.Second)+time.Second)
 		}
 		began := w.cfg.Now()
-		msgs, q, err := w.receive(ctx, min(got, sqs.MaxBatch), wait)
+		msgs, q, err := w.receiveStoppable(ctx, min(got, sqs.MaxBatch), wait)
 		if err == nil {
 			w.lastReceive.Store(w.cfg.Now().UnixNano())
 			w.cfg.Metrics.Received(q.Name, len(msgs), w.cfg.Now().Sub(began))
@@ -301,6 +304,12 @@ func (w *Worker) fetchLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) err
 		if err != nil {
 			w.releaseSlots(got)
 			if ctx.Err() != nil {
+				if errors.Is(err, context.Canceled) {
+					// A long poll cut short goes on at SQS, and what it
+					// takes stays hidden for a whole visibility timeout:
+					// note when it ends, so that release waits for it.
+					w.pollOpenUntil.Store(began.Add(wait + time.Second).UnixNano())
+				}
 				return nil
 			}
 			failures++
@@ -312,6 +321,12 @@ func (w *Worker) fetchLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) err
 				return nil
 			}
 			continue
+		}
+		if ctx.Err() != nil {
+			// Taken after the stop signal: give them back untouched.
+			w.giveBack(msgs)
+			w.releaseSlots(got)
+			return nil
 		}
 		if failures > 0 {
 			w.log.Info().Str("queue", q.Name).Msg("receive works again")
@@ -339,6 +354,42 @@ func (w *Worker) signalEnded() {
 	select {
 	case w.ended <- struct{}{}:
 	default:
+	}
+}
+
+// receiveStoppable is receive, which the stop signal (ctx) does not cut
+// short at once: SQS goes on with a request its client gave up on and hides
+// the messages it hands to it for a whole visibility timeout, so a receive
+// under way gets a second to return what it took, to be given back. Only a
+// long poll still waiting after that is cancelled.
+func (w *Worker) receiveStoppable(ctx context.Context, max int, wait time.Duration) ([]received, QueueRef, error) {
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(time.Second)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-rctx.Done():
+		}
+	})
+	defer stop()
+	return w.receive(rctx, max, wait)
+}
+
+// giveBack makes messages received after the stop signal visible again at
+// once, without running them.
+func (w *Worker) giveBack(msgs []received) {
+	for _, m := range msgs {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := w.queue.SetVisibility(ctx, m.QueueURL, m.ReceiptHandle, 0)
+		cancel()
+		if err != nil {
+			w.log.Warn().Err(err).Str("message_id", m.MessageID).Msg("cannot give back a message received while stopping; it returns when its lease runs out")
+			continue
+		}
+		w.log.Info().Str("message_id", m.MessageID).Msg("message received while stopping given back")
 	}
 }
 
