@@ -206,7 +206,7 @@ func mainFaultProxy() {
 			n := p.dropAll()
 			downAt = time.Now()
 			downFor, _ = time.ParseDuration(strings.TrimSpace(string(data)))
-			logf("down (%d connections dropped)", n)
+			logf("down (%d sockets closed)", n)
 		case err == nil && downFor > 0 && time.Since(downAt) >= downFor:
 			os.Remove(control)
 		case err != nil && ln == nil:
@@ -247,7 +247,7 @@ func (p *faultProxy) dropAll() int {
 		delete(p.conns, c)
 		n++
 	}
-	return n / 2
+	return n
 }
 
 func (p *faultProxy) serve(ln net.Listener) {
@@ -258,6 +258,7 @@ func (p *faultProxy) serve(ln net.Listener) {
 				return
 			}
 			p.accepted.Add(1)
+			p.track(c, true)
 			go p.pipe(c)
 		}
 	}()
@@ -267,10 +268,19 @@ func (p *faultProxy) pipe(c net.Conn) {
 	up, err := net.Dial("tcp", p.target)
 	if err != nil {
 		c.Close()
+		p.track(c, false)
 		return
 	}
-	p.track(c, true)
-	p.track(up, true)
+	p.mu.Lock()
+	_, live := p.conns[c] // not dropped while dialling
+	if live {
+		p.conns[up] = struct{}{}
+	}
+	p.mu.Unlock()
+	if !live {
+		up.Close()
+		return
+	}
 	done := make(chan struct{}, 2)
 	go func() { io.Copy(up, c); done <- struct{}{} }()
 	go func() { io.Copy(c, up); done <- struct{}{} }()
