@@ -146,7 +146,8 @@ func TestMain(m *testing.M) {
 		// ENVFILE, and is down while CONTROL exists (listener and every open
 		// connection closed: connections are refused), back on the same port
 		// once CONTROL is removed. When CONTROL holds a duration, the proxy
-		// removes it itself that long after going down.
+		// removes it itself that long after going down. CONTROL.ack exists
+		// while the proxy is down, for scripts to wait on.
 		"faultproxy": mainFaultProxy,
 		// runlog [-ignoreterm] FILE TAG D [DLATER]: append "start TAG PID
 		// UNIXMS" to FILE, sleep D (DLATER when TAG has run before), append
@@ -203,9 +204,10 @@ func mainFaultProxy() {
 		case err == nil && ln != nil:
 			ln.Close()
 			ln = nil
-			n := p.dropAll()
+			n := p.setDown(true)
 			downAt = time.Now()
 			downFor, _ = time.ParseDuration(strings.TrimSpace(string(data)))
+			os.WriteFile(control+".ack", nil, 0o644)
 			logf("down (%d sockets closed)", n)
 		case err == nil && downFor > 0 && time.Since(downAt) >= downFor:
 			os.Remove(control)
@@ -215,7 +217,9 @@ func mainFaultProxy() {
 				ln = nil
 				continue
 			}
+			p.setDown(false)
 			p.serve(ln)
+			os.Remove(control + ".ack")
 			logf("up again after %s, %d connections accepted so far", time.Since(downAt).Round(time.Millisecond), p.accepted.Load())
 		}
 	}
@@ -224,28 +228,43 @@ func mainFaultProxy() {
 type faultProxy struct {
 	target   string
 	mu       sync.Mutex
+	down     bool
 	conns    map[net.Conn]struct{}
 	accepted atomic.Int64
 }
 
-func (p *faultProxy) track(c net.Conn, on bool) {
+// add tracks c, or closes it when the proxy is down, or when it goes with
+// a connection (its client side) dropped meanwhile.
+func (p *faultProxy) add(c, with net.Conn) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if on {
-		p.conns[c] = struct{}{}
-	} else {
-		delete(p.conns, c)
+	if _, ok := p.conns[with]; p.down || with != nil && !ok {
+		c.Close()
+		return false
 	}
+	p.conns[c] = struct{}{}
+	return true
 }
 
-func (p *faultProxy) dropAll() int {
+func (p *faultProxy) remove(c net.Conn) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	delete(p.conns, c)
+}
+
+// setDown marks the proxy down (closing every connection, and reporting
+// how many) or up.
+func (p *faultProxy) setDown(down bool) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = down
 	n := 0
 	for c := range p.conns {
-		c.Close()
-		delete(p.conns, c)
-		n++
+		if down {
+			c.Close()
+			delete(p.conns, c)
+			n++
+		}
 	}
 	return n
 }
@@ -258,8 +277,9 @@ func (p *faultProxy) serve(ln net.Listener) {
 				return
 			}
 			p.accepted.Add(1)
-			p.track(c, true)
-			go p.pipe(c)
+			if p.add(c, nil) {
+				go p.pipe(c)
+			}
 		}
 	}()
 }
@@ -268,17 +288,12 @@ func (p *faultProxy) pipe(c net.Conn) {
 	up, err := net.Dial("tcp", p.target)
 	if err != nil {
 		c.Close()
-		p.track(c, false)
+		p.remove(c)
 		return
 	}
-	p.mu.Lock()
-	_, live := p.conns[c] // not dropped while dialling
-	if live {
-		p.conns[up] = struct{}{}
-	}
-	p.mu.Unlock()
-	if !live {
-		up.Close()
+	if !p.add(up, c) {
+		c.Close()
+		p.remove(c)
 		return
 	}
 	done := make(chan struct{}, 2)
@@ -287,8 +302,8 @@ func (p *faultProxy) pipe(c net.Conn) {
 	<-done
 	c.Close()
 	up.Close()
-	p.track(c, false)
-	p.track(up, false)
+	p.remove(c)
+	p.remove(up)
 }
 
 func mainRunLog() {
