@@ -51,8 +51,10 @@ func (w *Worker) beat(ctx context.Context, r *run) {
 	default:
 	}
 	now := w.cfg.Now()
-	// Extend the lease when less than two heartbeats of it are left.
-	if r.leaseUntil.Sub(now) < 2*w.cfg.Heartbeat+time.Second {
+	// Extend the lease once half of it is gone (or when less than two
+	// heartbeats are left): an endpoint outage shorter than half the
+	// visibility timeout then costs no lease.
+	if left := r.leaseUntil.Sub(now); left < max(w.cfg.VisibilityTimeout/2, 2*w.cfg.Heartbeat+time.Second) {
 		if err := w.queue.SetVisibility(ctx, r.q.URL, r.msg.ReceiptHandle, w.cfg.VisibilityTimeout); err != nil {
 			r.log.Warn().Err(err).Msg("cannot extend the lease")
 			if w.cfg.Now().After(r.leaseUntil.Add(-time.Second)) {

@@ -313,6 +313,9 @@ func (w *Worker) fetchLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) err
 				return nil
 			}
 			failures++
+			// Idle means asked and found nothing: time the endpoint cannot
+			// be reached does not count towards --idle-exit.
+			w.touch()
 			d := min(time.Duration(failures)*time.Second, 15*time.Second)
 			w.log.Error().Err(err).Str("queue", q.Name).Str("band", q.Band).Dur("retry_in", d).Msg("receive failed")
 			select {
