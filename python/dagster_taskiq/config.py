@@ -26,47 +26,33 @@ class TaskiqConfigError(TaskiqError):
     """The dagster-taskiq configuration is missing something or is inconsistent."""
 
 
+def _optional_string(description: str) -> Field:
+    """A string setting that may be left out (None), or taken from the environment."""
+    return Field(Noneable(StringSource), is_required=False, default_value=None, description=description)
+
+
 def connection_config_schema() -> dict[str, Field]:
     """Config fields for reaching taskiq-go's queue and store, and for its tasks."""
     return {
-        "queue_url": Field(
-            Noneable(StringSource),
-            is_required=False,
-            default_value=None,
-            description="SQS queue URL. Defaults to $TASKIQ_GO_QUEUE_URL or $DAGSTER_TASKIQ_SQS_QUEUE_URL.",
+        "queue_url": _optional_string(
+            "SQS queue URL. Defaults to $TASKIQ_GO_QUEUE_URL or $DAGSTER_TASKIQ_SQS_QUEUE_URL.",
         ),
-        "region_name": Field(Noneable(StringSource), is_required=False, default_value=None, description="AWS region."),
-        "endpoint_url": Field(
-            Noneable(StringSource),
-            is_required=False,
-            default_value=None,
-            description="SQS/S3 endpoint URL (e.g. the one `taskiq-go dev` prints). Defaults "
+        "region_name": _optional_string("AWS region."),
+        "endpoint_url": _optional_string(
+            "SQS/S3 endpoint URL (e.g. the one `taskiq-go dev` prints). Defaults "
             "to $AWS_ENDPOINT_URL or $DAGSTER_TASKIQ_SQS_ENDPOINT_URL.",
         ),
-        "bucket": Field(
-            Noneable(StringSource), is_required=False, default_value=None, description="S3 bucket for results."
-        ),
-        "prefix": Field(
-            Noneable(StringSource), is_required=False, default_value=None, description="Key prefix in the bucket."
-        ),
-        "config_file": Field(
-            Noneable(StringSource),
-            is_required=False,
-            default_value=None,
-            description="taskiq-go YAML config file (its keys: queue_url, bucket, prefix, region, "
+        "bucket": _optional_string("S3 bucket for results."),
+        "prefix": _optional_string("Key prefix in the bucket."),
+        "config_file": _optional_string(
+            "taskiq-go YAML config file (its keys: queue_url, bucket, prefix, region, "
             "profile, endpoint_url...). Defaults to $TASKIQ_GO_CONFIG.",
         ),
-        "binary": Field(
-            Noneable(StringSource),
-            is_required=False,
-            default_value=None,
-            description="Path of the taskiq-go binary. Defaults to $TASKIQ_GO_BIN, then PATH.",
+        "binary": _optional_string(
+            "Path of the taskiq-go binary. Defaults to $TASKIQ_GO_BIN, then PATH.",
         ),
-        "queue": Field(
-            Noneable(StringSource),
-            is_required=False,
-            default_value=None,
-            description="Logical queue tasks go to unless the tag dagster-taskiq/queue says otherwise.",
+        "queue": _optional_string(
+            "Logical queue tasks go to unless the tag dagster-taskiq/queue says otherwise.",
         ),
         "priority": Field(
             IntSource,
@@ -81,17 +67,11 @@ def connection_config_schema() -> dict[str, Field]:
             default_value=[],
             description="Environment variables for the task: NAME (copied from this process) or NAME=value.",
         ),
-        "working_directory": Field(
-            Noneable(StringSource),
-            is_required=False,
-            default_value=None,
-            description="Working directory of the task on the worker; the worker's own by default.",
+        "working_directory": _optional_string(
+            "Working directory of the task on the worker; the worker's own by default.",
         ),
-        "task_timeout": Field(
-            Noneable(StringSource),
-            is_required=False,
-            default_value=None,
-            description="Longest one task may run, as a duration such as 2h or 90s; no limit by default.",
+        "task_timeout": _optional_string(
+            "Longest one task may run, as a duration such as 2h or 90s; no limit by default.",
         ),
         "call_timeout": Field(
             float,
