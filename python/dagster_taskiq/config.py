@@ -17,6 +17,7 @@ from dagster import Array, Field, IntSource, Noneable, StringSource
 from dagster._core.utils import parse_env_var
 
 from dagster_taskiq.cli import ConnectionSettings, TaskiqCli, TaskiqError
+from dagster_taskiq.tags import task_queue
 
 QUEUE_URL_ENV_VARS = ("TASKIQ_GO_QUEUE_URL", "DAGSTER_TASKIQ_SQS_QUEUE_URL")
 ENDPOINT_URL_ENV_VARS = ("AWS_ENDPOINT_URL", "DAGSTER_TASKIQ_SQS_ENDPOINT_URL")
@@ -140,6 +141,38 @@ class TaskiqSettings:
     def make_cli(self) -> TaskiqCli:
         """Checks the settings and returns the wrapper that calls the binary."""
         return TaskiqCli(binary=self.binary, connection=self.resolved_connection(), timeout=self.call_timeout)
+
+    def task_spec(
+        self,
+        task_id: str,
+        argv: Sequence[str],
+        *,
+        group: str,
+        env: Mapping[str, str],
+        labels: Mapping[str, str],
+        priority: int,
+        queue_tags: Mapping[str, str],
+    ) -> dict[str, object]:
+        """A task document with what this config gives every task: its environment,
+        queue (the ``dagster-taskiq/queue`` tag of ``queue_tags``, else ``queue``),
+        working directory and timeout. Retries belong to Dagster, so one attempt."""
+        spec: dict[str, object] = {
+            "id": task_id,
+            "argv": list(argv),
+            "env": self.task_env(env),
+            "max_attempts": 1,
+            "priority": priority,
+            "group": group,
+            "labels": dict(labels),
+        }
+        queue = task_queue(queue_tags, self.queue)
+        if queue:
+            spec["queue"] = queue
+        if self.working_directory:
+            spec["dir"] = self.working_directory
+        if self.task_timeout:
+            spec["timeout"] = self.task_timeout
+        return spec
 
     def task_env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """The environment a task adds to the worker's: ``env_vars`` plus ``extra``."""

@@ -23,7 +23,7 @@ from typing_extensions import Self
 
 from dagster_taskiq.cli import EXIT_UNKNOWN_TASK, TaskiqCli, TaskiqCliError, TaskStatus
 from dagster_taskiq.config import TaskiqSettings, connection_config_schema
-from dagster_taskiq.tags import TASK_ID_TAG, run_task_id, task_priority, task_queue
+from dagster_taskiq.tags import TASK_ID_TAG, run_task_id, task_priority
 
 #: How a task's state reads as a Dagster run worker status.
 WORKER_STATUS: Mapping[str, WorkerStatus] = {
@@ -104,22 +104,15 @@ class TaskiqRunLauncher(RunLauncher, ConfigurableClass):
     # -- launching ---------------------------------------------------------------------
 
     def _submit(self, run: DagsterRun, argv: Sequence[str], task_id: str, what: str) -> str:
-        spec: dict[str, Any] = {
-            "id": task_id,
-            "argv": list(argv),
-            "env": self._settings.task_env({"DAGSTER_RUN_JOB_NAME": run.job_name}),
-            "max_attempts": 1,
-            "priority": task_priority({}, run.tags, self._settings.priority),
-            "group": run.run_id,
-            "labels": {"dagster/run_id": run.run_id, "dagster/job": run.job_name, "dagster/kind": what},
-        }
-        queue = task_queue(run.tags, self._settings.queue)
-        if queue:
-            spec["queue"] = queue
-        if self._settings.working_directory:
-            spec["dir"] = self._settings.working_directory
-        if self._settings.task_timeout:
-            spec["timeout"] = self._settings.task_timeout
+        spec = self._settings.task_spec(
+            task_id,
+            argv,
+            group=run.run_id,
+            env={"DAGSTER_RUN_JOB_NAME": run.job_name},
+            labels={"dagster/run_id": run.run_id, "dagster/job": run.job_name, "dagster/kind": what},
+            priority=task_priority({}, run.tags, self._settings.priority),
+            queue_tags=run.tags,
+        )
         submitted = self.cli.submit(spec)
         self._instance.add_run_tags(run.run_id, {TASK_ID_TAG: submitted.id})
         self._instance.report_engine_event(

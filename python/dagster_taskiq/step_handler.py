@@ -16,7 +16,7 @@ from dagster._core.executor.step_delegating.step_handler.base import (
 
 from dagster_taskiq.cli import EXIT_UNKNOWN_TASK, TaskiqCli, TaskiqCliError, TaskStatus
 from dagster_taskiq.config import TaskiqSettings
-from dagster_taskiq.tags import new_step_task_id, step_task_prefix, task_priority, task_queue
+from dagster_taskiq.tags import new_step_task_id, step_task_prefix, task_priority
 
 #: States in which a step's task is still doing its job.
 _HEALTHY_STATES = frozenset({"queued", "running", "succeeded"})
@@ -92,29 +92,20 @@ class TaskiqStepHandler(StepHandler):
         run = ctx.dagster_run
         step_tags: Mapping[str, str] = ctx.step_tags.get(step_key, {})
         attempt = _attempt(ctx, step_key)
-        env = self._settings.task_env({"DAGSTER_RUN_JOB_NAME": run.job_name, "DAGSTER_RUN_STEP_KEY": step_key})
-        spec: dict[str, object] = {
-            "id": task_id,
-            "argv": self.step_argv(ctx),
-            "env": env,
-            "max_attempts": 1,  # retries belong to Dagster's RetryPolicy
-            "priority": task_priority(step_tags, run.tags, self._settings.priority),
-            "group": run.run_id,
-            "labels": {
+        return self._settings.task_spec(
+            task_id,
+            self.step_argv(ctx),
+            group=run.run_id,
+            env={"DAGSTER_RUN_JOB_NAME": run.job_name, "DAGSTER_RUN_STEP_KEY": step_key},
+            labels={
                 "dagster/run_id": run.run_id,
                 "dagster/job": run.job_name,
                 "dagster/step_key": step_key,
                 "dagster/attempt": str(attempt + 1),
             },
-        }
-        queue = task_queue(step_tags, self._settings.queue)
-        if queue:
-            spec["queue"] = queue
-        if self._settings.working_directory:
-            spec["dir"] = self._settings.working_directory
-        if self._settings.task_timeout:
-            spec["timeout"] = self._settings.task_timeout
-        return spec
+            priority=task_priority(step_tags, run.tags, self._settings.priority),
+            queue_tags=step_tags,
+        )
 
     # -- StepHandler -----------------------------------------------------------------
 
