@@ -44,8 +44,8 @@ func submitCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "environment variable `KEY=VALUE` for the command, repeatable"},
 			&cli.StringFlag{Name: "dir", Usage: "working `DIR` on the worker"},
 			&cli.DurationFlag{Name: "timeout", Usage: "stop an attempt after `DURATION` (e.g. 90s, 1h); 0 = no limit"},
-			&cli.IntFlag{Name: "max-attempts", Usage: "run at most `N` times when it fails (default 1)"},
-			&cli.IntFlag{Name: "priority", Usage: "`N` from -1000 to 1000; higher runs first"},
+			&cli.IntFlag{Name: "max-attempts", DefaultText: "1", Usage: "run at most `N` times when it fails"},
+			&cli.IntFlag{Name: "priority", Usage: "`N` from -1000 to 1000; higher runs first (bands: >=10, 1..9, 0, -1..-9, <=-10)"},
 			&cli.BoolFlag{Name: "json", Usage: "print a JSON object per task: id, queue, group, created"},
 		),
 		Action: func(cliContext *cli.Context) error {
