@@ -256,27 +256,6 @@ func (s *Store) PutAttempt(ctx context.Context, r *plan.Result) error {
 	return s.putJSON(ctx, s.keys.Attempt(r.ID, r.Attempt), r, false)
 }
 
-// Attempts reads the results of every finished attempt of a task, oldest first.
-func (s *Store) Attempts(ctx context.Context, id string) ([]*plan.Result, error) {
-	keys, err := s.list(ctx, path.Dir(s.keys.Attempt(id, 0))+"/", "")
-	if err != nil {
-		return nil, err
-	}
-	var out []*plan.Result
-	for _, k := range keys {
-		data, err := s.get(ctx, k)
-		if err != nil {
-			return nil, err
-		}
-		r, err := plan.DecodeResult(data)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, nil
-}
-
 // Claim takes an attempt of a task for a worker; the claim doubles as the
 // first running marker. It returns plan.ErrExists when another worker took
 // that attempt first: one execution per attempt.
@@ -293,19 +272,6 @@ func (s *Store) Unclaim(ctx context.Context, id string, attempt int) error {
 // PutRunning writes (or refreshes) the running marker.
 func (s *Store) PutRunning(ctx context.Context, r *plan.Running) error {
 	return s.putJSON(ctx, s.keys.Running(r.ID), r, false)
-}
-
-// GetRunning reads the running marker; ok=false when there is none.
-func (s *Store) GetRunning(ctx context.Context, id string) (r *plan.Running, ok bool, err error) {
-	r = new(plan.Running)
-	err = s.getJSON(ctx, s.keys.Running(id), r)
-	if errors.Is(err, errMissing) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, err
-	}
-	return r, true, nil
 }
 
 // DeleteRunning removes the running marker.

@@ -80,7 +80,7 @@ func (w *Worker) handle(ctx context.Context, q QueueRef, m sqs.Message) {
 	// Checked after the claim is written, and cancel checks for a claim
 	// after writing its marker: one of the two always sees the other.
 	if cancelled, err := w.store.CancelRequested(ctx, task.ID); err == nil && cancelled {
-		w.finishUnstarted(ctx, log, task, m, attempt, plan.StateCancelled, "cancelled before it started")
+		w.finishUnstarted(log, task, m, attempt, plan.StateCancelled, "cancelled before it started")
 		return
 	}
 	w.track(r)
@@ -156,7 +156,7 @@ func (w *Worker) claim(ctx context.Context, log zerolog.Logger, q QueueRef, task
 	}
 	if snap.Result != nil {
 		log.Info().Str("state", string(snap.Result.State)).Msg("duplicate delivery of a finished task: acknowledging without running")
-		w.ack(ctx, log, m)
+		w.ack(m)
 		return nil, false
 	}
 	if rm := snap.Running; rm != nil && (now.Sub(rm.HeartbeatAt) <= rm.StaleAfter() || w.isRunning(task.ID)) {
@@ -165,11 +165,11 @@ func (w *Worker) claim(ctx context.Context, log zerolog.Logger, q QueueRef, task
 		return nil, false
 	}
 	if snap.Cancel {
-		w.finishUnstarted(ctx, log, task, m, snap.LastClaim, plan.StateCancelled, "cancelled before it started")
+		w.finishUnstarted(log, task, m, snap.LastClaim, plan.StateCancelled, "cancelled before it started")
 		return nil, false
 	}
 	if lost := snap.LastClaim - len(snap.Attempts); lost >= w.cfg.MaxLostAttempts {
-		w.finishUnstarted(ctx, log, task, m, snap.LastClaim, plan.StateFailed,
+		w.finishUnstarted(log, task, m, snap.LastClaim, plan.StateFailed,
 			fmt.Sprintf("the worker running it was lost %d times", lost))
 		return nil, false
 	}
@@ -370,6 +370,16 @@ func (w *Worker) finish(r *run, res *plan.Result) {
 	if res.Attempt > 1 {
 		w.persist(log, "attempt record", func(ctx context.Context) error { return w.store.PutAttempt(ctx, res) })
 	}
+	if w.recordFinal(log, res, r.msg) {
+		log.Info().Dur("took", res.FinishedAt.Sub(res.StartedAt)).Msg("task finished")
+	}
+}
+
+// recordFinal stores a task's final result (the first one written wins) and
+// only then acknowledges its message. It reports whether the result is
+// stored; if it is not, the message stays, comes back when its lease runs
+// out, and the task runs again.
+func (w *Worker) recordFinal(log zerolog.Logger, res *plan.Result, m sqs.Message) bool {
 	stored := w.persist(log, "result", func(ctx context.Context) error {
 		err := w.store.PutResult(ctx, res)
 		if errors.Is(err, plan.ErrExists) {
@@ -379,37 +389,25 @@ func (w *Worker) finish(r *run, res *plan.Result) {
 		return err
 	})
 	if !stored {
-		// Never delete before the result is stored: the message comes
-		// back when its lease runs out and the task runs again.
 		log.Error().Msg("result not stored: leaving the message on the queue")
-		return
+		return false
 	}
-	w.ack(context.Background(), log, r.msg)
+	w.ack(m)
 	w.finished.Add(1)
-	log.Info().Dur("took", res.FinishedAt.Sub(res.StartedAt)).Msg("task finished")
+	return true
 }
 
 // finishUnstarted ends a task that never ran (cancelled, lost too often).
-func (w *Worker) finishUnstarted(ctx context.Context, log zerolog.Logger, t *plan.Task, m sqs.Message, attempt int, state plan.State, why string) {
+func (w *Worker) finishUnstarted(log zerolog.Logger, t *plan.Task, m sqs.Message, attempt int, state plan.State, why string) {
 	now := w.cfg.Now()
 	res := &plan.Result{
 		V: plan.Version, ID: t.ID, State: state, Attempt: attempt, Worker: w.cfg.Info,
 		Group: t.Group, Queue: t.Queue, Labels: t.Labels, Error: why,
 		SubmittedAt: t.SubmittedAt, FinishedAt: now,
 	}
-	stored := w.persist(log, "result", func(ctx context.Context) error {
-		if err := w.store.PutResult(ctx, res); err != nil && !errors.Is(err, plan.ErrExists) {
-			return err
-		}
-		return nil
-	})
-	if !stored {
-		log.Error().Msg("result not stored: leaving the message on the queue")
-		return
+	if w.recordFinal(log, res, m) {
+		log.Info().Str("state", string(state)).Str("why", why).Msg("task ended without running")
 	}
-	w.ack(ctx, log, m)
-	w.finished.Add(1)
-	log.Info().Str("state", string(state)).Str("why", why).Msg("task ended without running")
 }
 
 // release gives an unfinished attempt back: the claim is withdrawn so the
@@ -450,7 +448,8 @@ func (w *Worker) abandon(r *run) {
 	r.log.Warn().Msg("lease lost: the attempt is left to the next worker")
 }
 
-func (w *Worker) ack(_ context.Context, _ zerolog.Logger, m sqs.Message) {
+// ack hands a message to the batching acknowledger.
+func (w *Worker) ack(m sqs.Message) {
 	w.acks.ack(m.QueueURL, m.ReceiptHandle)
 }
 
@@ -487,7 +486,7 @@ func (w *Worker) deadLetter(ctx context.Context, log zerolog.Logger, q QueueRef,
 		w.retryLater(ctx, log, m, w.cfg.VisibilityTimeout)
 		return
 	}
-	w.ack(cctx, log, m)
+	w.ack(m)
 	log.Warn().Msg("message moved to the dead-letter queue")
 }
 
