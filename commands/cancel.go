@@ -40,13 +40,8 @@ func cancelCommand() *cli.Command {
 			}
 			ctx, _, stop := commandContext(cliContext)
 			defer stop()
-			if group != "" {
-				if ids, err = be.Store.GroupIDs(ctx, group); err != nil {
-					return err
-				}
-				if len(ids) == 0 {
-					return fmt.Errorf("group %s has no tasks: %w", group, plan.ErrTaskNotFound)
-				}
+			if ids, err = taskIDs(ctx, be, ids, group); err != nil {
+				return err
 			}
 			out, err := Cancel(ctx, be, ids, cliContext.String("reason"), time.Now())
 			for _, c := range out {

@@ -110,15 +110,9 @@ func openStore(cliContext *cli.Context) (*Settings, *backend.Backend, error) {
 
 // Poll reports the states of the given tasks, or of every task of group.
 func Poll(ctx context.Context, be *backend.Backend, ids []string, group string) ([]plan.Status, error) {
-	if group != "" {
-		var err error
-		ids, err = be.Store.GroupIDs(ctx, group)
-		if err != nil {
-			return nil, err
-		}
-		if len(ids) == 0 {
-			return nil, fmt.Errorf("group %s has no tasks: %w", group, plan.ErrTaskNotFound)
-		}
+	ids, err := taskIDs(ctx, be, ids, group)
+	if err != nil {
+		return nil, err
 	}
 	sts, errs := be.Store.Statuses(ctx, ids, time.Now())
 	if err := firstErr(errs); err != nil {
@@ -177,6 +171,22 @@ func (p *progress) clear() {
 		fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", p.n))
 		p.n = 0
 	}
+}
+
+// taskIDs is ids, or the ids of group's tasks when a group is given; a
+// group with no tasks is an unknown one.
+func taskIDs(ctx context.Context, be *backend.Backend, ids []string, group string) ([]string, error) {
+	if group == "" {
+		return ids, nil
+	}
+	ids, err := be.Store.GroupIDs(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("group %s has no tasks: %w", group, plan.ErrTaskNotFound)
+	}
+	return ids, nil
 }
 
 func allFinal(sts []plan.Status) bool {
