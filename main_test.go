@@ -635,12 +635,7 @@ func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
 // pidgone [-timeout D] FILE: wait until the process whose pid FILE holds is
 // gone (or a zombie): proves a whole process tree was stopped.
 func cmdPidGone(ts *testscript.TestScript, neg bool, args []string) {
-	timeout := 10 * time.Second
-	if len(args) > 2 && args[0] == "-timeout" {
-		d, err := time.ParseDuration(args[1])
-		ts.Check(err)
-		timeout, args = d, args[2:]
-	}
+	timeout, args := timeoutOption(ts, args, 10*time.Second)
 	if len(args) != 1 {
 		ts.Fatalf("usage: pidgone [-timeout D] FILE")
 	}
@@ -758,12 +753,7 @@ func scriptSQS(ts *testscript.TestScript) *awssqs.Client {
 
 // waitstate [-timeout D] ID STATE: poll until the task is in STATE.
 func cmdWaitState(ts *testscript.TestScript, neg bool, args []string) {
-	timeout := 30 * time.Second
-	if len(args) > 2 && args[0] == "-timeout" {
-		d, err := time.ParseDuration(args[1])
-		ts.Check(err)
-		timeout, args = d, args[2:]
-	}
+	timeout, args := timeoutOption(ts, args, 30*time.Second)
 	if len(args) != 2 {
 		ts.Fatalf("usage: waitstate [-timeout D] ID STATE")
 	}
@@ -785,12 +775,7 @@ func cmdWaitState(ts *testscript.TestScript, neg bool, args []string) {
 
 // waitfile [-timeout D] FILE: wait until FILE exists.
 func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
-	timeout := 30 * time.Second
-	if len(args) > 2 && args[0] == "-timeout" {
-		d, err := time.ParseDuration(args[1])
-		ts.Check(err)
-		timeout, args = d, args[2:]
-	}
+	timeout, args := timeoutOption(ts, args, 30*time.Second)
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		if _, err := os.Stat(ts.MkAbs(args[0])); err == nil {
@@ -901,12 +886,7 @@ func cmdHTTPGet(ts *testscript.TestScript, neg bool, args []string) {
 // waitlines [-timeout D] FILE N [REGEX]: wait until FILE has at least N
 // lines (matching REGEX when given).
 func cmdWaitLines(ts *testscript.TestScript, neg bool, args []string) {
-	timeout := 30 * time.Second
-	if len(args) > 2 && args[0] == "-timeout" {
-		d, err := time.ParseDuration(args[1])
-		ts.Check(err)
-		timeout, args = d, args[2:]
-	}
+	timeout, args := timeoutOption(ts, args, 30*time.Second)
 	if neg || len(args) < 2 || len(args) > 3 {
 		ts.Fatalf("usage: waitlines [-timeout D] FILE N [REGEX]")
 	}
@@ -937,12 +917,7 @@ func cmdWaitLines(ts *testscript.TestScript, neg bool, args []string) {
 
 // waitgone [-timeout D] FILE: wait until FILE does not exist.
 func cmdWaitGone(ts *testscript.TestScript, neg bool, args []string) {
-	timeout := 30 * time.Second
-	if len(args) > 2 && args[0] == "-timeout" {
-		d, err := time.ParseDuration(args[1])
-		ts.Check(err)
-		timeout, args = d, args[2:]
-	}
+	timeout, args := timeoutOption(ts, args, 30*time.Second)
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: waitgone [-timeout D] FILE")
 	}
@@ -1038,4 +1013,15 @@ func cmdRunSummary(ts *testscript.TestScript, neg bool, args []string) {
 		}
 	}
 	fmt.Fprint(ts.Stdout(), out)
+}
+
+// timeoutOption reads a leading "-timeout D" of a script command's
+// arguments, returning def when there is none.
+func timeoutOption(ts *testscript.TestScript, args []string, def time.Duration) (time.Duration, []string) {
+	if len(args) > 2 && args[0] == "-timeout" {
+		d, err := time.ParseDuration(args[1])
+		ts.Check(err)
+		return d, args[2:]
+	}
+	return def, args
 }
