@@ -123,16 +123,22 @@ class TaskiqRunLauncher(RunLauncher, ConfigurableClass):
         )
         return submitted.id
 
-    def launch_run(self, context: LaunchRunContext) -> None:
-        run = context.dagster_run
+    def _run_command(
+        self, context: LaunchRunContext | ResumeRunContext, args_type: type[ExecuteRunArgs] | type[ResumeRunArgs]
+    ) -> list[str]:
+        """The `dagster api execute_run` (or `resume_run`) command line for a run."""
         origin = check.not_none(context.job_code_origin, "the run has no job code origin")
-        args = ExecuteRunArgs(
+        args = args_type(
             job_origin=origin,
-            run_id=run.run_id,
+            run_id=context.dagster_run.run_id,
             instance_ref=self._instance.get_ref(),
             set_exit_code_on_failure=True,
         )
-        self._submit(run, args.get_command_args(), run_task_id(run.run_id), "run")
+        return list(args.get_command_args())
+
+    def launch_run(self, context: LaunchRunContext) -> None:
+        run = context.dagster_run
+        self._submit(run, self._run_command(context, ExecuteRunArgs), run_task_id(run.run_id), "run")
 
     @property
     def supports_resume_run(self) -> bool:
@@ -140,15 +146,8 @@ class TaskiqRunLauncher(RunLauncher, ConfigurableClass):
 
     def resume_run(self, context: ResumeRunContext) -> None:
         run = context.dagster_run
-        origin = check.not_none(context.job_code_origin, "the run has no job code origin")
-        args = ResumeRunArgs(
-            job_origin=origin,
-            run_id=run.run_id,
-            instance_ref=self._instance.get_ref(),
-            set_exit_code_on_failure=True,
-        )
         task_id = run_task_id(run.run_id, context.resume_attempt_number or 0)
-        self._submit(run, args.get_command_args(), task_id, "resumed run")
+        self._submit(run, self._run_command(context, ResumeRunArgs), task_id, "resumed run")
 
     # -- watching ----------------------------------------------------------------------
 
