@@ -2,14 +2,12 @@ package commands
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/taskiq-go/taskiq-go/backend"
-	"github.com/taskiq-go/taskiq-go/plan"
+	"github.com/taskiq-go/taskiq-go/ops"
 )
 
 func cancelCommand() *cli.Command {
@@ -40,10 +38,7 @@ func cancelCommand() *cli.Command {
 			}
 			ctx, _, stop := commandContext(cliContext)
 			defer stop()
-			if ids, err = taskIDs(ctx, be, ids, group); err != nil {
-				return err
-			}
-			out, err := Cancel(ctx, be, ids, cliContext.String("reason"), time.Now())
+			out, ids, err := ops.Cancel(ctx, be, ops.CancelOptions{IDs: ids, Group: group, Reason: cliContext.String("reason")}, time.Now())
 			for _, c := range out {
 				if cliContext.Bool("json") {
 					_ = writeJSON(cliContext.App.Writer, c)
@@ -54,71 +49,11 @@ func cancelCommand() *cli.Command {
 			if err != nil || !cliContext.Bool("wait") {
 				return err
 			}
+			p := ops.NewPoller(be, ids)
 			return waitUntil(ctx, cliContext.Duration("timeout"), cliContext.Duration("interval"), func(ctx context.Context) (bool, error) {
-				sts, err := Poll(ctx, be, ids, "")
-				return err == nil && allFinal(sts), err
+				sts, err := p.Poll(ctx)
+				return err == nil && ops.AllFinal(sts), err
 			})
 		},
 	}
-}
-
-// Cancelled is what cancel reports for one task.
-type Cancelled struct {
-	ID string `json:"id"`
-	// Outcome is "cancelled" (it will never start), "cancelling" (its
-	// worker will stop it) or "already STATE" (it had ended).
-	Outcome string     `json:"outcome"`
-	State   plan.State `json:"state"`
-}
-
-// Cancel asks for tasks to be stopped. The cancel marker is written first
-// and the task's state read after it; the worker writes its claim first and
-// reads the marker after it, so one of the two always sees the other and a
-// queued task never starts.
-func Cancel(ctx context.Context, be *backend.Backend, ids []string, reason string, now time.Time) ([]Cancelled, error) {
-	var out []Cancelled
-	for _, id := range ids {
-		snap, err := be.Store.Snapshot(ctx, id)
-		if err != nil {
-			return out, err
-		}
-		if snap.Result != nil {
-			out = append(out, Cancelled{ID: id, Outcome: "already " + string(snap.Result.State), State: snap.Result.State})
-			continue
-		}
-		if err := be.Store.PutCancel(ctx, &plan.Cancel{V: plan.Version, ID: id, RequestedAt: now.UTC(), Reason: reason}); err != nil {
-			return out, err
-		}
-		if snap, err = be.Store.Snapshot(ctx, id); err != nil {
-			return out, err
-		}
-		switch {
-		case snap.Result != nil:
-			out = append(out, Cancelled{ID: id, Outcome: "already " + string(snap.Result.State), State: snap.Result.State})
-		case snap.Running != nil:
-			out = append(out, Cancelled{ID: id, Outcome: "cancelling", State: plan.StateRunning})
-		default:
-			why := "cancelled before it started"
-			if reason != "" {
-				why += ": " + reason
-			}
-			res := &plan.Result{V: plan.Version, ID: id, State: plan.StateCancelled, Attempt: snap.LastClaim,
-				Error: why, FinishedAt: now.UTC()}
-			if t, err := be.Store.GetTask(ctx, id); err == nil {
-				res.Group, res.Queue, res.Labels, res.SubmittedAt = t.Group, t.Queue, t.Labels, t.SubmittedAt
-			}
-			err := be.Store.PutResult(ctx, res)
-			if errors.Is(err, plan.ErrExists) {
-				if r, gerr := be.Store.GetResult(ctx, id); gerr == nil {
-					out = append(out, Cancelled{ID: id, Outcome: "already " + string(r.State), State: r.State})
-					continue
-				}
-			}
-			if err != nil {
-				return out, err
-			}
-			out = append(out, Cancelled{ID: id, Outcome: "cancelled", State: plan.StateCancelled})
-		}
-	}
-	return out, nil
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/taskiq-go/taskiq-go/backend"
+	"github.com/taskiq-go/taskiq-go/lifecycle"
+	"github.com/taskiq-go/taskiq-go/ops"
 	"github.com/taskiq-go/taskiq-go/plan"
 )
 
@@ -24,6 +26,7 @@ const (
 	ExitNoQueue         = 68 // the queue or bucket does not exist
 	ExitUnavailable     = 69 // the endpoint cannot be reached
 	ExitSoftware        = 70 // an internal error
+	ExitPartial         = 73 // a batch submit sent some tasks but not all
 	ExitTempFail        = 75 // not finished yet, or a --wait timed out
 	ExitNoPerm          = 77 // credentials missing or refused
 	ExitConfig          = 78 // a required setting is missing or the config file is bad
@@ -55,10 +58,10 @@ type exitCode int
 func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
 // errWaitTimeout is returned when --wait runs out of time.
-var errWaitTimeout = errors.New("timed out waiting")
+var errWaitTimeout = ops.ErrWaitTimeout
 
 // errInterrupted is returned when a waiting command is interrupted.
-var errInterrupted = errors.New("interrupted")
+var errInterrupted = ops.ErrInterrupted
 
 // codeFor maps an error to its exit code: the one place that does.
 func codeFor(err error) int {
@@ -69,6 +72,7 @@ func codeFor(err error) int {
 		ie *inputError
 		ve *plan.ValidationError
 		de *plan.DecodeError
+		pe *ops.PartialError
 	)
 	switch {
 	case err == nil:
@@ -79,7 +83,9 @@ func codeFor(err error) int {
 		return ExitUsage
 	case errors.As(err, &ie):
 		return ExitNoInput
-	case errors.As(err, &ve), errors.As(err, &de):
+	case errors.As(err, &pe):
+		return ExitPartial
+	case errors.As(err, &ve), errors.As(err, &de), errors.Is(err, lifecycle.ErrConflict):
 		return ExitDataErr
 	case errors.As(err, &ce), errors.Is(err, backend.ErrNoRegion):
 		return ExitConfig

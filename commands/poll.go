@@ -6,12 +6,12 @@ import (
 	"io"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/mattn/go-isatty"
 	"github.com/urfave/cli/v2"
 
 	"github.com/taskiq-go/taskiq-go/backend"
+	"github.com/taskiq-go/taskiq-go/ops"
 	"github.com/taskiq-go/taskiq-go/plan"
 )
 
@@ -36,21 +36,24 @@ func pollCommand() *cli.Command {
 			if err := checkNames(ids, group); err != nil {
 				return err
 			}
-			s, be, err := openStore(cliContext)
+			_, be, err := openStore(cliContext)
 			if err != nil {
 				return err
 			}
-			_ = s
 			ctx, _, stop := commandContext(cliContext)
 			defer stop()
+			if ids, err = ops.TaskIDs(ctx, be, ids, group); err != nil {
+				return err
+			}
 			var sts []plan.Status
 			prog := newProgress(cliContext.App.ErrWriter, cliContext.Bool("wait"))
+			poller := ops.NewPoller(be, ids)
 			check := func(ctx context.Context) (bool, error) {
-				sts, err = Poll(ctx, be, ids, group)
+				sts, err = poller.Poll(ctx)
 				if err != nil {
 					return false, err
 				}
-				done := !cliContext.Bool("wait") || allFinal(sts)
+				done := !cliContext.Bool("wait") || ops.AllFinal(sts)
 				if !done {
 					prog.show(summary(sts))
 				}
@@ -108,19 +111,6 @@ func openStore(cliContext *cli.Context) (*Settings, *backend.Backend, error) {
 	return s, be, nil
 }
 
-// Poll reports the states of the given tasks, or of every task of group.
-func Poll(ctx context.Context, be *backend.Backend, ids []string, group string) ([]plan.Status, error) {
-	ids, err := taskIDs(ctx, be, ids, group)
-	if err != nil {
-		return nil, err
-	}
-	sts, errs := be.Store.Statuses(ctx, ids, time.Now())
-	if err := firstErr(errs); err != nil {
-		return nil, err
-	}
-	return sts, nil
-}
-
 // summary counts tasks by state, in the order of a task's life: "3
 // succeeded, 1 failed, 2 running, 4 queued (10 tasks)".
 func summary(sts []plan.Status) string {
@@ -171,31 +161,6 @@ func (p *progress) clear() {
 		fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", p.n))
 		p.n = 0
 	}
-}
-
-// taskIDs is ids, or the ids of group's tasks when a group is given; a
-// group with no tasks is an unknown one.
-func taskIDs(ctx context.Context, be *backend.Backend, ids []string, group string) ([]string, error) {
-	if group == "" {
-		return ids, nil
-	}
-	ids, err := be.Store.GroupIDs(ctx, group)
-	if err != nil {
-		return nil, err
-	}
-	if len(ids) == 0 {
-		return nil, fmt.Errorf("group %s has no tasks: %w", group, plan.ErrTaskNotFound)
-	}
-	return ids, nil
-}
-
-func allFinal(sts []plan.Status) bool {
-	for _, st := range sts {
-		if !st.State.Final() {
-			return false
-		}
-	}
-	return true
 }
 
 func printStatuses(w io.Writer, sts []plan.Status, asJSON bool) {

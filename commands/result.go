@@ -1,15 +1,9 @@
 package commands
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"io"
-	"strings"
-
 	"github.com/urfave/cli/v2"
 
-	"github.com/taskiq-go/taskiq-go/backend"
+	"github.com/taskiq-go/taskiq-go/ops"
 	"github.com/taskiq-go/taskiq-go/plan"
 )
 
@@ -40,30 +34,21 @@ func resultCommand() *cli.Command {
 			}
 			ctx, _, stop := commandContext(cliContext)
 			defer stop()
-			var res *plan.Result
-			check := func(ctx context.Context) (bool, error) {
-				res, err = be.Store.GetResult(ctx, id)
-				if errors.Is(err, plan.ErrNotFinished) && cliContext.Bool("wait") {
-					return false, nil
-				}
-				return err == nil, err
-			}
-			if err := waitUntil(ctx, cliContext.Duration("timeout"), cliContext.Duration("interval"), check); err != nil {
-				if errors.Is(err, plan.ErrNotFinished) {
-					return fmt.Errorf("%w (use --wait to wait for it)", err)
-				}
+			res, err := ops.Result(ctx, be, ops.ResultOptions{ID: id, Wait: cliContext.Bool("wait"),
+				WaitOptions: ops.WaitOptions{Timeout: cliContext.Duration("timeout"), Interval: cliContext.Duration("interval")}})
+			if err != nil {
 				return err
 			}
 			if cliContext.Bool("json") {
 				return writeJSON(cliContext.App.Writer, res)
 			}
-			if err := copyOutput(ctx, be, res.Stdout, cliContext.App.Writer); err != nil {
+			if err := ops.CopyOutput(ctx, be, res.Stdout, cliContext.App.Writer); err != nil {
 				return err
 			}
-			if err := copyOutput(ctx, be, res.Stderr, cliContext.App.ErrWriter); err != nil {
+			if err := ops.CopyOutput(ctx, be, res.Stderr, cliContext.App.ErrWriter); err != nil {
 				return err
 			}
-			if code := ResultExitCode(res); code != 0 {
+			if code := ops.ResultExitCode(res); code != 0 {
 				return exitCode(code)
 			}
 			return nil
@@ -71,34 +56,5 @@ func resultCommand() *cli.Command {
 	}
 }
 
-// copyOutput writes one captured stream: inline data, or the log object.
-func copyOutput(ctx context.Context, be *backend.Backend, o plan.Output, w io.Writer) error {
-	if o.Key == "" {
-		_, err := io.Copy(w, strings.NewReader(o.Data))
-		return err
-	}
-	body, err := be.Store.OpenLog(ctx, o.Key)
-	if err != nil {
-		return err
-	}
-	defer body.Close()
-	_, err = io.Copy(w, body)
-	return err
-}
-
-// ResultExitCode is the code `result` exits with for a task: its own exit
-// code when it ran, else one that says why it did not.
-func ResultExitCode(r *plan.Result) int {
-	if r.ExitCode != nil {
-		return *r.ExitCode & 0xff
-	}
-	switch r.State {
-	case plan.StateSucceeded:
-		return 0
-	case plan.StateTimedOut:
-		return 124
-	case plan.StateCancelled:
-		return 130
-	}
-	return 125
-}
+// ResultExitCode is the code `result` exits with for a task (ops.ResultExitCode).
+func ResultExitCode(r *plan.Result) int { return ops.ResultExitCode(r) }

@@ -3,22 +3,17 @@ package commands
 import (
 	"bufio"
 	"bytes"
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/urfave/cli/v2"
 
-	"github.com/taskiq-go/taskiq-go/backend"
+	"github.com/taskiq-go/taskiq-go/ops"
 	"github.com/taskiq-go/taskiq-go/plan"
-	"github.com/taskiq-go/taskiq-go/sqs"
 )
 
 func submitCommand() *cli.Command {
@@ -61,7 +56,7 @@ func submitCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			out, err := Submit(cliContext.Context, s, be, tasks, time.Now())
+			out, err := ops.Submit(cliContext.Context, be, ops.SubmitOptions{Tasks: tasks, BandURL: s.BandURL, Now: time.Now()})
 			for _, o := range out {
 				if o.ID == "" {
 					continue
@@ -247,164 +242,4 @@ func merge(a, b map[string]string) map[string]string {
 		a[k] = v
 	}
 	return a
-}
-
-// Submitted is what submit reports for one task.
-type Submitted struct {
-	ID    string `json:"id"`
-	Queue string `json:"queue"`
-	Group string `json:"group,omitempty"`
-	// Created is false when a task with this id had been submitted before.
-	Created bool `json:"created"`
-}
-
-// Submit records and queues tasks: each task's record is written to the
-// store first (conditionally, which makes a resubmitted id a no-op), then
-// its message is sent, in batches per queue. A task too large for a message
-// travels as a pointer to its record.
-func Submit(ctx context.Context, s *Settings, be *backend.Backend, tasks []*plan.Task, now time.Time) ([]Submitted, error) {
-	out := make([]Submitted, len(tasks))
-	type pending struct {
-		i     int
-		entry sqs.Entry
-	}
-	byQueue := map[string][]pending{}
-	var order []string
-	for i, t := range tasks {
-		if t.ID == "" {
-			id, err := uuid.NewV7()
-			if err != nil {
-				return nil, fmt.Errorf("generate task id: %w", err)
-			}
-			t.ID = id.String()
-		}
-		t.SubmittedAt = now.UTC()
-		u, err := s.BandURL(t.Queue, t.Priority)
-		if err != nil {
-			return nil, err
-		}
-		body, err := json.Marshal(t)
-		if err != nil {
-			return nil, fmt.Errorf("encode task %s: %w", t.ID, err)
-		}
-		if len(body) > sqs.MaxBodyBytes {
-			body, _ = json.Marshal(plan.Pointer{V: plan.Version, ID: t.ID, Ref: be.Store.Keys().Task(t.ID)})
-		}
-		if _, ok := byQueue[u]; !ok {
-			order = append(order, u)
-		}
-		byQueue[u] = append(byQueue[u], pending{i, sqs.Entry{Body: string(body), Attributes: map[string]string{"taskiq_id": t.ID}}})
-		out[i] = Submitted{Queue: t.Queue, Group: t.Group}
-	}
-	// Records first, several at once: a message must never point at a
-	// record that is not there yet.
-	send := make([]bool, len(tasks))
-	errs := make([]error, len(tasks))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 16)
-	for i, t := range tasks {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			send[i], out[i].Created, errs[i] = record(ctx, be, t)
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, firstErr(errs)
-	}
-	// A task is reported (its ID set) once its message is sent, or when it
-	// needed none; a task whose message certainly did not go out has its
-	// records withdrawn, so that it does not look queued for ever.
-	var sendErr error
-	withdraw := func(i int) {
-		if out[i].Created {
-			_ = be.Store.Withdraw(context.WithoutCancel(ctx), tasks[i])
-		}
-	}
-	for i, t := range tasks {
-		if !send[i] {
-			out[i].ID = t.ID
-		}
-	}
-	for _, u := range order {
-		var entries []sqs.Entry
-		var idx []int
-		for _, p := range byQueue[u] {
-			if send[p.i] {
-				entries = append(entries, p.entry)
-				idx = append(idx, p.i)
-			}
-		}
-		if len(entries) == 0 {
-			continue
-		}
-		if sendErr != nil {
-			for _, i := range idx {
-				withdraw(i)
-			}
-			continue
-		}
-		var err error
-		failed := make([]error, len(entries))
-		if len(entries) == 1 {
-			_, err = be.Queue.Send(ctx, u, entries[0])
-		} else {
-			failed, err = be.Queue.SendBatch(ctx, u, entries)
-		}
-		for k, i := range idx {
-			switch {
-			case err == nil && failed[k] == nil:
-				out[i].ID = tasks[i].ID
-			case err == nil || errors.Is(err, plan.ErrQueueNotFound):
-				withdraw(i)
-			}
-		}
-		if err == nil {
-			err = firstErr(failed)
-		}
-		sendErr = err
-	}
-	if sendErr != nil {
-		return out, sendErr
-	}
-	return out, nil
-}
-
-func firstErr(errs []error) error {
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// record writes a task's record and group membership. It reports whether a
-// message must be sent: always for a new task, and for a resubmitted id only
-// while no worker has taken it, since the first submit may have stopped
-// between writing the record and sending (a duplicate message is harmless:
-// workers run one attempt once).
-func record(ctx context.Context, be *backend.Backend, t *plan.Task) (send, created bool, err error) {
-	created, err = be.Store.PutTask(ctx, t)
-	if err != nil {
-		return false, false, err
-	}
-	if !created {
-		snap, err := be.Store.Snapshot(ctx, t.ID)
-		if err != nil {
-			return false, false, err
-		}
-		if snap.Result != nil || snap.LastClaim > 0 {
-			return false, false, nil
-		}
-	}
-	if t.Group != "" {
-		if err := be.Store.AddToGroup(ctx, t.Group, t.ID); err != nil {
-			return false, created, err
-		}
-	}
-	return true, created, nil
 }

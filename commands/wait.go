@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/taskiq-go/taskiq-go/ops"
 )
 
 // waitFlags are the flags of commands that can wait for tasks to end.
@@ -17,36 +19,7 @@ func waitFlags(what string) []cli.Flag {
 }
 
 // waitUntil calls check until it reports done, the timeout passes
-// (errWaitTimeout) or ctx is cancelled (errInterrupted). The interval grows
-// slowly up to 5 s so that long waits do not hammer the store.
+// (errWaitTimeout) or ctx is cancelled (errInterrupted): ops.Wait.
 func waitUntil(ctx context.Context, timeout, interval time.Duration, check func(context.Context) (bool, error)) error {
-	if interval <= 0 {
-		interval = 500 * time.Millisecond
-	}
-	var deadline <-chan time.Time
-	if timeout > 0 {
-		t := time.NewTimer(timeout)
-		defer t.Stop()
-		deadline = t.C
-	}
-	for {
-		done, err := check(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return errInterrupted
-			}
-			return err
-		}
-		if done {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return errInterrupted
-		case <-deadline:
-			return errWaitTimeout
-		case <-time.After(interval):
-		}
-		interval = min(interval*5/4, 5*time.Second)
-	}
+	return ops.Wait(ctx, ops.WaitOptions{Timeout: timeout, Interval: interval}, check)
 }

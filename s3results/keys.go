@@ -12,7 +12,7 @@ import (
 // tasks of a run.
 //
 //	PREFIX/tasks/ID/task.json              the task as submitted (and the claim-check payload)
-//	PREFIX/tasks/ID/running.json           the running marker, rewritten on each heartbeat
+//	PREFIX/tasks/ID/running/N.json         attempt N's running marker, rewritten on each heartbeat
 //	PREFIX/tasks/ID/cancel.json            the cancel marker
 //	PREFIX/tasks/ID/result.json            the final result, written once
 //	PREFIX/tasks/ID/claims/N               who took attempt N (written once)
@@ -47,8 +47,17 @@ func (k Keys) TaskDir(id string) string { return k.join("tasks", id) + "/" }
 // Task is the submitted task record.
 func (k Keys) Task(id string) string { return k.join("tasks", id, "task.json") }
 
-// Running is the running marker.
-func (k Keys) Running(id string) string { return k.join("tasks", id, "running.json") }
+// Running is the running marker of one attempt: each attempt has its own,
+// so that a stale attempt can never touch the live one's.
+func (k Keys) Running(id string, attempt int) string {
+	return k.join("tasks", id, "running", fmt.Sprintf("%04d.json", attempt))
+}
+
+// RunningDir is the prefix holding all running markers of a task.
+func (k Keys) RunningDir(id string) string { return k.join("tasks", id, "running") + "/" }
+
+// AttemptDir is the prefix holding all attempt records of a task.
+func (k Keys) AttemptDir(id string) string { return k.join("tasks", id, "attempts") + "/" }
 
 // Cancel is the cancel marker.
 func (k Keys) Cancel(id string) string { return k.join("tasks", id, "cancel.json") }

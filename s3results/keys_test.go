@@ -8,7 +8,7 @@ func TestKeyLayout(t *testing.T) {
 	}{
 		{"taskiq", Keys{"taskiq"}.Task("a1"), "taskiq/tasks/a1/task.json"},
 		{"taskiq/", Keys{"taskiq/"}.Result("a1"), "taskiq/tasks/a1/result.json"},
-		{"", Keys{""}.Running("a1"), "tasks/a1/running.json"},
+		{"", Keys{""}.Running("a1", 2), "tasks/a1/running/0002.json"},
 		{"p/q", Keys{"p/q"}.Cancel("a1"), "p/q/tasks/a1/cancel.json"},
 		{"p", Keys{"p"}.Claim("a1", 3), "p/tasks/a1/claims/0003"},
 		{"p", Keys{"p"}.Attempt("a1", 12), "p/tasks/a1/attempts/0012.json"},
@@ -35,7 +35,7 @@ func TestTaskKeysUnderTaskDir(t *testing.T) {
 	if root := k.Root(); dir[:len(root)] != root {
 		t.Errorf("%s is not under %s", dir, root)
 	}
-	for _, key := range []string{k.Task("id"), k.Running("id"), k.Cancel("id"), k.Result("id"),
+	for _, key := range []string{k.Task("id"), k.Running("id", 1), k.Cancel("id"), k.Result("id"),
 		k.Claim("id", 1), k.Attempt("id", 1), k.Log("id", 1, "stderr")} {
 		if len(key) <= len(dir) || key[:len(dir)] != dir {
 			t.Errorf("%s is not under %s", key, dir)

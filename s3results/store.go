@@ -11,12 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -71,9 +68,9 @@ func isNotFound(err error) bool {
 	return false
 }
 
-// errMissing marks a key that does not exist; callers turn it into the kind
-// that fits (no such task, not finished).
-var errMissing = errors.New("object does not exist")
+// ErrNoObject marks a key that does not exist; the lifecycle turns it into
+// the kind that fits (no such task, not finished, finished meanwhile).
+var ErrNoObject = errors.New("object does not exist")
 
 // put writes data at key; with ifAbsent the write happens only when no object
 // is there, and plan.ErrExists is returned otherwise.
@@ -103,7 +100,7 @@ func (s *Store) get(ctx context.Context, key string) ([]byte, error) {
 	out, err := s.api.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
 	if err != nil {
 		if isNotFound(err) {
-			return nil, fmt.Errorf("s3 get s3://%s/%s: %w", s.bucket, key, errMissing)
+			return nil, fmt.Errorf("s3 get s3://%s/%s: %w", s.bucket, key, ErrNoObject)
 		}
 		return nil, s.wrap("get", key, err)
 	}
@@ -185,7 +182,7 @@ func (s *Store) PutTask(ctx context.Context, t *plan.Task) (created bool, err er
 // GetTask reads a submitted task; plan.ErrTaskNotFound when there is none.
 func (s *Store) GetTask(ctx context.Context, id string) (*plan.Task, error) {
 	data, err := s.get(ctx, s.keys.Task(id))
-	if errors.Is(err, errMissing) {
+	if errors.Is(err, ErrNoObject) {
 		return nil, fmt.Errorf("task %s: %w", id, plan.ErrTaskNotFound)
 	}
 	if err != nil {
@@ -231,20 +228,9 @@ func (s *Store) PutResult(ctx context.Context, r *plan.Result) error {
 	return s.putJSON(ctx, s.keys.Result(r.ID), r, true)
 }
 
-// GetResult reads the final result; plan.ErrNotFinished when there is none
-// yet, plan.ErrTaskNotFound when the task does not exist at all.
+// GetResult reads the final result; ErrNoObject when there is none.
 func (s *Store) GetResult(ctx context.Context, id string) (*plan.Result, error) {
 	data, err := s.get(ctx, s.keys.Result(id))
-	if errors.Is(err, errMissing) {
-		ok, herr := s.exists(ctx, s.keys.Task(id))
-		if herr != nil {
-			return nil, herr
-		}
-		if !ok {
-			return nil, fmt.Errorf("task %s: %w", id, plan.ErrTaskNotFound)
-		}
-		return nil, fmt.Errorf("task %s: %w", id, plan.ErrNotFinished)
-	}
 	if err != nil {
 		return nil, err
 	}
@@ -269,14 +255,34 @@ func (s *Store) Unclaim(ctx context.Context, id string, attempt int) error {
 	return s.delete(ctx, s.keys.Claim(id, attempt))
 }
 
-// PutRunning writes (or refreshes) the running marker.
+// PutRunning writes (or refreshes) the running marker of r's attempt.
 func (s *Store) PutRunning(ctx context.Context, r *plan.Running) error {
-	return s.putJSON(ctx, s.keys.Running(r.ID), r, false)
+	return s.putJSON(ctx, s.keys.Running(r.ID, r.Attempt), r, false)
 }
 
-// DeleteRunning removes the running marker.
-func (s *Store) DeleteRunning(ctx context.Context, id string) error {
-	return s.delete(ctx, s.keys.Running(id))
+// DeleteRunning removes the running marker of one attempt: an attempt only
+// ever touches its own.
+func (s *Store) DeleteRunning(ctx context.Context, id string, attempt int) error {
+	return s.delete(ctx, s.keys.Running(id, attempt))
+}
+
+// GetRunning reads the running marker of one attempt; ErrNoObject when
+// there is none.
+func (s *Store) GetRunning(ctx context.Context, id string, attempt int) (*plan.Running, error) {
+	r := new(plan.Running)
+	if err := s.getJSON(ctx, s.keys.Running(id, attempt), r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// GetClaim reads the claim of one attempt; ErrNoObject when there is none.
+func (s *Store) GetClaim(ctx context.Context, id string, attempt int) (*plan.Running, error) {
+	r := new(plan.Running)
+	if err := s.getJSON(ctx, s.keys.Claim(id, attempt), r); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // PutCancel asks for a task to be stopped.
@@ -327,7 +333,7 @@ func (s *Store) Workers(ctx context.Context) ([][]byte, error) {
 	var out [][]byte
 	for _, k := range keys {
 		data, err := s.get(ctx, k)
-		if errors.Is(err, errMissing) {
+		if errors.Is(err, ErrNoObject) {
 			continue // stopped between the LIST and now
 		}
 		if err != nil {
@@ -343,133 +349,66 @@ func (s *Store) DeleteWorker(ctx context.Context, workerID string) error {
 	return s.delete(ctx, s.keys.Worker(workerID))
 }
 
-// Snapshot is what exists for one task, read with one LIST and at most one GET.
-type Snapshot struct {
+// Objects is what exists for one task, as one LIST of its prefix tells:
+// no object is read.
+type Objects struct {
+	// Any is false when nothing at all exists for the task.
+	Any       bool
 	Submitted bool
 	Cancel    bool
-	// Group is the task's group when known without another read.
-	Group  string
-	Result *plan.Result
-	// Running is the marker of the attempt in progress: the running marker
-	// when the worker has refreshed it, else the claim it wrote on start.
-	Running *plan.Running
-	// LastClaim is the highest attempt taken so far, and Attempts the
-	// attempts that finished without ending the task.
-	LastClaim int
-	Attempts  []int
+	Result    bool
+	// Claims, Running and Attempts are the attempt numbers that have a
+	// claim, a running marker and an attempt record, in ascending order.
+	Claims   []int
+	Running  []int
+	Attempts []int
 }
 
-// Snapshot reads which of a task's records exist, and the result or running
-// marker when there is one. plan.ErrTaskNotFound when nothing exists.
-func (s *Store) Snapshot(ctx context.Context, id string) (*Snapshot, error) {
+// LastClaim is the highest attempt taken so far (0 for none).
+func (o *Objects) LastClaim() int {
+	if len(o.Claims) == 0 {
+		return 0
+	}
+	return o.Claims[len(o.Claims)-1]
+}
+
+// List tells which of a task's objects exist, with one LIST.
+func (s *Store) List(ctx context.Context, id string) (*Objects, error) {
 	keys, err := s.list(ctx, s.keys.TaskDir(id), "")
 	if err != nil {
 		return nil, err
 	}
-	var snap Snapshot
-	var hasResult, hasRunning, any bool
-	claimDir, attemptDir := s.keys.ClaimDir(id), path.Dir(s.keys.Attempt(id, 0))+"/"
+	o := new(Objects)
+	claimDir, attemptDir, runningDir := s.keys.ClaimDir(id), s.keys.AttemptDir(id), s.keys.RunningDir(id)
+	num := func(k, dir, suffix string) (int, bool) {
+		n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(k, dir), suffix))
+		return n, err == nil
+	}
 	for _, k := range keys {
-		any = true
+		o.Any = true
 		switch {
 		case k == s.keys.Task(id):
-			snap.Submitted = true
+			o.Submitted = true
 		case k == s.keys.Cancel(id):
-			snap.Cancel = true
+			o.Cancel = true
 		case k == s.keys.Result(id):
-			hasResult = true
-		case k == s.keys.Running(id):
-			hasRunning = true
+			o.Result = true
 		case strings.HasPrefix(k, claimDir):
-			if n, err := strconv.Atoi(strings.TrimPrefix(k, claimDir)); err == nil && n > snap.LastClaim {
-				snap.LastClaim = n
+			if n, ok := num(k, claimDir, ""); ok {
+				o.Claims = append(o.Claims, n)
+			}
+		case strings.HasPrefix(k, runningDir):
+			if n, ok := num(k, runningDir, ".json"); ok {
+				o.Running = append(o.Running, n)
 			}
 		case strings.HasPrefix(k, attemptDir):
-			if n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(k, attemptDir), ".json")); err == nil {
-				snap.Attempts = append(snap.Attempts, n)
+			if n, ok := num(k, attemptDir, ".json"); ok {
+				o.Attempts = append(o.Attempts, n)
 			}
 		}
 	}
-	if !any {
-		return nil, fmt.Errorf("task %s: %w", id, plan.ErrTaskNotFound)
-	}
-	if hasResult {
-		r, err := s.GetResult(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		snap.Result = r
-		return &snap, nil
-	}
-	if snap.LastClaim == 0 || slices.Contains(snap.Attempts, snap.LastClaim) {
-		// Queued, or waiting to be retried: the task record has the group.
-		if t, err := s.GetTask(ctx, id); err == nil {
-			snap.Group = t.Group
-		}
-		return &snap, nil
-	}
-	key := s.keys.Claim(id, snap.LastClaim)
-	if hasRunning {
-		key = s.keys.Running(id)
-	}
-	r := new(plan.Running)
-	err = s.getJSON(ctx, key, r)
-	if errors.Is(err, errMissing) {
-		return &snap, nil // finished or released between the LIST and now
-	}
-	if err != nil {
-		return nil, err
-	}
-	if r.Attempt == snap.LastClaim {
-		snap.Running = r
-		snap.Group = r.Group
-	}
-	return &snap, nil
-}
-
-// Status reports one task's state. A running marker whose heartbeat is
-// older than its StaleAfter makes the task lost.
-func (s *Store) Status(ctx context.Context, id string, now time.Time) (plan.Status, error) {
-	snap, err := s.Snapshot(ctx, id)
-	if err != nil {
-		return plan.Status{ID: id}, err
-	}
-	return snap.Status(id, now), nil
-}
-
-// Status derives a task's state from what exists for it.
-func (snap *Snapshot) Status(id string, now time.Time) plan.Status {
-	st := plan.Status{ID: id, State: plan.StateQueued, Group: snap.Group}
-	switch {
-	case snap.Result != nil:
-		r := snap.Result
-		st.State, st.ExitCode, st.Worker, st.Attempt = r.State, r.ExitCode, r.Worker, r.Attempt
-		st.Group, st.Error, st.FinishedAt = r.Group, r.Error, r.FinishedAt
-	case snap.Running != nil:
-		r := snap.Running
-		st.State, st.Worker, st.Attempt, st.HeartbeatAt = plan.StateRunning, r.Worker, r.Attempt, r.HeartbeatAt
-		if now.Sub(r.HeartbeatAt) > r.StaleAfter() {
-			st.State = plan.StateLost
-		}
-	}
-	return st
-}
-
-// Statuses reports many tasks' states, reading up to 16 at once.
-func (s *Store) Statuses(ctx context.Context, ids []string, now time.Time) ([]plan.Status, []error) {
-	out := make([]plan.Status, len(ids))
-	errs := make([]error, len(ids))
-	sem := make(chan struct{}, 16)
-	var wg sync.WaitGroup
-	for i, id := range ids {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			out[i], errs[i] = s.Status(ctx, id, now)
-		}()
-	}
-	wg.Wait()
-	return out, errs
+	slices.Sort(o.Claims)
+	slices.Sort(o.Running)
+	slices.Sort(o.Attempts)
+	return o, nil
 }

@@ -96,7 +96,8 @@ func (c *Client) Send(ctx context.Context, queueURL string, e Entry) (string, er
 
 // SendBatch sends entries in batches of up to MaxBatch, keeping each batch
 // under the 256 KiB total SQS allows. It returns one error slot per entry
-// (nil for sent ones) and a non-nil error only when a whole call failed.
+// (nil for sent ones) and a non-nil error only when a whole call failed;
+// then every entry not sent by an earlier call has that error in its slot.
 func (c *Client) SendBatch(ctx context.Context, queueURL string, entries []Entry) ([]error, error) {
 	errs := make([]error, len(entries))
 	for start := 0; start < len(entries); {
@@ -116,7 +117,11 @@ func (c *Client) SendBatch(ctx context.Context, queueURL string, entries []Entry
 		}
 		out, err := c.api.SendMessageBatch(ctx, in)
 		if err != nil {
-			return errs, wrap("send batch", queueURL, err)
+			err = wrap("send batch", queueURL, err)
+			for i := start; i < len(entries); i++ {
+				errs[i] = err
+			}
+			return errs, err
 		}
 		for _, f := range out.Failed {
 			i, _ := strconv.Atoi(aws.ToString(f.Id))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/taskiq-go/taskiq-go/lifecycle"
 	"github.com/taskiq-go/taskiq-go/plan"
 	"github.com/taskiq-go/taskiq-go/sqs"
 )
@@ -76,13 +77,9 @@ func (w *Worker) handle(ctx context.Context, q QueueRef, m sqs.Message) {
 	if !ok {
 		return
 	}
-	attempt := r.marker.Attempt
-	// Checked after the claim is written, and cancel checks for a claim
-	// after writing its marker: one of the two always sees the other.
-	if cancelled, err := w.store.CancelRequested(ctx, task.ID); err == nil && cancelled {
-		w.finishUnstarted(log, task, m, attempt, plan.StateCancelled, "cancelled before it started")
-		return
-	}
+	// No cancel check here: cancel of a task no attempt holds claims the
+	// attempt itself, so a claim that succeeded means the task was not
+	// cancelled before it; a cancel after it is seen at the next heartbeat.
 	w.track(r)
 	defer w.untrack(r)
 	res := w.execute(ctx, r)
@@ -118,72 +115,49 @@ func (w *Worker) untrack(r *run) {
 	w.mu.Unlock()
 }
 
-// claim takes the next attempt of a task, or deals with the message when
-// there is nothing to run (a finished task, one running elsewhere, one
-// cancelled or lost too often). The common case costs one conditional put:
-// attempt 1 is claimed at once, since if nobody holds it the task never ran.
-// Only when that claim fails is the task's state read to find out why.
+// claim takes the next attempt of a task (lifecycle.Claimer.Claim), or
+// deals with the message when there is nothing to run: a finished task, one
+// running elsewhere, one cancelled or lost too often.
 func (w *Worker) claim(ctx context.Context, log zerolog.Logger, q QueueRef, task *plan.Task, m sqs.Message) (*run, bool) {
 	now := w.cfg.Now()
-	newRun := func(attempt int) *run {
-		return &run{
-			task: task, q: q, msg: m, log: log.With().Int("attempt", attempt).Logger(),
-			stopC:      make(chan struct{}),
-			leaseUntil: now.Add(w.cfg.VisibilityTimeout),
-			markedAt:   now,
-			marker: plan.Running{
-				V: plan.Version, ID: task.ID, Group: task.Group, Attempt: attempt, Worker: w.cfg.Info,
-				StartedAt: now, HeartbeatAt: now, LeaseUntil: now.Add(w.cfg.VisibilityTimeout),
-				HeartbeatEvery: plan.Duration(w.cfg.Heartbeat),
-			},
+	marker := func(attempt int) plan.Running {
+		return plan.Running{
+			V: plan.Version, ID: task.ID, Group: task.Group, Attempt: attempt, Worker: w.cfg.Info,
+			StartedAt: now, HeartbeatAt: now, LeaseUntil: now.Add(w.cfg.VisibilityTimeout),
+			HeartbeatEvery: plan.Duration(w.cfg.Heartbeat),
 		}
 	}
-	r := newRun(1)
-	err := w.store.Claim(ctx, &r.marker)
-	if err == nil {
-		return r, true
-	}
-	if !errors.Is(err, plan.ErrExists) {
+	c := lifecycle.Claimer{Worker: w.cfg.Info, Marker: marker, RunningHere: w.isRunning, MaxLost: w.cfg.MaxLostAttempts}
+	d, err := c.Claim(ctx, w.store, task, now)
+	if err != nil {
 		log.Error().Err(err).Msg("cannot claim the task; will try again")
 		w.retryLater(ctx, log, m, 5*time.Second)
 		return nil, false
 	}
-	snap, err := w.store.Snapshot(ctx, task.ID)
-	if err != nil {
-		log.Error().Err(err).Msg("cannot read the task's state; will try again")
-		w.retryLater(ctx, log, m, 5*time.Second)
-		return nil, false
-	}
-	if snap.Result != nil {
-		log.Info().Str("state", string(snap.Result.State)).Msg("duplicate delivery of a finished task: acknowledging without running")
+	switch d.Verdict {
+	case lifecycle.Done:
+		log.Info().Str("state", d.Why).Msg("duplicate delivery of a finished task: acknowledging without running")
 		w.ack(m)
 		return nil, false
-	}
-	if rm := snap.Running; rm != nil && (now.Sub(rm.HeartbeatAt) <= rm.StaleAfter() || w.isRunning(task.ID)) {
-		log.Info().Str("running_on", rm.Worker.String()).Msg("task is running elsewhere: not starting it twice")
-		w.retryLater(ctx, log, m, w.cfg.VisibilityTimeout)
-		return nil, false
-	}
-	if snap.Cancel {
-		w.finishUnstarted(log, task, m, snap.LastClaim, plan.StateCancelled, "cancelled before it started")
-		return nil, false
-	}
-	if lost := snap.LastClaim - len(snap.Attempts); lost >= w.cfg.MaxLostAttempts {
-		w.finishUnstarted(log, task, m, snap.LastClaim, plan.StateFailed,
-			fmt.Sprintf("the worker running it was lost %d times", lost))
-		return nil, false
-	}
-	r = newRun(snap.LastClaim + 1)
-	if err := w.store.Claim(ctx, &r.marker); err != nil {
-		if errors.Is(err, plan.ErrExists) {
-			log.Info().Int("attempt", r.marker.Attempt).Msg("another worker took this attempt first")
+	case lifecycle.Elsewhere:
+		if d.Running != nil {
+			log.Info().Str("running_on", d.Running.Worker.String()).Msg("task is running elsewhere: not starting it twice")
 		} else {
-			log.Error().Err(err).Msg("cannot claim the task; will try again")
+			log.Info().Int("attempt", d.Attempt).Msg(d.Why)
 		}
 		w.retryLater(ctx, log, m, w.cfg.VisibilityTimeout)
 		return nil, false
+	case lifecycle.EndUnstarted:
+		w.finishUnstarted(log, d.Result, m)
+		return nil, false
 	}
-	return r, true
+	return &run{
+		task: task, q: q, msg: m, log: log.With().Int("attempt", d.Attempt).Logger(),
+		stopC:      make(chan struct{}),
+		leaseUntil: now.Add(w.cfg.VisibilityTimeout),
+		markedAt:   now,
+		marker:     marker(d.Attempt),
+	}, true
 }
 
 // execute runs the command and returns its result, or nil when the attempt
@@ -348,18 +322,29 @@ func unix(s syscall.Signal) string {
 	return fmt.Sprintf("signal %d", int(s))
 }
 
+// lease is what the attempt knows of its hold on the message.
+func (w *Worker) lease(r *run) lifecycle.Lease {
+	return lifecycle.Lease{Until: r.leaseUntil, Margin: time.Second}
+}
+
 // finish records how an attempt ended and acknowledges or reschedules the
-// message. Every write happens on a context that shutdown does not cancel,
-// and the message is deleted only after the result is stored.
+// message, as lifecycle.End decides. Every write happens on a context that
+// shutdown does not cancel, and the message is deleted only after the
+// result is stored. An attempt that no longer holds its lease (its worker
+// was frozen or cut off past it) records only its own attempt.
 func (w *Worker) finish(r *run, res *plan.Result) {
 	log := r.log.With().Str("state", string(res.State)).Logger()
 	if res.ExitCode != nil {
 		log = log.With().Int("exit_code", *res.ExitCode).Logger()
 	}
-	retry := (res.State == plan.StateFailed || res.State == plan.StateTimedOut) && res.Attempt < r.task.MaxAttempts
-	if retry {
+	switch lifecycle.End(res, r.task, w.lease(r).Held(w.cfg.Now())) {
+	case lifecycle.Stale:
+		log.Warn().Time("lease_until", r.leaseUntil).Msg("lease ran out before the attempt ended: recording only its own attempt")
 		w.persist(log, "attempt record", func(ctx context.Context) error { return w.store.PutAttempt(ctx, res) })
-		w.persist(log, "running marker removal", func(ctx context.Context) error { return w.store.DeleteRunning(ctx, res.ID) })
+		return
+	case lifecycle.Retry:
+		w.persist(log, "attempt record", func(ctx context.Context) error { return w.store.PutAttempt(ctx, res) })
+		w.persist(log, "running marker removal", func(ctx context.Context) error { return w.store.DeleteRunning(ctx, res.ID, res.Attempt) })
 		delay := Backoff(res.Attempt, w.cfg.Jitter)
 		log.Info().Dur("retry_in", delay).Msg("attempt failed; will retry")
 		w.persist(log, "retry scheduling", func(ctx context.Context) error {
@@ -370,17 +355,27 @@ func (w *Worker) finish(r *run, res *plan.Result) {
 	if res.Attempt > 1 {
 		w.persist(log, "attempt record", func(ctx context.Context) error { return w.store.PutAttempt(ctx, res) })
 	}
-	if w.recordFinal(log, res, r.msg) {
+	if w.recordFinal(log, res, r.msg, func() bool { return w.lease(r).Held(w.cfg.Now()) }) {
 		log.Info().Dur("took", res.FinishedAt.Sub(res.StartedAt)).Msg("task finished")
 	}
 }
+
+// errLeaseGone stops the retries of a final result whose attempt lost its
+// lease meanwhile.
+var errLeaseGone = errors.New("the attempt's lease ran out")
 
 // recordFinal stores a task's final result (the first one written wins) and
 // only then acknowledges its message. It reports whether the result is
 // stored; if it is not, the message stays, comes back when its lease runs
 // out, and the task runs again.
-func (w *Worker) recordFinal(log zerolog.Logger, res *plan.Result, m sqs.Message) bool {
+//
+// held, when not nil, is asked before each try: an attempt that lost its
+// lease meanwhile records only its own attempt.
+func (w *Worker) recordFinal(log zerolog.Logger, res *plan.Result, m sqs.Message, held func() bool) bool {
 	stored := w.persist(log, "result", func(ctx context.Context) error {
+		if held != nil && !held() {
+			return errLeaseGone
+		}
 		err := w.store.PutResult(ctx, res)
 		if errors.Is(err, plan.ErrExists) {
 			log.Warn().Msg("a result was already recorded; keeping the first")
@@ -388,6 +383,11 @@ func (w *Worker) recordFinal(log zerolog.Logger, res *plan.Result, m sqs.Message
 		}
 		return err
 	})
+	if !stored && held != nil && !held() {
+		log.Warn().Msg("lease ran out before the result was stored: recording only its own attempt")
+		w.persist(log, "attempt record", func(ctx context.Context) error { return w.store.PutAttempt(ctx, res) })
+		return false
+	}
 	if !stored {
 		log.Error().Msg("result not stored: leaving the message on the queue")
 		return false
@@ -397,16 +397,11 @@ func (w *Worker) recordFinal(log zerolog.Logger, res *plan.Result, m sqs.Message
 	return true
 }
 
-// finishUnstarted ends a task that never ran (cancelled, lost too often).
-func (w *Worker) finishUnstarted(log zerolog.Logger, t *plan.Task, m sqs.Message, attempt int, state plan.State, why string) {
-	now := w.cfg.Now()
-	res := &plan.Result{
-		V: plan.Version, ID: t.ID, State: state, Attempt: attempt, Worker: w.cfg.Info,
-		Group: t.Group, Queue: t.Queue, Labels: t.Labels, Error: why,
-		SubmittedAt: t.SubmittedAt, FinishedAt: now,
-	}
-	if w.recordFinal(log, res, m) {
-		log.Info().Str("state", string(state)).Str("why", why).Msg("task ended without running")
+// finishUnstarted ends a task that never ran (cancelled, lost too often)
+// with the result the lifecycle built.
+func (w *Worker) finishUnstarted(log zerolog.Logger, res *plan.Result, m sqs.Message) {
+	if w.recordFinal(log, res, m, nil) {
+		log.Info().Str("state", string(res.State)).Str("why", res.Error).Msg("task ended without running")
 	}
 }
 
@@ -427,7 +422,7 @@ func (w *Worker) release(r *run) {
 		time.Sleep(d)
 	}
 	w.persistWithin(log, "claim withdrawal", 5*time.Second, func(ctx context.Context) error { return w.store.Unclaim(ctx, r.task.ID, r.marker.Attempt) })
-	w.persistWithin(log, "running marker removal", 5*time.Second, func(ctx context.Context) error { return w.store.DeleteRunning(ctx, r.task.ID) })
+	w.persistWithin(log, "running marker removal", 5*time.Second, func(ctx context.Context) error { return w.store.DeleteRunning(ctx, r.task.ID, r.marker.Attempt) })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := w.queue.SetVisibility(ctx, r.q.URL, r.msg.ReceiptHandle, 0); err != nil {
@@ -506,6 +501,9 @@ func (w *Worker) persistWithin(log zerolog.Logger, what string, budget time.Dura
 		cancel()
 		if err == nil {
 			return true
+		}
+		if errors.Is(err, errLeaseGone) {
+			return false
 		}
 		if time.Now().After(deadline) {
 			log.Error().Err(err).Msgf("giving up on the %s", what)

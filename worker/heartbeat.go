@@ -51,6 +51,15 @@ func (w *Worker) beat(ctx context.Context, r *run) {
 	default:
 	}
 	now := w.cfg.Now()
+	if !w.lease(r).Held(now) {
+		// The worker was frozen or starved past the lease it last
+		// extended: another worker may hold the task now. Extending with
+		// the old receipt could succeed on some endpoints and let two
+		// copies run; stop this one at once instead.
+		r.log.Error().Time("lease_until", r.leaseUntil).Msg("lease lost: stopping the task")
+		r.stop(reasonLease, now)
+		return
+	}
 	// Extend the lease once half of it is gone (or when less than two
 	// heartbeats are left): an endpoint outage shorter than half the
 	// visibility timeout then costs no lease.

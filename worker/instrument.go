@@ -64,9 +64,46 @@ func (c countedStore) GetTask(ctx context.Context, id string) (*plan.Task, error
 	return t, c.note("get_task", err)
 }
 
-func (c countedStore) Snapshot(ctx context.Context, id string) (*s3results.Snapshot, error) {
-	s, err := c.s.Snapshot(ctx, id)
-	return s, c.note("snapshot", err)
+func (c countedStore) List(ctx context.Context, id string) (*s3results.Objects, error) {
+	o, err := c.s.List(ctx, id)
+	return o, c.note("list", err)
+}
+
+func (c countedStore) PutTask(ctx context.Context, t *plan.Task) (bool, error) {
+	ok, err := c.s.PutTask(ctx, t)
+	return ok, c.note("put_task", err)
+}
+
+func (c countedStore) AddToGroup(ctx context.Context, group, id string) error {
+	return c.note("add_to_group", c.s.AddToGroup(ctx, group, id))
+}
+
+func (c countedStore) GetResult(ctx context.Context, id string) (*plan.Result, error) {
+	r, err := c.s.GetResult(ctx, id)
+	if err == nil || errors.Is(err, s3results.ErrNoObject) {
+		return r, err
+	}
+	return r, c.note("get_result", err)
+}
+
+func (c countedStore) GetRunning(ctx context.Context, id string, attempt int) (*plan.Running, error) {
+	r, err := c.s.GetRunning(ctx, id, attempt)
+	if err == nil || errors.Is(err, s3results.ErrNoObject) {
+		return r, err
+	}
+	return r, c.note("get_running", err)
+}
+
+func (c countedStore) GetClaim(ctx context.Context, id string, attempt int) (*plan.Running, error) {
+	r, err := c.s.GetClaim(ctx, id, attempt)
+	if err == nil || errors.Is(err, s3results.ErrNoObject) {
+		return r, err
+	}
+	return r, c.note("get_claim", err)
+}
+
+func (c countedStore) PutCancel(ctx context.Context, x *plan.Cancel) error {
+	return c.note("put_cancel", c.s.PutCancel(ctx, x))
 }
 
 func (c countedStore) Claim(ctx context.Context, r *plan.Running) error {
@@ -85,8 +122,8 @@ func (c countedStore) PutRunning(ctx context.Context, r *plan.Running) error {
 	return c.note("put_running", c.s.PutRunning(ctx, r))
 }
 
-func (c countedStore) DeleteRunning(ctx context.Context, id string) error {
-	return c.note("delete_running", c.s.DeleteRunning(ctx, id))
+func (c countedStore) DeleteRunning(ctx context.Context, id string, attempt int) error {
+	return c.note("delete_running", c.s.DeleteRunning(ctx, id, attempt))
 }
 
 func (c countedStore) CancelRequested(ctx context.Context, id string) (bool, error) {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/taskiq-go/taskiq-go/lifecycle"
 	"github.com/taskiq-go/taskiq-go/plan"
 	"github.com/taskiq-go/taskiq-go/s3results"
 	"github.com/taskiq-go/taskiq-go/sqs"
@@ -23,16 +24,14 @@ type Queue interface {
 	Send(ctx context.Context, queueURL string, e sqs.Entry) (string, error)
 }
 
-// Store is the part of the S3 store the worker uses.
+// Store is the part of the S3 store the worker uses: what the lifecycle
+// reads and writes, and the worker's own records.
 type Store interface {
-	GetTask(ctx context.Context, id string) (*plan.Task, error)
-	Snapshot(ctx context.Context, id string) (*s3results.Snapshot, error)
-	Claim(ctx context.Context, r *plan.Running) error
+	lifecycle.Store
 	Unclaim(ctx context.Context, id string, attempt int) error
 	PutRunning(ctx context.Context, r *plan.Running) error
-	DeleteRunning(ctx context.Context, id string) error
+	DeleteRunning(ctx context.Context, id string, attempt int) error
 	CancelRequested(ctx context.Context, id string) (bool, error)
-	PutResult(ctx context.Context, r *plan.Result) error
 	PutAttempt(ctx context.Context, r *plan.Result) error
 	PutLog(ctx context.Context, id string, attempt int, stream string, body io.ReadSeeker, size int64) (string, error)
 	PutWorker(ctx context.Context, workerID string, v any) error

@@ -1,0 +1,193 @@
+// Package lifecycle holds the rules of a task's life, written once: how an
+// attempt is claimed, how cancel and claim are ordered so that one always
+// sees the other, when an attempt still holds its lease (fencing), how an
+// attempt ends (final result, retry, or only its own record), and how a
+// task's state is derived from what is stored. The worker and the
+// operations (submit, poll, cancel, result) use it; the store below it only
+// knows keys and typed objects.
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/taskiq-go/taskiq-go/plan"
+	"github.com/taskiq-go/taskiq-go/s3results"
+)
+
+// Store is the part of the object store the lifecycle reads and writes.
+type Store interface {
+	List(ctx context.Context, id string) (*s3results.Objects, error)
+	GetTask(ctx context.Context, id string) (*plan.Task, error)
+	PutTask(ctx context.Context, t *plan.Task) (created bool, err error)
+	AddToGroup(ctx context.Context, group, id string) error
+	GetResult(ctx context.Context, id string) (*plan.Result, error)
+	PutResult(ctx context.Context, r *plan.Result) error
+	GetRunning(ctx context.Context, id string, attempt int) (*plan.Running, error)
+	GetClaim(ctx context.Context, id string, attempt int) (*plan.Running, error)
+	Claim(ctx context.Context, r *plan.Running) error
+	PutCancel(ctx context.Context, c *plan.Cancel) error
+}
+
+var _ Store = (*s3results.Store)(nil)
+
+// CancelWorkerID is the worker id in a claim that cancel wrote: the attempt
+// was taken so that no worker may start it.
+const CancelWorkerID = "cancel"
+
+// Snapshot is what exists for one task, read with one LIST and at most one
+// GET.
+type Snapshot struct {
+	s3results.Objects
+	// Group is the task's group when known without another read.
+	Group  string
+	Result *plan.Result
+	// Running is the marker of the attempt in progress: its running marker
+	// when the worker has refreshed it, else the claim it wrote on start.
+	Running *plan.Running
+}
+
+// Lost counts the attempts taken that never recorded how they ended (their
+// worker died or lost its lease), the one in progress included.
+func (s *Snapshot) Lost() int {
+	n := 0
+	for _, c := range s.Claims {
+		if !slices.Contains(s.Attempts, c) {
+			n++
+		}
+	}
+	return n
+}
+
+// Read takes a snapshot of task id; plan.ErrTaskNotFound when nothing
+// exists for it.
+func Read(ctx context.Context, st Store, id string) (*Snapshot, error) {
+	o, err := st.List(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !o.Any {
+		return nil, fmt.Errorf("task %s: %w", id, plan.ErrTaskNotFound)
+	}
+	snap := &Snapshot{Objects: *o}
+	if o.Result {
+		r, err := st.GetResult(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		snap.Result, snap.Group = r, r.Group
+		return snap, nil
+	}
+	last := o.LastClaim()
+	if last == 0 || slices.Contains(o.Attempts, last) {
+		// Queued, or waiting to be retried: the task record has the group.
+		if o.Submitted {
+			if t, err := st.GetTask(ctx, id); err == nil {
+				snap.Group = t.Group
+			}
+		}
+		return snap, nil
+	}
+	var r *plan.Running
+	if slices.Contains(o.Running, last) {
+		r, err = st.GetRunning(ctx, id, last)
+	} else {
+		r, err = st.GetClaim(ctx, id, last)
+	}
+	if errors.Is(err, s3results.ErrNoObject) {
+		return snap, nil // finished or released between the LIST and now
+	}
+	if err != nil {
+		return nil, err
+	}
+	if r.Worker.ID == CancelWorkerID {
+		return snap, nil // cancel holds the attempt; its result follows
+	}
+	snap.Running, snap.Group = r, r.Group
+	return snap, nil
+}
+
+// Status derives a task's state from its snapshot. A running marker whose
+// heartbeat is older than its StaleAfter makes the task lost.
+func (s *Snapshot) Status(id string, now time.Time) plan.Status {
+	st := plan.Status{ID: id, State: plan.StateQueued, Group: s.Group}
+	switch {
+	case s.Result != nil:
+		r := s.Result
+		st.State, st.ExitCode, st.Worker, st.Attempt = r.State, r.ExitCode, r.Worker, r.Attempt
+		st.Group, st.Error, st.FinishedAt = r.Group, r.Error, r.FinishedAt
+	case s.Running != nil:
+		r := s.Running
+		st.State, st.Worker, st.Attempt, st.HeartbeatAt = plan.StateRunning, r.Worker, r.Attempt, r.HeartbeatAt
+		if now.Sub(r.HeartbeatAt) > r.StaleAfter() {
+			st.State = plan.StateLost
+		}
+	}
+	return st
+}
+
+// Statuses reports many tasks' states, reading up to 16 at once.
+func Statuses(ctx context.Context, st Store, ids []string, now time.Time) ([]plan.Status, []error) {
+	out := make([]plan.Status, len(ids))
+	errs := make([]error, len(ids))
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			snap, err := Read(ctx, st, id)
+			if err != nil {
+				out[i], errs[i] = plan.Status{ID: id}, err
+				return
+			}
+			out[i] = snap.Status(id, now)
+		}()
+	}
+	wg.Wait()
+	return out, errs
+}
+
+// Result reads a task's final result: plan.ErrNotFinished when it has none
+// yet, plan.ErrTaskNotFound when the task does not exist at all.
+func Result(ctx context.Context, st Store, id string) (*plan.Result, error) {
+	r, err := st.GetResult(ctx, id)
+	if errors.Is(err, s3results.ErrNoObject) {
+		o, lerr := st.List(ctx, id)
+		if lerr != nil {
+			return nil, lerr
+		}
+		if !o.Any {
+			return nil, fmt.Errorf("task %s: %w", id, plan.ErrTaskNotFound)
+		}
+		return nil, fmt.Errorf("task %s: %w", id, plan.ErrNotFinished)
+	}
+	return r, err
+}
+
+// Unstarted is the final result of a task that ended without its command
+// running (cancelled before it started, lost too often): the one place that
+// builds it. attempt is the last attempt taken (0 for none).
+func Unstarted(t *plan.Task, id string, attempt int, state plan.State, why string, w plan.WorkerInfo, now time.Time) *plan.Result {
+	res := &plan.Result{V: plan.Version, ID: id, State: state, Attempt: attempt, Worker: w,
+		Error: why, FinishedAt: now.UTC()}
+	if t != nil {
+		res.Group, res.Queue, res.Labels, res.SubmittedAt = t.Group, t.Queue, t.Labels, t.SubmittedAt
+	}
+	return res
+}
+
+// WhyCancelledUnstarted is the error of a task cancelled before it started.
+func WhyCancelledUnstarted(reason string) string {
+	why := "cancelled before it started"
+	if reason != "" {
+		why += ": " + reason
+	}
+	return why
+}

@@ -1,0 +1,65 @@
+package lifecycle
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/taskiq-go/taskiq-go/plan"
+)
+
+// ErrConflict is returned when a task is submitted under an id that names a
+// different task: a resubmit never changes what runs.
+var ErrConflict = errors.New("was submitted before with a different task")
+
+// Same reports whether two submissions describe the same task: everything
+// but the submission time must match.
+func Same(a, b *plan.Task) bool {
+	x, y := *a, *b
+	x.SubmittedAt, y.SubmittedAt = time.Time{}, time.Time{}
+	x.Normalize()
+	y.Normalize()
+	// Compared as encoded, so that an empty map and no map are the same.
+	bx, errx := json.Marshal(&x)
+	by, erry := json.Marshal(&y)
+	return errx == nil && erry == nil && bytes.Equal(bx, by)
+}
+
+// Record writes a submitted task's record and group membership, and says
+// whether its message must be sent: always for a new task, and for a
+// resubmitted identical task only while no attempt has been taken, since the
+// first submit may have stopped between writing the record and sending (a
+// duplicate message is harmless: one attempt runs once). A resubmit of a
+// different task under the same id is refused with ErrConflict, and nothing
+// is written.
+func Record(ctx context.Context, st Store, t *plan.Task) (send, created bool, err error) {
+	created, err = st.PutTask(ctx, t)
+	if err != nil {
+		return false, false, err
+	}
+	if !created {
+		prev, err := st.GetTask(ctx, t.ID)
+		if err != nil {
+			return false, false, err
+		}
+		if !Same(prev, t) {
+			return false, false, fmt.Errorf("task %s %w", t.ID, ErrConflict)
+		}
+		snap, err := Read(ctx, st, t.ID)
+		if err != nil {
+			return false, false, err
+		}
+		if snap.Result != nil || snap.LastClaim() > 0 {
+			return false, false, nil
+		}
+	}
+	if t.Group != "" {
+		if err := st.AddToGroup(ctx, t.Group, t.ID); err != nil {
+			return false, created, err
+		}
+	}
+	return true, created, nil
+}

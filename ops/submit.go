@@ -1,0 +1,194 @@
+package ops
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/taskiq-go/taskiq-go/backend"
+	"github.com/taskiq-go/taskiq-go/lifecycle"
+	"github.com/taskiq-go/taskiq-go/plan"
+	"github.com/taskiq-go/taskiq-go/sqs"
+)
+
+// Submitted is what submit reports for one task.
+type Submitted struct {
+	ID    string `json:"id"`
+	Queue string `json:"queue"`
+	Group string `json:"group,omitempty"`
+	// Created is false when a task with this id had been submitted before.
+	Created bool `json:"created"`
+}
+
+// SubmitOptions are the parsed tasks and where they go.
+type SubmitOptions struct {
+	Tasks []*plan.Task
+	// BandURL is the SQS queue of a logical queue's priority band.
+	BandURL func(queue string, priority int) (string, error)
+	Now     time.Time
+}
+
+// PartialError says that a batch submit stopped part way: Sent of Total
+// tasks were sent (Submit reports their ids), the rest were not and have
+// no record left that says they are queued.
+type PartialError struct {
+	Sent, Total int
+	Err         error
+}
+
+func (e *PartialError) Error() string {
+	return fmt.Sprintf("only %d of %d tasks were sent (their ids are printed): %v", e.Sent, e.Total, e.Err)
+}
+
+func (e *PartialError) Unwrap() error { return e.Err }
+
+// Submit records and queues tasks: each task's record is written to the
+// store first (lifecycle.Record: a resubmitted identical task is a no-op, a
+// different one under the same id is refused before anything is sent),
+// then its message is sent, in batches per queue. A task too large for a
+// message travels as a pointer to its record. The returned slice has the id
+// set for every task that was sent (or needed no message); when some were
+// sent and others not, the error is a *PartialError.
+func Submit(ctx context.Context, be *backend.Backend, o SubmitOptions) ([]Submitted, error) {
+	tasks := o.Tasks
+	out := make([]Submitted, len(tasks))
+	type pending struct {
+		i       int
+		entry   sqs.Entry
+		pointer bool
+	}
+	byQueue := map[string][]pending{}
+	var order []string
+	for i, t := range tasks {
+		if t.ID == "" {
+			id, err := uuid.NewV7()
+			if err != nil {
+				return nil, fmt.Errorf("generate task id: %w", err)
+			}
+			t.ID = id.String()
+		}
+		t.SubmittedAt = o.Now.UTC()
+		u, err := o.BandURL(t.Queue, t.Priority)
+		if err != nil {
+			return nil, err
+		}
+		body, err := json.Marshal(t)
+		if err != nil {
+			return nil, fmt.Errorf("encode task %s: %w", t.ID, err)
+		}
+		pointer := len(body) > sqs.MaxBodyBytes
+		if pointer {
+			body, _ = json.Marshal(plan.Pointer{V: plan.Version, ID: t.ID, Ref: be.Store.Keys().Task(t.ID)})
+		}
+		if _, ok := byQueue[u]; !ok {
+			order = append(order, u)
+		}
+		byQueue[u] = append(byQueue[u], pending{i, sqs.Entry{Body: string(body), Attributes: map[string]string{"taskiq_id": t.ID}}, pointer})
+		out[i] = Submitted{Queue: t.Queue, Group: t.Group}
+	}
+	// Records first, several at once: a message must never point at a
+	// record that is not there yet.
+	send := make([]bool, len(tasks))
+	errs := make([]error, len(tasks))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i, t := range tasks {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			send[i], out[i].Created, errs[i] = lifecycle.Record(ctx, be.Store, t)
+		}()
+	}
+	wg.Wait()
+	if err := firstErr(errs); err != nil {
+		// Nothing is sent; records this call created are withdrawn, so
+		// that none of them looks queued.
+		for i, t := range tasks {
+			if out[i].Created {
+				_ = be.Store.Withdraw(context.WithoutCancel(ctx), t)
+			}
+		}
+		return nil, err
+	}
+	// A task is reported (its ID set) once its message is sent, or when it
+	// needed none; a task whose message did not go out has its records
+	// withdrawn, so that it does not look queued for ever. When a whole
+	// call failed its outcome is unknown: its tasks are withdrawn too
+	// (if the messages did go out, they still run and record a result),
+	// except those carried as a pointer, whose record is the payload.
+	var sendErr error
+	withdraw := func(p pending, certain bool) {
+		if out[p.i].Created && (certain || !p.pointer) {
+			_ = be.Store.Withdraw(context.WithoutCancel(ctx), tasks[p.i])
+		}
+	}
+	for i, t := range tasks {
+		if !send[i] {
+			out[i].ID = t.ID
+		}
+	}
+	for _, u := range order {
+		var batch []pending
+		for _, p := range byQueue[u] {
+			if send[p.i] {
+				batch = append(batch, p)
+			}
+		}
+		for len(batch) > 0 {
+			n := min(len(batch), sqs.MaxBatch)
+			chunk := batch[:n]
+			batch = batch[n:]
+			if sendErr != nil {
+				for _, p := range chunk {
+					withdraw(p, true)
+				}
+				continue
+			}
+			entries := make([]sqs.Entry, len(chunk))
+			for k, p := range chunk {
+				entries[k] = p.entry
+			}
+			var err error
+			failed := make([]error, len(entries))
+			if len(entries) == 1 {
+				_, err = be.Queue.Send(ctx, u, entries[0])
+			} else {
+				failed, err = be.Queue.SendBatch(ctx, u, entries)
+			}
+			for k, p := range chunk {
+				switch {
+				case failed[k] == nil && (err == nil || len(entries) > 1):
+					out[p.i].ID = tasks[p.i].ID // sent by a call that succeeded
+				case err == nil || errors.Is(err, plan.ErrQueueNotFound):
+					withdraw(p, true)
+				default:
+					withdraw(p, false)
+				}
+			}
+			if err == nil {
+				err = firstErr(failed)
+			}
+			sendErr = err
+		}
+	}
+	if sendErr != nil {
+		sent := 0
+		for _, s := range out {
+			if s.ID != "" {
+				sent++
+			}
+		}
+		if sent > 0 {
+			return out, &PartialError{Sent: sent, Total: len(tasks), Err: sendErr}
+		}
+		return out, sendErr
+	}
+	return out, nil
+}

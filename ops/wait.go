@@ -1,0 +1,57 @@
+package ops
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrWaitTimeout is returned when a wait runs out of time.
+var ErrWaitTimeout = errors.New("timed out waiting")
+
+// ErrInterrupted is returned when a wait is interrupted.
+var ErrInterrupted = errors.New("interrupted")
+
+// WaitOptions bound a wait.
+type WaitOptions struct {
+	// Timeout gives up after that long (0: never).
+	Timeout time.Duration
+	// Interval is the first pause between checks (default 500 ms); it grows
+	// slowly up to 5 s so that long waits do not hammer the store.
+	Interval time.Duration
+}
+
+// Wait calls check until it reports done, the timeout passes
+// (ErrWaitTimeout) or ctx is cancelled (ErrInterrupted).
+func Wait(ctx context.Context, o WaitOptions, check func(context.Context) (bool, error)) error {
+	interval := o.Interval
+	if interval <= 0 {
+		interval = 500 * time.Millisecond
+	}
+	var deadline <-chan time.Time
+	if o.Timeout > 0 {
+		t := time.NewTimer(o.Timeout)
+		defer t.Stop()
+		deadline = t.C
+	}
+	for {
+		done, err := check(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ErrInterrupted
+			}
+			return err
+		}
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ErrInterrupted
+		case <-deadline:
+			return ErrWaitTimeout
+		case <-time.After(interval):
+		}
+		interval = min(interval*5/4, 5*time.Second)
+	}
+}
