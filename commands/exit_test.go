@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/taskiq-go/taskiq-go/backend"
+	"github.com/taskiq-go/taskiq-go/lifecycle"
+	"github.com/taskiq-go/taskiq-go/ops"
 	"github.com/taskiq-go/taskiq-go/plan"
 )
 
@@ -34,6 +36,8 @@ func TestCodeFor(t *testing.T) {
 		{"not finished", wrapped(plan.ErrNotFinished), ExitTempFail},
 		{"wait timed out", errWaitTimeout, ExitTempFail},
 		{"access denied", wrapped(plan.ErrAccessDenied), ExitNoPerm},
+		{"resubmit conflict", fmt.Errorf("task x %w", lifecycle.ErrConflict), ExitDataErr},
+		{"partial submit", &ops.PartialError{Sent: 25, Total: 30, Err: wrapped(plan.ErrQueueNotFound)}, ExitPartial},
 		{"anything else", errors.New("result record has version 9"), ExitSoftware},
 	}
 	for _, tt := range tests {
