@@ -653,13 +653,23 @@ func cmdPidGone(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Fatalf("process %d still runs after %s", pid, timeout)
 }
 
-// killpid FILE: SIGKILL the process whose pid FILE holds (a task orphaned
-// by a killed worker).
+// killpid [-STOP|-CONT] FILE: SIGKILL (or freeze, or thaw) the process
+// whose pid FILE holds (a task orphaned by a killed worker; a worker frozen
+// past its lease).
 func cmdKillPid(ts *testscript.TestScript, neg bool, args []string) {
-	if len(args) != 1 {
-		ts.Fatalf("usage: killpid FILE")
+	sig := syscall.SIGKILL
+	if len(args) == 2 {
+		switch args[0] {
+		case "-STOP":
+			sig, args = syscall.SIGSTOP, args[1:]
+		case "-CONT":
+			sig, args = syscall.SIGCONT, args[1:]
+		}
 	}
-	ts.Check(syscall.Kill(readPid(ts, args[0]), syscall.SIGKILL))
+	if len(args) != 1 {
+		ts.Fatalf("usage: killpid [-STOP|-CONT] FILE")
+	}
+	ts.Check(syscall.Kill(readPid(ts, args[0]), sig))
 }
 
 // readPid reads the pid a helper wrote to file, waiting briefly for the
