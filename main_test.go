@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
@@ -162,6 +163,8 @@ func TestMain(m *testing.M) {
 		// passing SIGINT and SIGTERM on, so that a script can wait for a log
 		// line of a background command; exits as CMD did.
 		"logto": mainLogTo,
+		// s3fault ENVFILE CONTROL TARGET: S3 answers 500 while CONTROL says (faults_test.go).
+		"s3fault": mainS3Fault,
 	})
 }
 
@@ -464,6 +467,7 @@ func TestScripts(t *testing.T) {
 			"exitcode":   cmdExitCode,
 			"pidgone":    cmdPidGone,
 			"killpid":    cmdKillPid,
+			"sqsredrive": cmdSQSRedrive,
 			"loadenv":    cmdLoadEnv,
 			"s3put":      cmdS3Put,
 			"envsubst":   cmdEnvSubst,
@@ -484,6 +488,8 @@ func setupEndpoint(env *testscript.Env) error {
 	env.Setenv("AWS_CONFIG_FILE", filepath.Join(env.WorkDir, ".aws-config-none"))
 	env.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(env.WorkDir, ".aws-credentials-none"))
 	env.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	// TEST_S3_OUTAGE is how long s3fault's outages last (a parameter).
+	env.Setenv("TEST_S3_OUTAGE", cmp.Or(os.Getenv("TASKIQ_GO_TEST_S3_OUTAGE"), "30s"))
 	// TEST_ENDPOINT_ADDR is the endpoint's HOST:PORT, an address in use.
 	defer func() {
 		if u, err := url.Parse(env.Getenv("AWS_ENDPOINT_URL")); err == nil {

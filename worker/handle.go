@@ -56,13 +56,17 @@ func (r *run) stop(reason string, killBy time.Time) {
 func (w *Worker) handle(ctx context.Context, q QueueRef, m sqs.Message) {
 	log := w.log.With().Str("queue", q.Name).Str("band", q.Band).Str("message_id", m.MessageID).Logger()
 	task, ptr, err := plan.DecodeMessage([]byte(m.Body))
-	if err == nil && ptr != nil {
+	for err == nil && ptr != nil {
 		task, err = w.store.GetTask(ctx, ptr.ID)
-		if err != nil && !errors.Is(err, plan.ErrTaskNotFound) {
-			log.Error().Err(err).Str("task_id", ptr.ID).Msg("cannot read the task's payload; will try again")
-			w.retryLater(ctx, log, m, 5*time.Second)
+		if err == nil || errors.Is(err, plan.ErrTaskNotFound) {
+			break
+		}
+		log.Error().Err(err).Str("task_id", ptr.ID).Msg("cannot read the task's payload; will try again")
+		w.storeFailed(log, err)
+		if !w.holdWhileStoreDown(ctx, log, m) {
 			return
 		}
+		err = nil
 	}
 	if err == nil && task.ID == "" {
 		err = errors.New("task has no id")
@@ -129,10 +133,17 @@ func (w *Worker) claim(ctx context.Context, log zerolog.Logger, q QueueRef, task
 	}
 	c := lifecycle.Claimer{Worker: w.cfg.Info, Marker: marker, RunningHere: w.isRunning, MaxLost: w.cfg.MaxLostAttempts}
 	d, err := c.Claim(ctx, w.store, task, now)
-	if err != nil {
+	for err != nil {
+		// The store is down (or refusing): hold the message rather than
+		// let it be received again and again towards the dead-letter
+		// queue, and try again once the store works.
 		log.Error().Err(err).Msg("cannot claim the task; will try again")
-		w.retryLater(ctx, log, m, 5*time.Second)
-		return nil, false
+		w.storeFailed(log, err)
+		if !w.holdWhileStoreDown(ctx, log, m) {
+			return nil, false
+		}
+		now = w.cfg.Now()
+		d, err = c.Claim(ctx, w.store, task, now)
 	}
 	switch d.Verdict {
 	case lifecycle.Done:
@@ -340,10 +351,10 @@ func (w *Worker) finish(r *run, res *plan.Result) {
 	switch lifecycle.End(res, r.task, w.lease(r).Held(w.cfg.Now())) {
 	case lifecycle.Stale:
 		log.Warn().Time("lease_until", r.leaseUntil).Msg("lease ran out before the attempt ended: recording only its own attempt")
-		w.persist(log, "attempt record", func(ctx context.Context) error { return w.store.PutAttempt(ctx, res) })
+		w.persist(log, "attempt record", w.storeWrite(log, func(ctx context.Context) error { return w.store.PutAttempt(ctx, res) }))
 		return
 	case lifecycle.Retry:
-		w.persist(log, "attempt record", func(ctx context.Context) error { return w.store.PutAttempt(ctx, res) })
+		w.persist(log, "attempt record", w.storeWrite(log, func(ctx context.Context) error { return w.store.PutAttempt(ctx, res) }))
 		w.persist(log, "running marker removal", func(ctx context.Context) error { return w.store.DeleteRunning(ctx, res.ID, res.Attempt) })
 		delay := Backoff(res.Attempt, w.cfg.Jitter)
 		log.Info().Dur("retry_in", delay).Msg("attempt failed; will retry")
@@ -353,7 +364,7 @@ func (w *Worker) finish(r *run, res *plan.Result) {
 		return
 	}
 	if res.Attempt > 1 {
-		w.persist(log, "attempt record", func(ctx context.Context) error { return w.store.PutAttempt(ctx, res) })
+		w.persist(log, "attempt record", w.storeWrite(log, func(ctx context.Context) error { return w.store.PutAttempt(ctx, res) }))
 	}
 	if w.recordFinal(log, res, r.msg, func() bool { return w.lease(r).Held(w.cfg.Now()) }) {
 		log.Info().Dur("took", res.FinishedAt.Sub(res.StartedAt)).Msg("task finished")
@@ -381,11 +392,14 @@ func (w *Worker) recordFinal(log zerolog.Logger, res *plan.Result, m sqs.Message
 			log.Warn().Msg("a result was already recorded; keeping the first")
 			return nil
 		}
+		if err != nil {
+			w.storeFailed(log, err)
+		}
 		return err
 	})
 	if !stored && held != nil && !held() {
 		log.Warn().Msg("lease ran out before the result was stored: recording only its own attempt")
-		w.persist(log, "attempt record", func(ctx context.Context) error { return w.store.PutAttempt(ctx, res) })
+		w.persist(log, "attempt record", w.storeWrite(log, func(ctx context.Context) error { return w.store.PutAttempt(ctx, res) }))
 		return false
 	}
 	if !stored {
@@ -485,11 +499,12 @@ func (w *Worker) deadLetter(ctx context.Context, log zerolog.Logger, q QueueRef,
 	log.Warn().Msg("message moved to the dead-letter queue")
 }
 
-// persist retries a write until it succeeds or two minutes pass: results
-// and acknowledgements must survive a short outage of the endpoint. It
-// reports whether the write was done.
+// persist retries a write until it succeeds, for up to 15 minutes (the
+// heartbeat holds the lease meanwhile) or until Abort: results and
+// acknowledgements must survive an outage of the store. It reports whether
+// the write was done.
 func (w *Worker) persist(log zerolog.Logger, what string, f func(context.Context) error) bool {
-	return w.persistWithin(log, what, 2*time.Minute, f)
+	return w.persistWithin(log, what, 15*time.Minute, f)
 }
 
 // persistWithin retries a write for up to budget.
@@ -511,6 +526,23 @@ func (w *Worker) persistWithin(log zerolog.Logger, what string, budget time.Dura
 		}
 		d := min(time.Duration(i+1)*500*time.Millisecond, 5*time.Second)
 		log.Warn().Err(err).Dur("retry_in", d).Msgf("%s failed", what)
-		time.Sleep(d)
+		select {
+		case <-time.After(d):
+		case <-w.abort:
+			log.Error().Err(err).Msgf("stopping now: giving up on the %s", what)
+			return false
+		}
+	}
+}
+
+// storeWrite wraps a store write for persist: a failure marks the store
+// down, so that nothing more is received until it works again.
+func (w *Worker) storeWrite(log zerolog.Logger, f func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		err := f(ctx)
+		if err != nil {
+			w.storeFailed(log, err)
+		}
+		return err
 	}
 }

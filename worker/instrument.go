@@ -157,3 +157,7 @@ func (c countedStore) DeleteWorker(ctx context.Context, workerID string) error {
 }
 
 func isExists(err error) bool { return errors.Is(err, plan.ErrExists) }
+
+func (c countedStore) Check(ctx context.Context) error {
+	return c.note("check", c.s.Check(ctx))
+}

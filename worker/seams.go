@@ -36,6 +36,8 @@ type Store interface {
 	PutLog(ctx context.Context, id string, attempt int, stream string, body io.ReadSeeker, size int64) (string, error)
 	PutWorker(ctx context.Context, workerID string, v any) error
 	DeleteWorker(ctx context.Context, workerID string) error
+	// Check tells whether the store can be reached, to probe it while down.
+	Check(ctx context.Context) error
 }
 
 var (

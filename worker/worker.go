@@ -119,6 +119,8 @@ type Worker struct {
 
 	slots chan struct{}
 	acks  *acker
+	// out is set while the store is down: nothing is received then.
+	out outage
 
 	mu      sync.Mutex
 	running map[string]*run // by task id
@@ -263,6 +265,11 @@ func (w *Worker) fetchLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) err
 			}
 			continue
 		}
+		// Receive nothing while the store is down: what cannot be claimed
+		// would come back again and again until it is dead-lettered.
+		if !w.awaitStore(ctx) {
+			return nil
+		}
 		// Wait for at least one free slot.
 		select {
 		case w.slots <- struct{}{}:
@@ -316,7 +323,7 @@ func (w *Worker) fetchLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) err
 			// Idle means asked and found nothing: time the endpoint cannot
 			// be reached does not count towards --idle-exit.
 			w.touch()
-			d := min(time.Duration(failures)*time.Second, 15*time.Second)
+			d := probeBackoff(failures - 1)
 			w.log.Error().Err(err).Str("queue", q.Name).Str("band", q.Band).Dur("retry_in", d).Msg("receive failed")
 			select {
 			case <-time.After(d):
