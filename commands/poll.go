@@ -48,6 +48,9 @@ func pollCommand() *cli.Command {
 			var sts []plan.Status
 			prog := newProgress(cliContext.App.ErrWriter, cliContext.Bool("wait"))
 			poller := ops.NewPoller(be, ids)
+			// While waiting one LIST per unfinished task is enough; the
+			// statuses printed are read in full.
+			poller.Peek = cliContext.Bool("wait")
 			check := func(ctx context.Context) (bool, error) {
 				sts, err = poller.Poll(ctx)
 				if err != nil {
@@ -61,6 +64,13 @@ func pollCommand() *cli.Command {
 			}
 			werr := waitUntil(ctx, cliContext.Duration("timeout"), cliContext.Duration("interval"), check)
 			prog.clear()
+			if poller.Peek && sts != nil && !ops.AllFinal(sts) {
+				// Cut short: read the unfinished tasks in full for the print.
+				poller.Peek = false
+				if full, err := poller.Poll(context.WithoutCancel(ctx)); err == nil {
+					sts = full
+				}
+			}
 			if sts != nil {
 				printStatuses(cliContext.App.Writer, sts, cliContext.Bool("json"))
 			}

@@ -49,6 +49,34 @@ type Snapshot struct {
 	// Running is the marker of the attempt in progress: its running marker
 	// when the worker has refreshed it, else the claim it wrote on start.
 	Running *plan.Running
+	// claimed is set by Peek for a task an attempt holds: running, as far
+	// as a LIST tells (it may be lost).
+	claimed bool
+}
+
+// Peek is Read for a wait: one LIST, and a GET only for a result. A task an
+// attempt holds shows as running, without its worker (it may be lost), and
+// the group is not read.
+func Peek(ctx context.Context, st Store, id string) (*Snapshot, error) {
+	o, err := st.List(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !o.Any {
+		return nil, fmt.Errorf("task %s: %w", id, plan.ErrTaskNotFound)
+	}
+	snap := &Snapshot{Objects: *o}
+	if o.Result {
+		r, err := st.GetResult(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		snap.Result, snap.Group = r, r.Group
+		return snap, nil
+	}
+	last := o.LastClaim()
+	snap.claimed = last > 0 && !slices.Contains(o.Attempts, last)
+	return snap, nil
 }
 
 // Lost counts the attempts taken that never recorded how they ended (their
@@ -126,12 +154,24 @@ func (s *Snapshot) Status(id string, now time.Time) plan.Status {
 		if now.Sub(r.HeartbeatAt) > r.StaleAfter() {
 			st.State = plan.StateLost
 		}
+	case s.claimed:
+		st.State = plan.StateRunning
 	}
 	return st
 }
 
 // Statuses reports many tasks' states, reading up to 16 at once.
 func Statuses(ctx context.Context, st Store, ids []string, now time.Time) ([]plan.Status, []error) {
+	return statuses(ctx, st, ids, now, Read)
+}
+
+// PeekStatuses is Statuses with Peek: the cheap read of a wait.
+func PeekStatuses(ctx context.Context, st Store, ids []string, now time.Time) ([]plan.Status, []error) {
+	return statuses(ctx, st, ids, now, Peek)
+}
+
+func statuses(ctx context.Context, st Store, ids []string, now time.Time,
+	read func(context.Context, Store, string) (*Snapshot, error)) ([]plan.Status, []error) {
 	out := make([]plan.Status, len(ids))
 	errs := make([]error, len(ids))
 	sem := make(chan struct{}, 16)
@@ -142,7 +182,7 @@ func Statuses(ctx context.Context, st Store, ids []string, now time.Time) ([]pla
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			snap, err := Read(ctx, st, id)
+			snap, err := read(ctx, st, id)
 			if err != nil {
 				out[i], errs[i] = plan.Status{ID: id}, err
 				return

@@ -266,3 +266,20 @@ func TestStatuses(t *testing.T) {
 		t.Errorf("Result of no task = %v", err)
 	}
 }
+
+func TestPeekReadsOnlyTheList(t *testing.T) {
+	st := testbroker.NewStore()
+	ctx := context.Background()
+	submit(t, st, task("r"))
+	submit(t, st, task("q"))
+	if _, err := claimFor(claimer("w1", t0), "r").Claim(ctx, st, task("r"), t0); err != nil {
+		t.Fatal(err)
+	}
+	sts, errs := lifecycle.PeekStatuses(ctx, st, []string{"r", "q"}, t0)
+	if errs[0] != nil || sts[0].State != plan.StateRunning || errs[1] != nil || sts[1].State != plan.StateQueued {
+		t.Fatalf("PeekStatuses = %+v, %v", sts, errs)
+	}
+	if n := st.Calls("get_claim") + st.Calls("get_running") + st.Calls("get_task"); n != 0 {
+		t.Errorf("Peek made %d GETs for unfinished tasks, want 0", n)
+	}
+}

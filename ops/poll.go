@@ -27,8 +27,11 @@ func Poll(ctx context.Context, be *backend.Backend, o PollOptions) ([]plan.Statu
 // Poller polls a fixed set of tasks again and again, as a wait does. A task
 // seen in a final state is never read again: its result is written once.
 type Poller struct {
-	be  *backend.Backend
-	ids []string
+	// Peek reads unfinished tasks with one LIST each (lifecycle.Peek):
+	// enough to wait on, though running tasks show without their worker.
+	Peek bool
+	be   *backend.Backend
+	ids  []string
 	// final holds the statuses of the tasks seen ended, by index.
 	final map[int]plan.Status
 }
@@ -49,7 +52,11 @@ func (p *Poller) Poll(ctx context.Context) ([]plan.Status, error) {
 			ids = append(ids, id)
 		}
 	}
-	sts, errs := lifecycle.Statuses(ctx, p.be.Store, ids, time.Now())
+	read := lifecycle.Statuses
+	if p.Peek {
+		read = lifecycle.PeekStatuses
+	}
+	sts, errs := read(ctx, p.be.Store, ids, time.Now())
 	if err := firstErr(errs); err != nil {
 		return nil, err
 	}
