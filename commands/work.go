@@ -94,6 +94,13 @@ func workerConfig(cliContext *cli.Context, s *Settings, log zerolog.Logger) (wor
 		Version:           Version,
 		Log:               log,
 	}
+	if id := cliContext.String("worker-id"); cliContext.IsSet("worker-id") {
+		// The id becomes part of S3 keys (heartbeat records): the one name
+		// validator keeps it from naming another object.
+		if err := plan.ValidName(id); err != nil {
+			return cfg, usagef("--worker-id %s", err)
+		}
+	}
 	if cfg.Concurrency < 1 {
 		return cfg, usagef("--concurrency must be at least 1")
 	}

@@ -59,6 +59,9 @@ type Task struct {
 	Labels map[string]string `json:"labels,omitempty"`
 	// SubmittedAt is set by submit.
 	SubmittedAt time.Time `json:"submitted_at,omitzero"`
+	// Sig is the submitter's signature over everything above (see
+	// SigningPayload); workers with verify keys run only tasks it matches.
+	Sig *Signature `json:"sig,omitempty"`
 }
 
 // DefaultQueue is the logical queue a task goes to when it names none.
