@@ -73,6 +73,7 @@ func TestSignCoversEveryField(t *testing.T) {
 		"labels":       func(t *Task) { t.Labels["k"] = "w" },
 		"version":      func(t *Task) { t.V = 2 },
 		"submitted_at": func(t *Task) { t.SubmittedAt = t.SubmittedAt.Add(time.Second) },
+		"secrets":      func(t *Task) { t.Secrets = map[string]string{"S": "env:OTHER"} },
 	}
 	for name, edit := range edits {
 		task := signedTask(t, k)
