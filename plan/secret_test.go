@@ -7,13 +7,13 @@ import (
 
 func TestSecretRefs(t *testing.T) {
 	for ref, want := range map[string]string{
-		"env:DB_PASSWORD":           "",
-		"ssm:/prod/db/password":     "",
-		"secretsmanager:prod/db":    "",
-		"DB_PASSWORD":               "is not SCHEME:NAME",
-		"env:":                      "is not SCHEME:NAME",
-		"vault:x":                   `unknown scheme "vault"`,
-		"ssm:/a\nb":                 "control character",
+		"env:DB_PASSWORD":            "",
+		"ssm:/prod/db/password":      "",
+		"secretsmanager:prod/db":     "",
+		"DB_PASSWORD":                "is not SCHEME:NAME",
+		"env:":                       "is not SCHEME:NAME",
+		"vault:x":                    `unknown scheme "vault"`,
+		"ssm:/a\nb":                  "control character",
 		"secretsmanager:arn:aws:x:y": "",
 	} {
 		_, _, err := ParseSecretRef(ref)
