@@ -1,12 +1,18 @@
 package worker
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"maps"
+	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/taskiq-go/taskiq-go/plan"
 )
 
 // BaseEnv names the variables of the worker's own environment that every
@@ -96,4 +102,48 @@ func CheckAllowed(argv0 string, patterns []string, lookPath func(string) (string
 		}
 	}
 	return &ErrNotAllowed{Command: argv0}
+}
+
+// verify applies the worker's signature rule to a decoded task: nil when
+// the worker verifies nothing or the signature holds. A task that fails
+// is never run; the caller moves its message to the dead-letter queue.
+func (w *Worker) verify(t *plan.Task) error {
+	if w.cfg.Verifier == nil {
+		return nil
+	}
+	if err := w.cfg.Verifier.Verify(t); err != nil {
+		return fmt.Errorf("refused: %w", err)
+	}
+	return nil
+}
+
+// startEnv checks the allowlist and builds the environment a task starts
+// with, its secrets resolved. The error is the task's failure reason; it
+// names a secret's reference but never a value.
+func (w *Worker) startEnv(ctx context.Context, t *plan.Task) ([]string, error) {
+	look := func(name string) (string, error) {
+		if strings.Contains(name, "/") && !filepath.IsAbs(name) && t.Dir != "" {
+			name = filepath.Join(t.Dir, name)
+		}
+		return exec.LookPath(name)
+	}
+	if err := CheckAllowed(t.Argv[0], w.cfg.Allow, look); err != nil {
+		return nil, err
+	}
+	env := t.Env
+	if len(t.Secrets) > 0 {
+		if w.cfg.Secrets == nil {
+			return nil, errors.New("the task has secrets and this worker cannot resolve them")
+		}
+		vals, err := w.cfg.Secrets.ResolveAll(ctx, t.Secrets)
+		if err != nil {
+			return nil, err
+		}
+		env = maps.Clone(t.Env)
+		if env == nil {
+			env = map[string]string{}
+		}
+		maps.Copy(env, vals)
+	}
+	return TaskEnviron(os.Environ(), w.cfg.PassEnv, env), nil
 }
