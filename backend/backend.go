@@ -24,6 +24,7 @@ import (
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/taskiq-go/taskiq-go/s3results"
+	"github.com/taskiq-go/taskiq-go/secrets"
 	"github.com/taskiq-go/taskiq-go/sqs"
 )
 
@@ -47,6 +48,9 @@ type Options struct {
 type Backend struct {
 	Queue *sqs.Client
 	Store *s3results.Store
+	// Secrets resolves tasks' secret references (SSM and Secrets Manager
+	// clients are made on first use).
+	Secrets *secrets.Resolver
 }
 
 // ErrNoRegion is returned when no region is configured and none can be
@@ -122,8 +126,9 @@ func Open(ctx context.Context, o Options) (*Backend, error) {
 		}
 	})
 	return &Backend{
-		Queue: sqs.New(sqsAPI),
-		Store: s3results.New(s3API, o.Bucket, o.Prefix),
+		Queue:   sqs.New(sqsAPI),
+		Store:   s3results.New(s3API, o.Bucket, o.Prefix),
+		Secrets: secrets.New(cfg),
 	}, nil
 }
 

@@ -90,12 +90,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			initCommand(),
 			dlqCommand(),
 			devCommand(),
+			keygenCommand(),
 			versionCommand(),
 		},
 	}
 	for _, c := range app.Commands {
 		c.OnUsageError = app.OnUsageError
-		if c.Name != "version" {
+		if c.Name != "version" && c.Name != "keygen" {
 			c.Flags = append(c.Flags, logFlags()...)
 		}
 	}

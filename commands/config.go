@@ -31,6 +31,12 @@ type fileConfig struct {
 	Region        string            `yaml:"region"`
 	Profile       string            `yaml:"profile"`
 	EndpointURL   string            `yaml:"endpoint_url"`
+	// Trust settings: submit's signing key, the worker's verify keys,
+	// command allowlist and passed-on environment.
+	SigningKey string   `yaml:"signing_key"`
+	VerifyKeys []string `yaml:"verify_keys"`
+	Allow      []string `yaml:"allow"`
+	PassEnv    []string `yaml:"pass_env"`
 }
 
 // Settings are the resolved connection settings: flags, then environment,
@@ -63,7 +69,7 @@ const categoryConn = "Connection"
 // connFlags are the settings every command that talks to AWS takes.
 func connFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: flagConfig, Category: categoryConn, Usage: "YAML config `FILE` (keys: queue_url, dead_letter_queue_url, queues, bucket, prefix, region, profile, endpoint_url)", EnvVars: []string{"TASKIQ_GO_CONFIG"}},
+		&cli.StringFlag{Name: flagConfig, Category: categoryConn, Usage: "YAML config `FILE` (keys: queue_url, dead_letter_queue_url, queues, bucket, prefix, region, profile, endpoint_url, signing_key, verify_keys, allow, pass_env)", EnvVars: []string{"TASKIQ_GO_CONFIG"}},
 		&cli.StringFlag{Name: flagQueueURL, Category: categoryConn, Usage: "`URL` of the default SQS queue", EnvVars: []string{"TASKIQ_GO_QUEUE_URL", "DAGSTER_TASKIQ_SQS_QUEUE_URL"}},
 		&cli.StringFlag{Name: flagDLQ, Category: categoryConn, Usage: "`URL` of the dead-letter queue (default: the queue URL with -dlq appended)", EnvVars: []string{"TASKIQ_GO_DEAD_LETTER_QUEUE_URL"}},
 		&cli.StringFlag{Name: flagBucket, Category: categoryConn, Usage: "S3 `BUCKET` for results, logs and large tasks", EnvVars: []string{"TASKIQ_GO_BUCKET"}},

@@ -52,7 +52,10 @@ var (
 // queues' band queues, the dead-letter queue and the bucket's prefix. It
 // makes no AWS call: ARNs come from the queue URLs, and the warnings say
 // where a URL did not tell the region or account (then "*").
-func IAMPolicy(s *Settings, queues []string, role string) (*Policy, []string, error) {
+//
+// With kmsKey, every role that sends, receives, reads or writes task data
+// may also use that key (SSE-KMS on the queues and the bucket).
+func IAMPolicy(s *Settings, queues []string, role, kmsKey string) (*Policy, []string, error) {
 	if !slices.Contains(roleNames, role) {
 		return nil, nil, usagef("--role must be one of %s, not %q", strings.Join(roleNames, ", "), role)
 	}
@@ -76,6 +79,7 @@ func IAMPolicy(s *Settings, queues []string, role string) (*Policy, []string, er
 
 	var bands []string
 	partition := ""
+	var first sqs.QueueID
 	for _, q := range queues {
 		base, err := s.QueueURLFor(q)
 		if err != nil {
@@ -87,6 +91,7 @@ func IAMPolicy(s *Settings, queues []string, role string) (*Policy, []string, er
 		}
 		if partition == "" {
 			partition = id.Partition
+			first = id
 		}
 		for _, b := range plan.Bands {
 			band := id
@@ -135,9 +140,40 @@ func IAMPolicy(s *Settings, queues []string, role string) (*Policy, []string, er
 		add(Statement{Sid: "Queues", Action: allSQS, Resource: append(bands, dlq)}, list, objects)
 	case RoleInit:
 		add(Statement{Sid: "CreateQueues", Action: initSQS, Resource: append(bands, dlq)},
-			Statement{Sid: "CreateBucket", Action: initS3, Resource: []string{bucket}})
+			Statement{Sid: "CreateBucket", Action: append(slices.Clone(initS3), "s3:PutEncryptionConfiguration", "s3:GetEncryptionConfiguration"), Resource: []string{bucket}})
+	}
+	if kmsKey != "" && role != RoleInit {
+		add(kmsStatement(kmsKey, partition, first))
 	}
 	return p, vagueWarnings(vague, missing), nil
+}
+
+// kmsStatement lets a role encrypt and decrypt with the deployment's KMS
+// key: SQS and S3 ask KMS for a data key on every write (S3 Bucket Keys
+// make that rare) and to decrypt it on every read. An alias or a bare key
+// id is not a resource IAM matches, so those become the account's keys
+// narrowed by a condition on the alias or the key id.
+func kmsStatement(key, partition string, q sqs.QueueID) Statement {
+	st := Statement{Sid: "EncryptionKey", Action: []string{"kms:Decrypt", "kms:GenerateDataKey"}}
+	if strings.HasPrefix(key, "arn:") {
+		st.Resource = []string{key}
+		return st
+	}
+	region, account := q.Region, q.Account
+	if region == "" {
+		region = "*"
+	}
+	if account == "" {
+		account = "*"
+	}
+	keys := "arn:" + partition + ":kms:" + region + ":" + account + ":key/"
+	if strings.HasPrefix(key, "alias/") {
+		st.Resource = []string{keys + "*"}
+		st.Condition = map[string]map[string][]string{"ForAnyValue:StringEquals": {"kms:ResourceAliases": {key}}}
+		return st
+	}
+	st.Resource = []string{keys + key}
+	return st
 }
 
 // vagueWarnings says, once, which ARN parts are wildcards and why.

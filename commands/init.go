@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -54,6 +55,7 @@ func initCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per step"},
 			&cli.BoolFlag{Name: "print-iam-policy", Usage: "print the IAM policy the commands need, and create nothing"},
 			&cli.StringFlag{Name: "role", Value: "all", Usage: "with --print-iam-policy: `ROLE` submit, work, all or init"},
+			&cli.StringFlag{Name: "kms-key", Usage: "encrypt queues and the bucket with this KMS `KEY` (id, alias/NAME or ARN); without it queues use SSE-SQS", EnvVars: []string{"TASKIQ_GO_KMS_KEY"}},
 		),
 		Action: func(cliContext *cli.Context) error {
 			if cliContext.Args().Present() {
@@ -73,7 +75,7 @@ func initCommand() *cli.Command {
 				}
 			}
 			if cliContext.Bool("print-iam-policy") {
-				policy, warnings, err := IAMPolicy(s, names, cliContext.String("role"))
+				policy, warnings, err := IAMPolicy(s, names, cliContext.String("role"), cliContext.String("kms-key"))
 				if err != nil {
 					return err
 				}
@@ -90,6 +92,7 @@ func initCommand() *cli.Command {
 				MaxReceiveCount:   cliContext.Int("max-receive-count"),
 				VisibilityTimeout: cliContext.Duration("visibility-timeout"),
 				ExpireDays:        cliContext.Int("expire-days"),
+				KMSKey:            cliContext.String("kms-key"),
 			}
 			if err := o.check(); err != nil {
 				return err
@@ -151,6 +154,17 @@ type InitOptions struct {
 	// ExpireDays is the age at which task data expires; 0 leaves the
 	// bucket's lifecycle alone.
 	ExpireDays int
+	// KMSKey, when set, encrypts every queue and the bucket's objects
+	// with that KMS key; without it queues get SSE-SQS.
+	KMSKey string
+}
+
+// encryptionAttrs are the queue attributes that encryption at rest needs.
+func (o InitOptions) encryptionAttrs() map[string]string {
+	if o.KMSKey != "" {
+		return map[string]string{sqs.AttrKmsMasterKeyID: o.KMSKey}
+	}
+	return map[string]string{sqs.AttrSqsManagedSseEnabled: "true"}
 }
 
 func (o InitOptions) check() error {
@@ -200,13 +214,13 @@ func Init(ctx context.Context, s *Settings, be *backend.Backend, o InitOptions) 
 	if dlqName == "" {
 		return nil, &configError{fmt.Sprintf("dead-letter queue URL %q has no queue name", s.DeadLetterURL)}
 	}
-	dlqURL, action, err := ensureQueue(ctx, be, dlqName, map[string]string{
+	dlqURL, action, detail, err := ensureQueue(ctx, be, dlqName, map[string]string{
 		sqs.AttrMessageRetentionPeriod: strconv.Itoa(int(deadLetterRetention / time.Second)),
-	}, "")
+	}, o.encryptionAttrs())
 	if err != nil {
 		return steps, err
 	}
-	steps = append(steps, InitStep{Action: action, Kind: "queue", Name: dlqName, URL: dlqURL, Detail: "dead-letter queue"})
+	steps = append(steps, InitStep{Action: action, Kind: "queue", Name: dlqName, URL: dlqURL, Detail: joinDetail("dead-letter queue", detail)})
 	attrs, err := be.Queue.QueueAttributes(ctx, dlqURL, sqs.AttrQueueArn)
 	if err != nil {
 		return steps, err
@@ -234,18 +248,15 @@ func Init(ctx context.Context, s *Settings, be *backend.Backend, o InitOptions) 
 				continue
 			}
 			seen[name] = true
-			u, action, err := ensureQueue(ctx, be, name, map[string]string{
-				sqs.AttrRedrivePolicy:     string(policy),
+			want := o.encryptionAttrs()
+			want[sqs.AttrRedrivePolicy] = string(policy)
+			u, action, detail, err := ensureQueue(ctx, be, name, map[string]string{
 				sqs.AttrVisibilityTimeout: strconv.Itoa(int(o.VisibilityTimeout / time.Second)),
-			}, string(policy))
+			}, want)
 			if err != nil {
 				return steps, err
 			}
-			st := InitStep{Action: action, Kind: "queue", Name: name, URL: u, Queue: q, Band: b.Name}
-			if action == "updated" {
-				st.Detail = "redrive policy set"
-			}
-			steps = append(steps, st)
+			steps = append(steps, InitStep{Action: action, Kind: "queue", Name: name, URL: u, Queue: q, Band: b.Name, Detail: detail})
 		}
 	}
 
@@ -264,6 +275,14 @@ func Init(ctx context.Context, s *Settings, be *backend.Backend, o InitOptions) 
 		st.Action = "created"
 	}
 	steps = append(steps, st)
+
+	if o.KMSKey != "" {
+		st, err := ensureBucketKMS(ctx, be, o.KMSKey)
+		if err != nil {
+			return steps, err
+		}
+		steps = append(steps, st)
+	}
 
 	if o.ExpireDays == 0 {
 		return steps, nil
@@ -288,35 +307,97 @@ func sameRedrive(a, b string) bool {
 	return pa.Target == pb.Target && fmt.Sprint(pa.Count) == fmt.Sprint(pb.Count)
 }
 
-// ensureQueue looks the queue up and creates it with attrs when missing.
-// An existing queue whose redrive policy differs from wantRedrive (when
-// given) gets it set. It returns the URL and what was done.
-func ensureQueue(ctx context.Context, be *backend.Backend, name string, attrs map[string]string, wantRedrive string) (string, string, error) {
+// ensureQueue looks the queue up and creates it with attrs and want when
+// missing. An existing queue whose attributes differ from want gets them
+// set, except that SSE-SQS is not forced on a queue that already has a KMS
+// key. It returns the URL, what was done and, for an update, what was set.
+func ensureQueue(ctx context.Context, be *backend.Backend, name string, attrs, want map[string]string) (string, string, string, error) {
 	u, err := be.Queue.QueueURL(ctx, name, "")
 	if errors.Is(err, plan.ErrQueueNotFound) {
-		u, err = be.Queue.CreateQueue(ctx, name, attrs)
+		all := maps.Clone(attrs)
+		maps.Copy(all, want)
+		u, err = be.Queue.CreateQueue(ctx, name, all)
 		if err != nil {
-			return "", "", err
+			return "", "", "", err
 		}
-		return u, "created", nil
+		return u, "created", "", nil
 	}
 	if err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
-	if wantRedrive == "" {
-		return u, "exists", nil
-	}
-	cur, err := be.Queue.QueueAttributes(ctx, u, sqs.AttrRedrivePolicy)
+	cur, err := be.Queue.QueueAttributes(ctx, u)
 	if err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
-	if sameRedrive(cur[sqs.AttrRedrivePolicy], wantRedrive) {
-		return u, "exists", nil
+	set := map[string]string{}
+	var what []string
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		v := want[k]
+		switch {
+		case k == sqs.AttrRedrivePolicy && sameRedrive(cur[k], v):
+		case k == sqs.AttrSqsManagedSseEnabled && (strings.EqualFold(cur[k], v) || cur[sqs.AttrKmsMasterKeyID] != ""):
+		case k == sqs.AttrSqsManagedSseEnabled && !reported(cur, k):
+			// SQS reports the attribute as true or false; an endpoint
+			// that does not report it has no SSE-SQS to turn on.
+		case k != sqs.AttrRedrivePolicy && cur[k] == v:
+		default:
+			set[k] = v
+			what = append(what, attrWords[k])
+		}
 	}
-	if err := be.Queue.SetQueueAttributes(ctx, u, map[string]string{sqs.AttrRedrivePolicy: wantRedrive}); err != nil {
-		return "", "", err
+	if len(set) == 0 {
+		return u, "exists", "", nil
 	}
-	return u, "updated", nil
+	if err := be.Queue.SetQueueAttributes(ctx, u, set); err != nil {
+		return "", "", "", err
+	}
+	return u, "updated", strings.Join(what, ", ") + " set", nil
+}
+
+func joinDetail(a, b string) string {
+	if b == "" {
+		return a
+	}
+	return a + ", " + b
+}
+
+func reported(attrs map[string]string, k string) bool {
+	_, ok := attrs[k]
+	return ok
+}
+
+// attrWords says in init's output what an updated queue attribute is.
+var attrWords = map[string]string{
+	sqs.AttrRedrivePolicy:        "redrive policy",
+	sqs.AttrKmsMasterKeyID:       "KMS encryption",
+	sqs.AttrSqsManagedSseEnabled: "SSE-SQS encryption",
+}
+
+// ensureBucketKMS makes SSE-KMS with key the bucket's default encryption;
+// an endpoint without bucket encryption is reported, not failed on.
+func ensureBucketKMS(ctx context.Context, be *backend.Backend, key string) (InitStep, error) {
+	st := InitStep{Kind: "encryption", Name: "s3://" + be.Store.Bucket(), Detail: "SSE-KMS with " + key}
+	cur, err := be.Store.DefaultEncryption(ctx)
+	if err == nil && cur.Algorithm == "aws:kms" && cur.KMSKey == key {
+		st.Action = "exists"
+		return st, nil
+	}
+	if err == nil {
+		err = be.Store.SetDefaultKMSEncryption(ctx, key)
+	}
+	switch {
+	case errors.Is(err, s3results.ErrNotSupported):
+		st.Action, st.Detail = "skipped", "the endpoint does not support bucket encryption"
+		return st, nil
+	case err != nil:
+		return st, err
+	case cur.Algorithm != "":
+		st.Action = "updated"
+		st.Detail += ", was " + cur.Algorithm
+	default:
+		st.Action = "created"
+	}
+	return st, nil
 }
 
 // ensureExpiry puts the lifecycle rule that expires task data, unless the

@@ -55,7 +55,7 @@ func TestIAMPolicyRoles(t *testing.T) {
 		RoleInit:   "CreateQueues CreateBucket",
 	}
 	for role, want := range sids {
-		p, warnings, err := IAMPolicy(s, []string{"default"}, role)
+		p, warnings, err := IAMPolicy(s, []string{"default"}, role, "")
 		if err != nil || len(warnings) > 0 {
 			t.Fatalf("%s: %v %v", role, err, warnings)
 		}
@@ -71,8 +71,41 @@ func TestIAMPolicyRoles(t *testing.T) {
 		}
 	}
 	// Producers never touch the dead-letter queue.
-	p, _, _ := IAMPolicy(s, []string{"default"}, RoleSubmit)
+	p, _, _ := IAMPolicy(s, []string{"default"}, RoleSubmit, "")
 	if strings.Contains(strings.Join(p.Statement[0].Resource, " "), "dlq") {
 		t.Errorf("submit may send to the dead-letter queue: %v", p.Statement[0].Resource)
+	}
+}
+
+// With a KMS key every data role may use it, by ARN, by alias (through a
+// condition) or by key id; init itself needs no KMS permission.
+func TestIAMPolicyKMS(t *testing.T) {
+	s := &Settings{QueueURL: "https://sqs.eu-west-1.amazonaws.com/123456789012/taskiq", Bucket: "b", Prefix: "p"}
+	s.DeadLetterURL = s.QueueURL + "-dlq"
+	for key, want := range map[string]string{
+		"arn:aws:kms:eu-west-1:123456789012:key/k1": "arn:aws:kms:eu-west-1:123456789012:key/k1",
+		"alias/taskiq": "arn:aws:kms:eu-west-1:123456789012:key/* alias/taskiq",
+		"1234abcd":     "arn:aws:kms:eu-west-1:123456789012:key/1234abcd",
+	} {
+		for _, role := range []string{RoleSubmit, RoleWork, RoleAll, RoleInit} {
+			p, _, err := IAMPolicy(s, []string{"default"}, role, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			last := p.Statement[len(p.Statement)-1]
+			if role == RoleInit {
+				if last.Sid == "EncryptionKey" {
+					t.Errorf("init was given KMS actions")
+				}
+				continue
+			}
+			got := strings.Join(last.Resource, " ")
+			if c := last.Condition["ForAnyValue:StringEquals"]["kms:ResourceAliases"]; len(c) > 0 {
+				got += " " + c[0]
+			}
+			if last.Sid != "EncryptionKey" || got != want || strings.Join(last.Action, " ") != "kms:Decrypt kms:GenerateDataKey" {
+				t.Errorf("%s with %s: %+v", role, key, last)
+			}
+		}
 	}
 }

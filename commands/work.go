@@ -44,7 +44,7 @@ func workCommand() *cli.Command {
 			"before deleting the message. The first SIGINT/SIGTERM stops receiving and lets running\n" +
 			"tasks finish within --shutdown-grace, then stops them and puts them back on the queue;\n" +
 			"a second signal does that at once. Logs go to stderr.",
-		Flags: withConn(workerFlags()...),
+		Flags: withConn(append(workerFlags(), trustFlags()...)...),
 		Action: func(cliContext *cli.Context) error {
 			if cliContext.Args().Present() {
 				return usagef("work takes no arguments (did you mean --queue?)")
@@ -79,7 +79,6 @@ func workerConfig(cliContext *cli.Context, s *Settings, log zerolog.Logger) (wor
 	if len(names) == 0 {
 		names = []string{"default"}
 	}
-	var err error
 	cfg := worker.Config{
 		DeadLetterURL:     s.DeadLetterURL,
 		Concurrency:       cliContext.Int("concurrency"),
@@ -94,11 +93,28 @@ func workerConfig(cliContext *cli.Context, s *Settings, log zerolog.Logger) (wor
 		Version:           Version,
 		Log:               log,
 	}
+	if id := cliContext.String("worker-id"); cliContext.IsSet("worker-id") {
+		// The id becomes part of S3 keys (heartbeat records): the one name
+		// validator keeps it from naming another object.
+		if err := plan.ValidName(id); err != nil {
+			return cfg, usagef("--worker-id %s", err)
+		}
+	}
 	if cfg.Concurrency < 1 {
 		return cfg, usagef("--concurrency must be at least 1")
 	}
 	if cfg.Heartbeat >= cfg.VisibilityTimeout/2 {
 		return cfg, usagef("--heartbeat (%s) must be under half of --visibility-timeout (%s)", cfg.Heartbeat, cfg.VisibilityTimeout)
+	}
+	trust, err := resolveTrust(cliContext)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Verifier, cfg.Allow, cfg.PassEnv = trust.Verifier, trust.Allow, trust.PassEnv
+	if cfg.Verifier == nil {
+		log.Warn().Msg("tasks are not verified: this worker runs any task sent to its queues (give --verify-key to run only signed tasks)")
+	} else {
+		log.Info().Strs("keys", cfg.Verifier.KeyIDs()).Msg("running only tasks signed by these keys")
 	}
 	cfg.Queues, err = bandRefs(s, names)
 	return cfg, err
@@ -137,6 +153,9 @@ func runWorker(ctx context.Context, more <-chan os.Signal, be *backend.Backend, 
 	if metricsAddr != "" {
 		m = metrics.New(cfg.Info.ID)
 		cfg.Metrics = m
+	}
+	if cfg.Secrets == nil {
+		cfg.Secrets = be.Secrets
 	}
 	w := worker.New(cfg, be.Queue, be.Store)
 	if m != nil {

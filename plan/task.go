@@ -55,10 +55,17 @@ type Task struct {
 	// Group ties tasks together (a Dagster run id) so they can be polled or
 	// cancelled as one.
 	Group string `json:"group,omitempty"`
+	// Secrets are environment variables whose values the worker resolves
+	// when the task starts, from references (env:VAR, ssm:/path,
+	// secretsmanager:ID): only the references travel and are stored.
+	Secrets map[string]string `json:"secrets,omitempty"`
 	// Labels are free-form metadata carried into the result.
 	Labels map[string]string `json:"labels,omitempty"`
 	// SubmittedAt is set by submit.
 	SubmittedAt time.Time `json:"submitted_at,omitzero"`
+	// Sig is the submitter's signature over everything above (see
+	// SigningPayload); workers with verify keys run only tasks it matches.
+	Sig *Signature `json:"sig,omitempty"`
 }
 
 // DefaultQueue is the logical queue a task goes to when it names none.
@@ -127,6 +134,17 @@ func (t *Task) Validate() error {
 	for k, v := range t.Env {
 		if k == "" || strings.ContainsAny(k, "=\x00") || strings.IndexByte(v, 0) >= 0 {
 			return &ValidationError{"env", fmt.Sprintf("has an invalid entry %q", k)}
+		}
+	}
+	for k, ref := range t.Secrets {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return &ValidationError{"secrets", fmt.Sprintf("has an invalid name %q", k)}
+		}
+		if _, ok := t.Env[k]; ok {
+			return &ValidationError{"secrets", fmt.Sprintf("name %s is also in env", k)}
+		}
+		if _, _, err := ParseSecretRef(ref); err != nil {
+			return &ValidationError{"secrets", fmt.Sprintf("%s: reference %s", k, err)}
 		}
 	}
 	if t.Timeout < 0 {

@@ -145,3 +145,50 @@ func apiCode(err error) string {
 	}
 	return ""
 }
+
+// Encryption is a bucket's default encryption: Algorithm "aws:kms" with the
+// KMS key, or "AES256" (SSE-S3, which S3 applies when nothing else is set).
+type Encryption struct {
+	Algorithm string
+	KMSKey    string
+}
+
+// DefaultEncryption reads the bucket's default encryption; the zero value
+// when none is configured.
+func (s *Store) DefaultEncryption(ctx context.Context) (Encryption, error) {
+	out, err := s.api.GetBucketEncryption(ctx, &s3.GetBucketEncryptionInput{Bucket: aws.String(s.bucket)})
+	if apiCode(err) == "ServerSideEncryptionConfigurationNotFoundError" {
+		return Encryption{}, nil
+	}
+	if err != nil {
+		return Encryption{}, s.wrapBucket("get encryption", err)
+	}
+	if out.ServerSideEncryptionConfiguration == nil {
+		return Encryption{}, nil
+	}
+	for _, r := range out.ServerSideEncryptionConfiguration.Rules {
+		if d := r.ApplyServerSideEncryptionByDefault; d != nil {
+			return Encryption{Algorithm: string(d.SSEAlgorithm), KMSKey: aws.ToString(d.KMSMasterKeyID)}, nil
+		}
+	}
+	return Encryption{}, nil
+}
+
+// SetDefaultKMSEncryption makes SSE-KMS with kmsKey the bucket's default
+// encryption, with S3 Bucket Keys on so that objects do not cost a KMS
+// request each.
+func (s *Store) SetDefaultKMSEncryption(ctx context.Context, kmsKey string) error {
+	_, err := s.api.PutBucketEncryption(ctx, &s3.PutBucketEncryptionInput{
+		Bucket: aws.String(s.bucket),
+		ServerSideEncryptionConfiguration: &types.ServerSideEncryptionConfiguration{
+			Rules: []types.ServerSideEncryptionRule{{
+				ApplyServerSideEncryptionByDefault: &types.ServerSideEncryptionByDefault{
+					SSEAlgorithm:   types.ServerSideEncryptionAwsKms,
+					KMSMasterKeyID: aws.String(kmsKey),
+				},
+				BucketKeyEnabled: aws.Bool(true),
+			}},
+		},
+	})
+	return s.wrapBucket("put encryption", err)
+}

@@ -18,6 +18,10 @@ const (
 	AttrRedrivePolicy          = "RedrivePolicy"
 	AttrVisibilityTimeout      = "VisibilityTimeout"
 	AttrMessageRetentionPeriod = "MessageRetentionPeriod"
+	// AttrKmsMasterKeyID turns on SSE-KMS with that key.
+	AttrKmsMasterKeyID = "KmsMasterKeyId"
+	// AttrSqsManagedSseEnabled turns on SSE-SQS (keys SQS owns).
+	AttrSqsManagedSseEnabled = "SqsManagedSseEnabled"
 )
 
 // QueueURL looks a queue up by name. A queue that does not exist is

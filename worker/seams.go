@@ -44,3 +44,9 @@ var (
 	_ Queue = (*sqs.Client)(nil)
 	_ Store = (*s3results.Store)(nil)
 )
+
+// SecretResolver turns a task's secret references into values when it
+// starts (the secrets package).
+type SecretResolver interface {
+	ResolveAll(ctx context.Context, refs map[string]string) (map[string]string, error)
+}

@@ -60,6 +60,18 @@ type Config struct {
 	// MaxLostAttempts bounds how often a task may be taken again after its
 	// worker died mid-run before it ends failed (default 3).
 	MaxLostAttempts int
+	// Verifier, when set, admits only tasks signed by one of its keys;
+	// others go to the dead-letter queue unrun (default: not verified).
+	Verifier *plan.Verifier
+	// Allow lists the command patterns that may run (CheckAllowed);
+	// empty allows every command.
+	Allow []string
+	// PassEnv names the worker's variables (or globs) passed to tasks
+	// beyond BaseEnv.
+	PassEnv []string
+	// Secrets resolves tasks' secret references when they start (nil:
+	// a task with secrets fails).
+	Secrets SecretResolver
 	// Info identifies this worker in results and markers.
 	Info plan.WorkerInfo
 	// Version is reported in the worker's heartbeat record.
