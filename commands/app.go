@@ -17,6 +17,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"syscall"
 
 	"github.com/mattn/go-isatty"
@@ -75,8 +76,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		DisableSliceFlagSeparator: true,
 		// The library must never exit on its own: errors come back here.
 		ExitErrHandler: func(*cli.Context, error) {},
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return &usageError{err.Error()}
+		OnUsageError: func(cliContext *cli.Context, err error, _ bool) error {
+			return &usageError{usageMessage(cliContext, err)}
 		},
 		CommandNotFound: func(_ *cli.Context, name string) { notFound = name },
 		Commands: []*cli.Command{
@@ -91,16 +92,23 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			dlqCommand(),
 			devCommand(),
 			keygenCommand(),
+			completionCommand(),
+			manCommand(),
 			versionCommand(),
 		},
 	}
 	for _, c := range app.Commands {
 		c.OnUsageError = app.OnUsageError
-		if c.Name != "version" && c.Name != "keygen" {
+		if !slices.Contains([]string{"version", "keygen", "completion", "man"}, c.Name) {
 			c.Flags = append(c.Flags, logFlags()...)
+			c.Before = checkLogFlags
+		}
+		for _, sub := range c.Subcommands {
+			sub.OnUsageError = app.OnUsageError
+			sub.Before = checkLogFlags
 		}
 	}
-	err := app.Run(args)
+	err := app.Run(interspersed(app, args))
 	if err == nil && notFound != "" {
 		err = usagef("unknown command %q (see taskiq-go --help)", notFound)
 	}
@@ -118,6 +126,23 @@ func logFlags() []cli.Flag {
 		&cli.StringFlag{Name: "log-level", Category: "Logging", Usage: "log `LEVEL`: debug, info, warn, error (default: info for work and dev, warn otherwise)", EnvVars: []string{"TASKIQ_GO_LOG_LEVEL"}},
 		&cli.StringFlag{Name: "log-format", Category: "Logging", Value: "auto", Usage: "log `FORMAT`: auto (console on a terminal, else json), console, json", EnvVars: []string{"TASKIQ_GO_LOG_FORMAT"}},
 	}
+}
+
+// checkLogFlags refuses a log level or format that newLogger would not
+// understand, before the command does anything.
+func checkLogFlags(cliContext *cli.Context) error {
+	if cliContext.IsSet("log-level") {
+		l := cliContext.String("log-level")
+		if _, err := zerolog.ParseLevel(l); err != nil || l == "" || l == "trace" || l == "panic" || l == "disabled" {
+			return usagef("--log-level must be debug, info, warn or error, not %q", l)
+		}
+	}
+	switch f := cliContext.String("log-format"); f {
+	case "auto", "console", "json":
+	default:
+		return usagef("--log-format must be auto, console or json, not %q", f)
+	}
+	return nil
 }
 
 // longRunning restores the garbage collector's defaults for commands that
@@ -150,6 +175,9 @@ func newLogger(cliContext *cli.Context, defaultLevel zerolog.Level) zerolog.Logg
 			level = l
 		}
 	}
+	// Millisecond timestamps: a task's start and end are often less than
+	// a second apart.
+	zerolog.TimeFieldFormat = "2006-01-02T15:04:05.000Z07:00"
 	return zerolog.New(w).Level(level).With().Timestamp().Logger()
 }
 
