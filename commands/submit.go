@@ -28,11 +28,13 @@ func submitCommand() *cli.Command {
 			"timeout, max_attempts, queue, priority, group, labels and id (only argv is required);\n" +
 			"flags given beside it override its fields. --batch FILE reads one such task per line and\n" +
 			"sends them in batches. A task larger than the queue allows is carried through S3.\n" +
-			"Submitting again with the same --id does not create a second task.",
+			"Submitting the same task again with the same --id does not create a second task; a\n" +
+			"different task under an id already used is refused (exit 65) and nothing is sent. A batch\n" +
+			"that fails part way prints the ids of the tasks sent and exits 73.",
 		Flags: withConn(
 			&cli.StringFlag{Name: "spec", Usage: "read the task as JSON from `FILE` (- for stdin)"},
 			&cli.StringFlag{Name: "batch", Usage: "read tasks as JSON lines from `FILE` (- for stdin)"},
-			&cli.StringFlag{Name: "id", Usage: "task `ID` (default: a new time-ordered UUID); resubmitting an id is a no-op"},
+			&cli.StringFlag{Name: "id", Usage: "task `ID` (default: a new time-ordered UUID); resubmitting an id with the same task is a no-op"},
 			&cli.StringFlag{Name: "queue", Aliases: []string{"q"}, Usage: "logical queue `NAME`", Value: ""},
 			&cli.StringFlag{Name: "group", Aliases: []string{"g"}, Usage: "`GROUP` to poll or cancel tasks together (e.g. a Dagster run id)"},
 			&cli.StringSliceFlag{Name: "label", Aliases: []string{"l"}, Usage: "label `KEY=VALUE`, repeatable"},
