@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -31,7 +32,7 @@ func submitCommand() *cli.Command {
 			"Submitting the same task again with the same --id does not create a second task; a\n" +
 			"different task under an id already used is refused (exit 65) and nothing is sent. A batch\n" +
 			"that fails part way prints the ids of the tasks sent and exits 73.",
-		Flags: withConn(
+		Flags: append(withConn(
 			&cli.StringFlag{Name: "spec", Usage: "read the task as JSON from `FILE` (- for stdin)"},
 			&cli.StringFlag{Name: "batch", Usage: "read tasks as JSON lines from `FILE` (- for stdin)"},
 			&cli.StringFlag{Name: "id", Usage: "task `ID` (default: a new time-ordered UUID); resubmitting an id with the same task is a no-op"},
@@ -39,12 +40,13 @@ func submitCommand() *cli.Command {
 			&cli.StringFlag{Name: "group", Aliases: []string{"g"}, Usage: "`GROUP` to poll or cancel tasks together (e.g. a Dagster run id)"},
 			&cli.StringSliceFlag{Name: "label", Aliases: []string{"l"}, Usage: "label `KEY=VALUE`, repeatable"},
 			&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "environment variable `KEY=VALUE` for the command, repeatable"},
+			&cli.StringSliceFlag{Name: "secret", Usage: "environment variable `NAME=REF` whose value the worker resolves at start from REF: env:VAR, ssm:/path or secretsmanager:ID (the value never travels), repeatable"},
 			&cli.StringFlag{Name: "dir", Usage: "working `DIR` on the worker"},
 			&cli.DurationFlag{Name: "timeout", Usage: "stop an attempt after `DURATION` (e.g. 90s, 1h); 0 = no limit"},
 			&cli.IntFlag{Name: "max-attempts", DefaultText: "1", Usage: "run at most `N` times when it fails"},
 			&cli.IntFlag{Name: "priority", Usage: "`N` from -1000 to 1000; higher runs first (bands: >=10, 1..9, 0, -1..-9, <=-10)"},
 			&cli.BoolFlag{Name: "json", Usage: "print a JSON object per task: id, queue, group, created"},
-		),
+		), signingFlags()...),
 		Action: func(cliContext *cli.Context) error {
 			tasks, err := submitInput(cliContext)
 			if err != nil {
@@ -54,11 +56,15 @@ func submitCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			signer, err := resolveSigningKey(cliContext)
+			if err != nil {
+				return err
+			}
 			be, err := s.open(cliContext.Context, 0)
 			if err != nil {
 				return err
 			}
-			out, err := ops.Submit(cliContext.Context, be, ops.SubmitOptions{Tasks: tasks, BandURL: s.BandURL, Now: time.Now()})
+			out, err := ops.Submit(cliContext.Context, be, ops.SubmitOptions{Tasks: tasks, BandURL: s.BandURL, Now: time.Now(), Signer: signer})
 			for _, o := range out {
 				if o.ID == "" {
 					continue
@@ -144,7 +150,7 @@ func submitInput(cliContext *cli.Context) ([]*plan.Task, error) {
 // flagFields names the flag that sets each task field.
 var flagFields = map[string]string{
 	"id": "id", "queue": "queue", "group": "group", "dir": "dir", "timeout": "timeout",
-	"max_attempts": "max-attempts", "priority": "priority", "env": "env", "labels": "label",
+	"max_attempts": "max-attempts", "priority": "priority", "env": "env", "labels": "label", "secrets": "secret",
 }
 
 // flagBlame turns a validation error about a field that a flag set into a
@@ -182,6 +188,8 @@ func readInput(cliContext *cli.Context, name string) ([]byte, error) {
 	return data, nil
 }
 
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
 func keyValues(flag string, items []string) (map[string]string, error) {
 	if len(items) == 0 {
 		return nil, nil
@@ -192,6 +200,9 @@ func keyValues(flag string, items []string) (map[string]string, error) {
 		if !ok || k == "" {
 			return nil, usagef("--%s %q is not KEY=VALUE", flag, it)
 		}
+		if (flag == "env" || flag == "secret") && !envName.MatchString(k) {
+			return nil, usagef("--%s %q: %q is not a variable name (letters, digits and _, not starting with a digit)", flag, it, k)
+		}
 		m[k] = v
 	}
 	return m, nil
@@ -201,6 +212,11 @@ func applySubmitFlags(cliContext *cli.Context, t *plan.Task) error {
 	set := cliContext.IsSet
 	if set("id") {
 		t.ID = cliContext.String("id")
+		if t.ID == "" {
+			// An unset variable in a script must not silently turn an
+			// idempotent submit into a new task.
+			return usagef("--id is empty (leave it out for a new id)")
+		}
 	}
 	if set("queue") {
 		t.Queue = cliContext.String("queue")
@@ -228,8 +244,13 @@ func applySubmitFlags(cliContext *cli.Context, t *plan.Task) error {
 	if err != nil {
 		return err
 	}
+	secrets, err := keyValues("secret", cliContext.StringSlice("secret"))
+	if err != nil {
+		return err
+	}
 	t.Labels = merge(t.Labels, labels)
 	t.Env = merge(t.Env, env)
+	t.Secrets = merge(t.Secrets, secrets)
 	return nil
 }
 

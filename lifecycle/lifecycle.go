@@ -31,6 +31,7 @@ type Store interface {
 	GetClaim(ctx context.Context, id string, attempt int) (*plan.Running, error)
 	Claim(ctx context.Context, r *plan.Running) error
 	PutCancel(ctx context.Context, c *plan.Cancel) error
+	GetDeadLetter(ctx context.Context, id string) (*s3results.DeadLettered, error)
 }
 
 var _ Store = (*s3results.Store)(nil)
@@ -52,6 +53,9 @@ type Snapshot struct {
 	// claimed is set by Peek for a task an attempt holds: running, as far
 	// as a LIST tells (it may be lost).
 	claimed bool
+	// Refused says why a worker refused the task's message, when one did
+	// and no attempt was taken.
+	Refused *s3results.DeadLettered
 }
 
 // Peek is Read for a wait: one LIST, and a GET only for a result. A task an
@@ -111,6 +115,11 @@ func Read(ctx context.Context, st Store, id string) (*Snapshot, error) {
 		return snap, nil
 	}
 	last := o.LastClaim()
+	if last == 0 && o.DeadLetter {
+		if d, err := st.GetDeadLetter(ctx, id); err == nil {
+			snap.Refused = d
+		}
+	}
 	if last == 0 || slices.Contains(o.Attempts, last) {
 		// Queued, or waiting to be retried: the task record has the group.
 		if o.Submitted {
@@ -156,6 +165,8 @@ func (s *Snapshot) Status(id string, now time.Time) plan.Status {
 		}
 	case s.claimed:
 		st.State = plan.StateRunning
+	case s.Refused != nil:
+		st.State, st.Error, st.Worker = plan.StateDeadLetter, s.Refused.Reason, s.Refused.Worker
 	}
 	return st
 }

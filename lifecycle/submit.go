@@ -16,10 +16,11 @@ import (
 var ErrConflict = errors.New("was submitted before with a different task")
 
 // Same reports whether two submissions describe the same task: everything
-// but the submission time must match.
+// but the submission time (and so the signature over it) must match.
 func Same(a, b *plan.Task) bool {
 	x, y := *a, *b
 	x.SubmittedAt, y.SubmittedAt = time.Time{}, time.Time{}
+	x.Sig, y.Sig = nil, nil
 	x.Normalize()
 	y.Normalize()
 	// Compared as encoded, so that an empty map and no map are the same.

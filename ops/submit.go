@@ -31,6 +31,8 @@ type SubmitOptions struct {
 	// BandURL is the SQS queue of a logical queue's priority band.
 	BandURL func(queue string, priority int) (string, error)
 	Now     time.Time
+	// Signer, when set, signs every task before it is recorded and sent.
+	Signer *plan.SigningKey
 }
 
 // PartialError says that a batch submit stopped part way: Sent of Total
@@ -73,6 +75,12 @@ func Submit(ctx context.Context, be *backend.Backend, o SubmitOptions) ([]Submit
 			t.ID = id.String()
 		}
 		t.SubmittedAt = o.Now.UTC()
+		if o.Signer != nil {
+			// Last, over the finished task: record and message carry it.
+			if err := o.Signer.Sign(t); err != nil {
+				return nil, fmt.Errorf("sign task %s: %w", t.ID, err)
+			}
+		}
 		u, err := o.BandURL(t.Queue, t.Priority)
 		if err != nil {
 			return nil, err

@@ -21,12 +21,16 @@ const (
 	// StateLost is a task whose worker stopped heartbeating while it ran; it
 	// runs again once its lease runs out and another worker takes it.
 	StateLost State = "lost"
+	// StateDeadLetter is a task a worker refused to run (its signature did
+	// not hold, or its message could not be read) and moved to the
+	// dead-letter queue; `dlq list` shows why, `dlq redrive` puts it back.
+	StateDeadLetter State = "dead_letter"
 )
 
 // Final reports whether no more change can happen to a task in state s.
 func (s State) Final() bool {
 	switch s {
-	case StateSucceeded, StateFailed, StateCancelled, StateTimedOut:
+	case StateSucceeded, StateFailed, StateCancelled, StateTimedOut, StateDeadLetter:
 		return true
 	}
 	return false

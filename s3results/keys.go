@@ -14,6 +14,7 @@ import (
 //	PREFIX/tasks/ID/task.json              the task as submitted (and the claim-check payload)
 //	PREFIX/tasks/ID/running/N.json         attempt N's running marker, rewritten on each heartbeat
 //	PREFIX/tasks/ID/cancel.json            the cancel marker
+//	PREFIX/tasks/ID/deadletter.json        why a worker refused the task's message
 //	PREFIX/tasks/ID/result.json            the final result, written once
 //	PREFIX/tasks/ID/claims/N               who took attempt N (written once)
 //	PREFIX/tasks/ID/attempts/N.json        the result of each attempt
@@ -61,6 +62,10 @@ func (k Keys) AttemptDir(id string) string { return k.join("tasks", id, "attempt
 
 // Cancel is the cancel marker.
 func (k Keys) Cancel(id string) string { return k.join("tasks", id, "cancel.json") }
+
+// DeadLetter records why a worker moved the task's message to the
+// dead-letter queue without running it.
+func (k Keys) DeadLetter(id string) string { return k.join("tasks", id, "deadletter.json") }
 
 // Result is the final result record.
 func (k Keys) Result(id string) string { return k.join("tasks", id, "result.json") }

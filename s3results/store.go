@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -357,6 +358,8 @@ type Objects struct {
 	Submitted bool
 	Cancel    bool
 	Result    bool
+	// DeadLetter is true when a worker refused the task's message.
+	DeadLetter bool
 	// Claims, Running and Attempts are the attempt numbers that have a
 	// claim, a running marker and an attempt record, in ascending order.
 	Claims   []int
@@ -391,6 +394,8 @@ func (s *Store) List(ctx context.Context, id string) (*Objects, error) {
 			o.Submitted = true
 		case k == s.keys.Cancel(id):
 			o.Cancel = true
+		case k == s.keys.DeadLetter(id):
+			o.DeadLetter = true
 		case k == s.keys.Result(id):
 			o.Result = true
 		case strings.HasPrefix(k, claimDir):
@@ -411,4 +416,26 @@ func (s *Store) List(ctx context.Context, id string) (*Objects, error) {
 	slices.Sort(o.Running)
 	slices.Sort(o.Attempts)
 	return o, nil
+}
+
+// DeadLettered is the record of a task whose message a worker refused.
+type DeadLettered struct {
+	ID     string          `json:"id"`
+	Reason string          `json:"reason"`
+	Worker plan.WorkerInfo `json:"worker"`
+	At     time.Time       `json:"at"`
+}
+
+// PutDeadLetter records why a task's message went to the dead-letter queue.
+func (s *Store) PutDeadLetter(ctx context.Context, d *DeadLettered) error {
+	return s.putJSON(ctx, s.keys.DeadLetter(d.ID), d, false)
+}
+
+// GetDeadLetter reads that record.
+func (s *Store) GetDeadLetter(ctx context.Context, id string) (*DeadLettered, error) {
+	var d DeadLettered
+	if err := s.getJSON(ctx, s.keys.DeadLetter(id), &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
 }

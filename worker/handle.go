@@ -71,6 +71,16 @@ func (w *Worker) handle(ctx context.Context, q QueueRef, m sqs.Message) {
 	if err == nil && task.ID == "" {
 		err = errors.New("task has no id")
 	}
+	if err == nil && ptr != nil && task.ID != ptr.ID {
+		err = fmt.Errorf("pointer names task %s but its record is task %s", ptr.ID, task.ID)
+	}
+	if err == nil {
+		// Before anything is written for the task: an unsigned or forged
+		// message must not even claim the id it names.
+		if err = w.verify(task); err != nil {
+			w.recordRefusal(ctx, log, task, err)
+		}
+	}
 	if err != nil {
 		w.deadLetter(ctx, log, q, m, err)
 		return
@@ -188,6 +198,10 @@ func (w *Worker) execute(ctx context.Context, r *run) *plan.Result {
 	if err := t.ExecLimitError(); err != nil {
 		return fail(126, err.Error())
 	}
+	env, masks, err := w.startEnv(ctx, t)
+	if err != nil {
+		return fail(126, err.Error())
+	}
 	stdout, err := newCapture(w.cfg.TempDir)
 	if err != nil {
 		return fail(126, fmt.Sprintf("cannot capture output: %v", err))
@@ -200,10 +214,7 @@ func (w *Worker) execute(ctx context.Context, r *run) *plan.Result {
 	defer stderr.close()
 
 	cmd := exec.Command(t.Argv[0], t.Argv[1:]...)
-	cmd.Env = os.Environ()
-	for k, v := range t.Env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
+	cmd.Env = env
 	cmd.Dir = t.Dir
 	cmd.Stdout, cmd.Stderr = stdout.f, stderr.f
 	// Its own process group, so that stopping it stops everything it spawned.
@@ -275,10 +286,10 @@ func (w *Worker) execute(ctx context.Context, r *run) *plan.Result {
 	// Output is stored on a context that shutdown does not cancel.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
-	if res.Stdout, err = stdout.store(sctx, w.store, t.ID, res.Attempt, "stdout", w.cfg.InlineLimit); err != nil {
+	if res.Stdout, err = stdout.store(sctx, w.store, t.ID, res.Attempt, "stdout", w.cfg.InlineLimit, masks); err != nil {
 		res.Error = join(res.Error, fmt.Sprintf("stdout lost: %v", err))
 	}
-	if res.Stderr, err = stderr.store(sctx, w.store, t.ID, res.Attempt, "stderr", w.cfg.InlineLimit); err != nil {
+	if res.Stderr, err = stderr.store(sctx, w.store, t.ID, res.Attempt, "stderr", w.cfg.InlineLimit, masks); err != nil {
 		res.Error = join(res.Error, fmt.Sprintf("stderr lost: %v", err))
 	}
 	return res
@@ -473,7 +484,7 @@ func (w *Worker) retryLater(ctx context.Context, log zerolog.Logger, m sqs.Messa
 // deadLetter moves a message that can never run to the dead-letter queue with
 // the reason; without one, it is left for the queue's redrive policy.
 func (w *Worker) deadLetter(ctx context.Context, log zerolog.Logger, q QueueRef, m sqs.Message, reason error) {
-	log.Error().Err(reason).Msg("undecodable task message")
+	log.Error().Err(reason).Msg("task message cannot be run")
 	if w.cfg.DeadLetterURL == "" {
 		w.retryLater(ctx, log, m, w.cfg.VisibilityTimeout)
 		return

@@ -102,6 +102,18 @@ func (c countedStore) GetClaim(ctx context.Context, id string, attempt int) (*pl
 	return r, c.note("get_claim", err)
 }
 
+func (c countedStore) PutDeadLetter(ctx context.Context, d *s3results.DeadLettered) error {
+	return c.note("put_dead_letter", c.s.PutDeadLetter(ctx, d))
+}
+
+func (c countedStore) GetDeadLetter(ctx context.Context, id string) (*s3results.DeadLettered, error) {
+	d, err := c.s.GetDeadLetter(ctx, id)
+	if err == nil || errors.Is(err, s3results.ErrNoObject) {
+		return d, err
+	}
+	return d, c.note("get_dead_letter", err)
+}
+
 func (c countedStore) PutCancel(ctx context.Context, x *plan.Cancel) error {
 	return c.note("put_cancel", c.s.PutCancel(ctx, x))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"path/filepath"
 	"unicode/utf8"
 
 	"github.com/taskiq-go/taskiq-go/plan"
@@ -34,7 +35,16 @@ func (c *capture) close() { _ = c.f.Close() }
 
 // store turns the captured bytes into an Output: inline when small and valid
 // UTF-8 (JSON strings cannot carry other bytes exactly), else a log object.
-func (c *capture) store(ctx context.Context, st Store, id string, attempt int, stream string, inlineLimit int64) (plan.Output, error) {
+// Every occurrence of a masks value (the task's secrets) is replaced first.
+func (c *capture) store(ctx context.Context, st Store, id string, attempt int, stream string, inlineLimit int64, masks []string) (plan.Output, error) {
+	if len(masks) > 0 {
+		masked, err := maskFile(c.f, filepath.Dir(c.f.Name()), masks)
+		if err != nil {
+			return plan.Output{}, err
+		}
+		_ = c.f.Close()
+		c.f = masked
+	}
 	size, err := c.f.Seek(0, io.SeekEnd)
 	if err != nil {
 		return plan.Output{}, err

@@ -33,6 +33,7 @@ type Store interface {
 	DeleteRunning(ctx context.Context, id string, attempt int) error
 	CancelRequested(ctx context.Context, id string) (bool, error)
 	PutAttempt(ctx context.Context, r *plan.Result) error
+	PutDeadLetter(ctx context.Context, d *s3results.DeadLettered) error
 	PutLog(ctx context.Context, id string, attempt int, stream string, body io.ReadSeeker, size int64) (string, error)
 	PutWorker(ctx context.Context, workerID string, v any) error
 	DeleteWorker(ctx context.Context, workerID string) error

@@ -11,8 +11,13 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/taskiq-go/taskiq-go/lifecycle"
 	"github.com/taskiq-go/taskiq-go/plan"
+	"github.com/taskiq-go/taskiq-go/s3results"
 )
 
 // BaseEnv names the variables of the worker's own environment that every
@@ -118,9 +123,10 @@ func (w *Worker) verify(t *plan.Task) error {
 }
 
 // startEnv checks the allowlist and builds the environment a task starts
-// with, its secrets resolved. The error is the task's failure reason; it
+// with, its secrets resolved; it also returns the secret values, to be
+// masked in the stored output. The error is the task's failure reason; it
 // names a secret's reference but never a value.
-func (w *Worker) startEnv(ctx context.Context, t *plan.Task) ([]string, error) {
+func (w *Worker) startEnv(ctx context.Context, t *plan.Task) ([]string, []string, error) {
 	look := func(name string) (string, error) {
 		if strings.Contains(name, "/") && !filepath.IsAbs(name) && t.Dir != "" {
 			name = filepath.Join(t.Dir, name)
@@ -128,22 +134,50 @@ func (w *Worker) startEnv(ctx context.Context, t *plan.Task) ([]string, error) {
 		return exec.LookPath(name)
 	}
 	if err := CheckAllowed(t.Argv[0], w.cfg.Allow, look); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	env := t.Env
+	var masks []string
 	if len(t.Secrets) > 0 {
 		if w.cfg.Secrets == nil {
-			return nil, errors.New("the task has secrets and this worker cannot resolve them")
+			return nil, nil, errors.New("the task has secrets and this worker cannot resolve them")
 		}
 		vals, err := w.cfg.Secrets.ResolveAll(ctx, t.Secrets)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		env = maps.Clone(t.Env)
 		if env == nil {
 			env = map[string]string{}
 		}
-		maps.Copy(env, vals)
+		for k, v := range vals {
+			env[k] = v
+			masks = append(masks, v)
+		}
 	}
-	return TaskEnviron(os.Environ(), w.cfg.PassEnv, env), nil
+	return TaskEnviron(os.Environ(), w.cfg.PassEnv, env), masks, nil
+}
+
+// recordRefusal stores why the task's message is refused, so that poll
+// says dead_letter instead of queued, but only for the task the message
+// really is: when the stored record is another task (a forged message
+// reusing a queued task's id), nothing is written, so that a forger cannot
+// change what poll says of somebody else's task.
+func (w *Worker) recordRefusal(ctx context.Context, log zerolog.Logger, t *plan.Task, reason error) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	prev, err := w.store.GetTask(cctx, t.ID)
+	switch {
+	case errors.Is(err, plan.ErrTaskNotFound):
+	case err != nil:
+		log.Warn().Err(err).Msg("cannot read the refused task's record; its state is not updated")
+		return
+	case !lifecycle.Same(prev, t):
+		log.Warn().Msg("refused message differs from the stored task of that id; the stored task is left alone")
+		return
+	}
+	d := &s3results.DeadLettered{ID: t.ID, Reason: reason.Error(), Worker: w.cfg.Info, At: w.cfg.Now().UTC()}
+	if err := w.store.PutDeadLetter(cctx, d); err != nil {
+		log.Warn().Err(err).Msg("cannot record the refusal; poll keeps saying queued")
+	}
 }

@@ -85,6 +85,7 @@ type Store struct {
 	running  map[string]map[int]plan.Running
 	attempts map[string]map[int]*plan.Result
 	cancels  map[string]plan.Cancel
+	refused  map[string]s3results.DeadLettered
 	logs     map[string][]byte
 	workers  map[string]any
 }
@@ -94,7 +95,7 @@ func NewStore() *Store {
 	return &Store{
 		tasks: map[string]*plan.Task{}, groups: map[string][]string{}, results: map[string]*plan.Result{},
 		claims: map[string]map[int]plan.Running{}, running: map[string]map[int]plan.Running{},
-		attempts: map[string]map[int]*plan.Result{}, cancels: map[string]plan.Cancel{},
+		attempts: map[string]map[int]*plan.Result{}, cancels: map[string]plan.Cancel{}, refused: map[string]s3results.DeadLettered{},
 		logs: map[string][]byte{}, workers: map[string]any{},
 	}
 }
@@ -118,6 +119,7 @@ func (s *Store) List(ctx context.Context, id string) (*s3results.Objects, error)
 	o := &s3results.Objects{Claims: keysOf(s.claims[id]), Running: keysOf(s.running[id]), Attempts: keysOf(s.attempts[id])}
 	_, o.Submitted = s.tasks[id]
 	_, o.Cancel = s.cancels[id]
+	_, o.DeadLetter = s.refused[id]
 	_, o.Result = s.results[id]
 	o.Any = o.Submitted || o.Cancel || o.Result || len(o.Claims)+len(o.Running)+len(o.Attempts) > 0
 	return o, nil
@@ -511,4 +513,29 @@ func (q *Queue) ReceiveCount(queueURL, id string) int {
 		}
 	}
 	return -1
+}
+
+// PutDeadLetter implements s3results.Store.PutDeadLetter.
+func (s *Store) PutDeadLetter(ctx context.Context, d *s3results.DeadLettered) error {
+	if err := s.check("put_dead_letter"); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refused[d.ID] = *d
+	return nil
+}
+
+// GetDeadLetter implements s3results.Store.GetDeadLetter.
+func (s *Store) GetDeadLetter(ctx context.Context, id string) (*s3results.DeadLettered, error) {
+	if err := s.check("get_dead_letter"); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.refused[id]
+	if !ok {
+		return nil, s3results.ErrNoObject
+	}
+	return &d, nil
 }
