@@ -19,6 +19,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -59,9 +60,10 @@ type objectMeta struct {
 var storedHeaders = []string{"Content-Type", "Content-Encoding", "Content-Disposition", "Content-Language", "Cache-Control", "Expires"}
 
 type s3Service struct {
-	db      *bolt.DB
-	blobDir string
-	now     func() time.Time
+	db        *bolt.DB
+	blobDir   string
+	now       func() time.Time
+	listReads atomic.Int64 // index entries LISTs have read, for tests
 }
 
 func newS3Service(sd *stateDir, now func() time.Time) *s3Service {
@@ -351,6 +353,7 @@ func (s *s3Service) list(w http.ResponseWriter, bucket string, q url.Values) *s3
 		}
 		c := b.Cursor()
 		for k, v := c.Seek([]byte(start)); k != nil && bytes.HasPrefix(k, []byte(prefix)); {
+			s.listReads.Add(1)
 			key := string(k)
 			if len(contents)+len(prefixes) == maxKeys {
 				truncated = true

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -40,6 +41,8 @@ type sqsService struct {
 	baseURL         string // scheme://host:port, for queue URLs
 	db              *bolt.DB
 	now             func() time.Time
+
+	waiting atomic.Int32 // long polls waiting, for tests
 
 	mu     sync.Mutex
 	queues map[string]*queue
@@ -796,13 +799,16 @@ func (s *sqsService) receiveMessage(ctx context.Context, body []byte) sqsResult 
 		// A send or a release wakes the poll at once; leases that run out
 		// and delays that end are seen on the next tick.
 		t := time.NewTimer(min(left, 50*time.Millisecond))
+		s.waiting.Add(1)
 		select {
 		case <-wake:
 		case <-t.C:
 		case <-ctx.Done():
+			s.waiting.Add(-1)
 			t.Stop()
 			return ok(struct{}{})
 		}
+		s.waiting.Add(-1)
 		t.Stop()
 	}
 }
