@@ -3,6 +3,7 @@ package commands
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -80,6 +81,10 @@ func devCommand() *cli.Command {
 					return usagef("queue name %v", err)
 				}
 			}
+			addr := cliContext.String("listen")
+			if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+				return usagef("--listen %q: want HOST:PORT", addr)
+			}
 			n := cliContext.Int("workers")
 			if n < 0 {
 				return usagef("--workers must not be negative")
@@ -105,7 +110,6 @@ func devCommand() *cli.Command {
 					}
 				}
 			}
-			addr := cliContext.String("listen")
 			srv, err := devserver.New(devserver.Options{
 				Addr:            addr,
 				AllowRemote:     cliContext.Bool("allow-remote"),
