@@ -367,7 +367,8 @@ func TestSQS(t *testing.T) {
 			t.Fatalf("depth = %s/%s/%s, want 0/9/1", v, nv, d)
 		}
 		// Batch validation matches SQS.
-		_, err = f.c.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: f.url("batch"), Entries: append(entries, entries[0])})
+		eleven := append(entries, sqstypes.SendMessageBatchRequestEntry{Id: aws.String("e10"), MessageBody: aws.String("m10")})
+		_, err = f.c.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: f.url("batch"), Entries: eleven})
 		var tooMany *sqstypes.TooManyEntriesInBatchRequest
 		if !errors.As(err, &tooMany) {
 			t.Fatalf("11 entries: got %T %v", err, err)
@@ -433,7 +434,17 @@ func TestSQS(t *testing.T) {
 		// succeed, here it is ReceiptHandleIsInvalid.
 		_, err := f.c.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: f.url("vis"), ReceiptHandle: first[0].ReceiptHandle})
 		var rhi *sqstypes.ReceiptHandleIsInvalid
-		if !errors.As(err, &rhi) {
+		switch {
+		case f.s.external():
+			// AWS documents that a delete with an older handle "might"
+			// not delete the message: moto deletes it, this endpoint
+			// refuses. Both are right; the worker must not count on
+			// either, and the refusal is the stricter test of that.
+			t.Logf("stale receipt handle on DeleteMessage (external): %v", err)
+			if err == nil {
+				return
+			}
+		case !errors.As(err, &rhi):
 			t.Fatalf("delete with stale handle: got %T %v", err, err)
 		}
 		t.Logf("stale receipt handle on DeleteMessage: %T, ErrorCode %q", rhi, errCode(err))
@@ -474,6 +485,13 @@ func TestSQS(t *testing.T) {
 			QueueUrl: f.url("cmv"), ReceiptHandle: m[0].ReceiptHandle, VisibilityTimeout: 10,
 		})
 		var nif *sqstypes.MessageNotInflight
+		if f.s.external() {
+			// moto applies a stale handle to the message's current
+			// lease; AWS does not say, this endpoint refuses it (as
+			// the lease it named is over).
+			t.Logf("stale receipt handle on ChangeMessageVisibility (external): %v", err)
+			return
+		}
 		if !errors.As(err, &nif) {
 			t.Fatalf("stale handle: got %T %v", err, err)
 		}
@@ -545,8 +563,12 @@ func TestSQS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(out.Successful) != 2 || len(out.Failed) != 2 {
-			t.Fatalf("DeleteMessageBatch: %+v", out)
+		// A handle of a message already deleted: AWS and moto answer
+		// success (deletes are idempotent), this endpoint a failure
+		// entry, as it keeps no record of deleted messages. Either way
+		// the empty handle fails.
+		if wantFailed := map[bool]int{true: 1, false: 2}[f.s.external()]; len(out.Successful) != 4-wantFailed || len(out.Failed) != wantFailed {
+			t.Fatalf("DeleteMessageBatch: %d ok, %d failed", len(out.Successful), len(out.Failed))
 		}
 		if v, nv, d := f.depth(t, "del"); v != "0" || nv != "0" || d != "0" {
 			t.Fatalf("depth after delete = %s/%s/%s", v, nv, d)
