@@ -13,9 +13,11 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1288,3 +1290,70 @@ func TestLogsStayOffStdout(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// patternReader is size bytes of a repeating pattern, readable at any offset
+// without being held in memory.
+type patternReader struct{}
+
+func (patternReader) ReadAt(p []byte, off int64) (int, error) {
+	for i := range p {
+		p[i] = byte((off + int64(i)) % 251)
+	}
+	return len(p), nil
+}
+
+// TestLargeObjectStreamed puts and gets an object much larger than the heap
+// may grow by: the body goes to a file as it arrives and back from it.
+func TestLargeObjectStreamed(t *testing.T) {
+	s := startServer(t, Options{})
+	c := s3Client(t, localTarget(s))
+	ctx := context.Background()
+	const size = 96 << 20
+	runtime.GC()
+	var base runtime.MemStats
+	runtime.ReadMemStats(&base)
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		var m runtime.MemStats
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			runtime.ReadMemStats(&m)
+			if m.HeapInuse > peak.Load() {
+				peak.Store(m.HeapInuse)
+			}
+		}
+	}()
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(s.Bucket()), Key: aws.String("big"),
+		Body: io.NewSectionReader(patternReader{}, 0, size), ContentLength: aws.Int64(size)}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.Bucket()), Key: aws.String("big")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, out.Body)
+	out.Body.Close()
+	close(stop)
+	<-sampled
+	if err != nil || n != size {
+		t.Fatalf("read back %d bytes: %v", n, err)
+	}
+	want := sha256.New()
+	_, _ = io.Copy(want, io.NewSectionReader(patternReader{}, 0, size))
+	if !bytes.Equal(h.Sum(nil), want.Sum(nil)) {
+		t.Fatal("object read back differs")
+	}
+	grew := int64(peak.Load()) - int64(base.HeapInuse)
+	t.Logf("heap in use grew by %d KiB for a %d MiB object", grew>>10, size>>20)
+	if grew > 24<<20 {
+		t.Fatalf("heap grew by %d MiB for a %d MiB object: held in memory", grew>>20, size>>20)
+	}
+}
