@@ -106,7 +106,22 @@ type write struct {
 	drop    []string
 	put     map[*queue][]*message
 	del     map[*queue][]uint64
+	bodies  []bodyPut
+	moves   []bodyMove
 	touched bool
+}
+
+type bodyPut struct {
+	q    *queue
+	seq  uint64
+	body msgBody
+}
+
+// bodyMove carries a body from one queue's store to another's (redrive);
+// a nil to only deletes it.
+type bodyMove struct {
+	from, to       *queue
+	fromSeq, toSeq uint64
 }
 
 func (w *write) saveQueue(q *queue) { w.queues = append(w.queues, q); w.touched = true }
@@ -117,11 +132,19 @@ func (w *write) putMsg(q *queue, m *message) {
 	w.put[q] = append(w.put[q], m)
 	w.touched = true
 }
+
+// delMsg forgets m and its body.
 func (w *write) delMsg(q *queue, m *message) {
 	if w.del == nil {
 		w.del = map[*queue][]uint64{}
 	}
 	w.del[q] = append(w.del[q], m.Seq)
+	w.moves = append(w.moves, bodyMove{from: q, fromSeq: m.Seq})
+	w.touched = true
+}
+
+func (w *write) putBody(q *queue, seq uint64, b msgBody) {
+	w.bodies = append(w.bodies, bodyPut{q, seq, b})
 	w.touched = true
 }
 
@@ -136,10 +159,45 @@ func (s *sqsService) commit(w *write) *sqsError {
 			if err := qb.Delete([]byte(name)); err != nil {
 				return err
 			}
-			if tx.Bucket(msgBucket(name)) != nil {
-				if err := tx.DeleteBucket(msgBucket(name)); err != nil {
-					return err
+			for _, b := range [][]byte{msgBucket(name), bodyBucket(name)} {
+				if tx.Bucket(b) != nil {
+					if err := tx.DeleteBucket(b); err != nil {
+						return err
+					}
 				}
+			}
+		}
+		for _, bp := range w.bodies {
+			b, err := tx.CreateBucketIfNotExists(bodyBucket(bp.q.meta.Name))
+			if err != nil {
+				return err
+			}
+			data, err := json.Marshal(bp.body)
+			if err != nil {
+				return err
+			}
+			if err := b.Put(seqKey(bp.seq), data); err != nil {
+				return err
+			}
+		}
+		for _, mv := range w.moves {
+			src := tx.Bucket(bodyBucket(mv.from.meta.Name))
+			if src == nil {
+				continue
+			}
+			if mv.to != nil {
+				if data := src.Get(seqKey(mv.fromSeq)); data != nil {
+					dst, err := tx.CreateBucketIfNotExists(bodyBucket(mv.to.meta.Name))
+					if err != nil {
+						return err
+					}
+					if err := dst.Put(seqKey(mv.toSeq), append([]byte(nil), data...)); err != nil {
+						return err
+					}
+				}
+			}
+			if err := src.Delete(seqKey(mv.fromSeq)); err != nil {
+				return err
 			}
 		}
 		for _, q := range w.queues {
@@ -608,10 +666,11 @@ func (s *sqsService) send(q *queue, e sendEntry, w *write) (sendResult, *sqsErro
 		return sendResult{}, errInvalidParameter("Value " + strconv.Itoa(delay) + " for parameter DelaySeconds is invalid. Reason: must be between 0 and 900, if provided.")
 	}
 	now := s.nowMs()
-	m := &message{Seq: q.meta.NextSeq, ID: newID(), Body: *e.MessageBody, MD5Body: md5Hex([]byte(*e.MessageBody)),
-		Attrs: e.MessageAttributes, MD5Attrs: md5OfAttributes(e.MessageAttributes), Sent: now, VisibleAt: now + int64(delay)*1000}
+	m := &message{Seq: q.meta.NextSeq, ID: newID(), MD5Body: md5Hex([]byte(*e.MessageBody)),
+		MD5Attrs: md5OfAttributes(e.MessageAttributes), Sent: now, VisibleAt: now + int64(delay)*1000}
 	q.add(m)
 	w.putMsg(q, m)
+	w.putBody(q, m.Seq, msgBody{Body: *e.MessageBody, Attrs: e.MessageAttributes})
 	w.saveQueue(q) // NextSeq
 	return sendResult{Id: e.Id, MessageId: m.ID, MD5OfMessageBody: m.MD5Body, MD5OfMessageAttributes: m.MD5Attrs}, nil
 }
@@ -834,9 +893,9 @@ func (s *sqsService) receiveNow(req *receiveRequest, max int) ([]receivedMessage
 		dlq = s.queues[arnQueueName(policy.DeadLetterTargetArn)]
 	}
 	var w write
-	var out []receivedMessage
+	var got []*message
 	for _, m := range q.msgs {
-		if len(out) == max {
+		if len(got) == max {
 			break
 		}
 		if m.deleted || m.VisibleAt > now {
@@ -858,10 +917,32 @@ func (s *sqsService) receiveNow(req *receiveRequest, max int) ([]receivedMessage
 		m.Handle = newHandle(m.ID)
 		m.VisibleAt = now + int64(vis)*1000
 		w.putMsg(q, m)
-		out = append(out, s.render(m, req))
+		got = append(got, m)
 	}
 	if e := s.commit(&w); e != nil {
 		return nil, e
+	}
+	if len(got) == 0 {
+		return nil, nil
+	}
+	out := make([]receivedMessage, 0, len(got))
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bodyBucket(q.meta.Name))
+		for _, m := range got {
+			var body msgBody
+			if b != nil {
+				if data := b.Get(seqKey(m.Seq)); data != nil {
+					if err := json.Unmarshal(data, &body); err != nil {
+						return fmt.Errorf("message %s: %w", m.ID, err)
+					}
+				}
+			}
+			out = append(out, s.render(m, body, req))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, errInternal(err)
 	}
 	return out, nil
 }
@@ -869,7 +950,11 @@ func (s *sqsService) receiveNow(req *receiveRequest, max int) ([]receivedMessage
 // moveLocked moves m from q to dst as a new message of dst with the same id,
 // body and attributes (SQS keeps those, and the receive count, on redrive).
 func (s *sqsService) moveLocked(q, dst *queue, m *message, now int64, w *write) {
-	w.delMsg(q, m)
+	if w.del == nil {
+		w.del = map[*queue][]uint64{}
+	}
+	w.del[q] = append(w.del[q], m.Seq)
+	w.moves = append(w.moves, bodyMove{from: q, to: dst, fromSeq: m.Seq, toSeq: dst.meta.NextSeq})
 	q.remove(m)
 	moved := *m
 	moved.deleted = false
@@ -890,8 +975,8 @@ func arnQueueName(arn string) string { return arn[strings.LastIndex(arn, ":")+1:
 
 // render builds the answer for a received message, with the system and
 // message attributes that were asked for (SQS returns none unless named).
-func (s *sqsService) render(m *message, req *receiveRequest) receivedMessage {
-	out := receivedMessage{MessageId: m.ID, ReceiptHandle: m.Handle, MD5OfBody: m.MD5Body, Body: m.Body}
+func (s *sqsService) render(m *message, body msgBody, req *receiveRequest) receivedMessage {
+	out := receivedMessage{MessageId: m.ID, ReceiptHandle: m.Handle, MD5OfBody: m.MD5Body, Body: body.Body}
 	sys := map[string]string{
 		"SentTimestamp":                    strconv.FormatInt(m.Sent, 10),
 		"ApproximateReceiveCount":          strconv.Itoa(m.Receives),
@@ -913,7 +998,7 @@ func (s *sqsService) render(m *message, req *receiveRequest) receivedMessage {
 			out.Attributes[n] = v
 		}
 	}
-	for k, v := range m.Attrs {
+	for k, v := range body.Attrs {
 		for _, n := range req.MessageAttributeNames {
 			if n == "All" || n == ".*" || k == n ||
 				(strings.HasSuffix(n, ".*") && strings.HasPrefix(k, strings.TrimSuffix(n, "*"))) {

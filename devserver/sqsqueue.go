@@ -35,21 +35,27 @@ type queueMeta struct {
 	NextSeq  uint64            `json:"next_seq"`
 }
 
-// message is one SQS message with the state SQS keeps of it.
+// message is the state SQS keeps of one message (its body is in the store).
 type message struct {
-	Seq          uint64             `json:"seq"`
-	ID           string             `json:"id"`
-	Body         string             `json:"body"`
-	MD5Body      string             `json:"md5_body"`
-	Attrs        map[string]msgAttr `json:"attrs,omitempty"`
-	MD5Attrs     string             `json:"md5_attrs,omitempty"`
-	Sent         int64              `json:"sent"`          // unix ms
-	FirstReceive int64              `json:"first_receive"` // unix ms, 0 before the first receive
-	Receives     int                `json:"receives"`
-	VisibleAt    int64              `json:"visible_at"` // unix ms; later than now: delayed or in flight
-	Handle       string             `json:"handle,omitempty"`
-	SourceArn    string             `json:"source_arn,omitempty"` // set in a dead-letter queue
+	Seq          uint64 `json:"seq"`
+	ID           string `json:"id"`
+	MD5Body      string `json:"md5_body"`
+	MD5Attrs     string `json:"md5_attrs,omitempty"`
+	Sent         int64  `json:"sent"`          // unix ms
+	FirstReceive int64  `json:"first_receive"` // unix ms, 0 before the first receive
+	Receives     int    `json:"receives"`
+	VisibleAt    int64  `json:"visible_at"` // unix ms; later than now: delayed or in flight
+	Handle       string `json:"handle,omitempty"`
+	SourceArn    string `json:"source_arn,omitempty"` // set in a dead-letter queue
 	deleted      bool
+}
+
+// msgBody is what a message carries: stored apart from its state, once at
+// send, and read only to answer a receive, so that the process holds no
+// message bodies however deep the queues are.
+type msgBody struct {
+	Body  string             `json:"body"`
+	Attrs map[string]msgAttr `json:"attrs,omitempty"`
 }
 
 // msgAttr is a message attribute as the JSON protocol carries it; BinaryValue

@@ -26,8 +26,9 @@ const (
 	credFile  = "credentials.json"
 )
 
-// Bolt buckets. Messages of queue N live in bucket "m/N", keyed by their
-// sequence number (big-endian, so in send order); objects of bucket B in
+// Bolt buckets. The state of queue N's messages lives in bucket "m/N" and
+// their bodies in "b/N", keyed by sequence number (big-endian, so in send
+// order); objects of bucket B in
 // "o/B", keyed by object key (so a prefix is one cursor range).
 var (
 	bQueues  = []byte("queues")
@@ -35,6 +36,7 @@ var (
 )
 
 func msgBucket(queue string) []byte  { return []byte("m/" + queue) }
+func bodyBucket(queue string) []byte { return []byte("b/" + queue) }
 func objBucket(bucket string) []byte { return []byte("o/" + bucket) }
 
 func seqKey(seq uint64) []byte {
