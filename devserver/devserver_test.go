@@ -1357,3 +1357,43 @@ func TestLargeObjectStreamed(t *testing.T) {
 		t.Fatalf("heap grew by %d MiB for a %d MiB object: held in memory", grew>>20, size>>20)
 	}
 }
+
+// TestChunkedUpload puts an object in the aws-chunked framing an SDK uses
+// for streaming uploads (with a trailing checksum) and reads it back whole.
+func TestChunkedUpload(t *testing.T) {
+	s := startServer(t, Options{})
+	framed := "5\r\nhello\r\n7\r\n, world\r\n0\r\nx-amz-checksum-crc32:AAAAAA==\r\n\r\n"
+	req, _ := http.NewRequest(http.MethodPut, s.Endpoint()+"/"+s.Bucket()+"/chunked", strings.NewReader(framed))
+	req.Header.Set("Content-Encoding", "aws-chunked")
+	req.Header.Set("X-Amz-Decoded-Content-Length", "12")
+	req.Header.Set("X-Amz-Trailer", "x-amz-checksum-crc32")
+	const payload = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+	req.Header.Set("X-Amz-Content-Sha256", payload)
+	creds := s.Credentials()
+	if err := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true }).SignHTTP(context.Background(),
+		aws.Credentials{AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey}, req, payload, "s3", "us-east-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if status, body := do(t, req); status != 200 {
+		t.Fatalf("chunked put: %d %s", status, body)
+	}
+	out, err := s3Client(t, localTarget(s)).GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(s.Bucket()), Key: aws.String("chunked")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Body.Close()
+	if b, _ := io.ReadAll(out.Body); string(b) != "hello, world" || out.ContentEncoding != nil {
+		t.Fatalf("read back %q, Content-Encoding %v", b, aws.ToString(out.ContentEncoding))
+	}
+	// A truncated frame stores nothing.
+	req, _ = http.NewRequest(http.MethodPut, s.Endpoint()+"/"+s.Bucket()+"/torn", strings.NewReader("5\r\nhel"))
+	req.Header.Set("X-Amz-Content-Sha256", payload)
+	_ = v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true }).SignHTTP(context.Background(),
+		aws.Credentials{AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey}, req, payload, "s3", "us-east-1", time.Now())
+	if status, _ := do(t, req); status != 400 {
+		t.Fatalf("torn chunked put: %d", status)
+	}
+	if _, err := s3Client(t, localTarget(s)).HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(s.Bucket()), Key: aws.String("torn")}); err == nil {
+		t.Fatal("torn upload stored")
+	}
+}
