@@ -129,7 +129,7 @@ func devCommand() *cli.Command {
 			defer srv.Close()
 			if err := srv.Start(); err != nil {
 				if errors.Is(err, syscall.EADDRINUSE) {
-					return usagef("cannot listen on %s: address already in use (another taskiq-go dev? use --addr 127.0.0.1:0 for a free port)", addr)
+					return usagef("cannot listen on %s: address already in use (another taskiq-go dev? use --listen 127.0.0.1:0 for a free port)", addr)
 				}
 				return fmt.Errorf("start dev endpoint: %w", err)
 			}
