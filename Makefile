@@ -10,7 +10,7 @@ LDFLAGS := -s -w -X github.com/taskiq-go/taskiq-go/commands.Version=$(VERSION)
 
 export VENV
 
-.PHONY: all build test go-test go-test-moto py-test venv demo bench fuzz lint clean
+.PHONY: all build test go-test go-test-moto go-test-awscli py-test venv demo bench fuzz lint clean
 
 all: build
 
@@ -21,8 +21,9 @@ venv:
 	bash scripts/venv.sh
 
 ## test: everything CI runs: vet, Go unit and golden tests on the embedded
-## endpoint, the golden tests again on moto_server, the Dagster tests.
-test: lint go-test go-test-moto py-test
+## endpoint, the golden tests again on moto_server, the AWS CLI against dev,
+## the Dagster tests.
+test: lint go-test go-test-moto go-test-awscli py-test
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
@@ -34,6 +35,9 @@ go-test:
 
 go-test-moto: venv
 	bash scripts/test-moto.sh
+
+go-test-awscli:
+	bash scripts/test-awscli.sh
 
 py-test: build venv
 	TASKIQ_GO_BIN=$(CURDIR)/$(BIN) $(VENV)/bin/python -m pytest -q python/tests

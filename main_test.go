@@ -537,6 +537,12 @@ func setupEndpoint(env *testscript.Env) error {
 		if err == nil {
 			for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
 				k, v, _ := strings.Cut(strings.TrimPrefix(line, "export "), "=")
+				switch k {
+				case "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_S3":
+					// For other clients; scripts steer the commands
+					// with AWS_REGION and AWS_ENDPOINT_URL alone.
+					continue
+				}
 				env.Setenv(k, strings.Trim(v, "'"))
 			}
 			break
@@ -599,9 +605,13 @@ func setupExternal(env *testscript.Env, endpoint string) error {
 	return nil
 }
 
-func clients(ctx context.Context, endpoint string) (*awssqs.Client, *s3.Client, error) {
+// clients signs with keys (access key id, secret), default "test"/"test".
+func clients(ctx context.Context, endpoint string, keys ...string) (*awssqs.Client, *s3.Client, error) {
+	if len(keys) < 2 || keys[0] == "" {
+		keys = []string{"test", "test"}
+	}
 	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion("us-east-1"),
-		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("test", "test", "")))
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(keys[0], keys[1], "")))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -752,7 +762,7 @@ func cmdS3Put(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 2 {
 		ts.Fatalf("usage: s3put KEY FILE")
 	}
-	_, s3c, err := clients(context.Background(), ts.Getenv("AWS_ENDPOINT_URL"))
+	_, s3c, err := clients(context.Background(), ts.Getenv("AWS_ENDPOINT_URL"), ts.Getenv("AWS_ACCESS_KEY_ID"), ts.Getenv("AWS_SECRET_ACCESS_KEY"))
 	ts.Check(err)
 	_, err = s3c.PutObject(context.Background(), &s3.PutObjectInput{
 		Bucket: aws.String(ts.Getenv("TASKIQ_GO_BUCKET")), Key: aws.String(args[0]),
@@ -762,7 +772,7 @@ func cmdS3Put(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 func scriptSQS(ts *testscript.TestScript) *awssqs.Client {
-	sq, _, err := clients(context.Background(), ts.Getenv("AWS_ENDPOINT_URL"))
+	sq, _, err := clients(context.Background(), ts.Getenv("AWS_ENDPOINT_URL"), ts.Getenv("AWS_ACCESS_KEY_ID"), ts.Getenv("AWS_SECRET_ACCESS_KEY"))
 	ts.Check(err)
 	return sq
 }

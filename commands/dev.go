@@ -3,11 +3,14 @@ package commands
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -22,16 +25,15 @@ import (
 const (
 	devQueue   = "taskiq"
 	devBucket  = "taskiq"
-	devKeyID   = "taskiq-dev"
-	devSecret  = "taskiq-dev-secret"
 	devAddress = "127.0.0.1:9324"
 )
 
 func devCommand() *cli.Command {
 	flags := []cli.Flag{
-		&cli.StringFlag{Name: "addr", Value: devAddress, Usage: "listen on `HOST:PORT` (port 0 picks a free one)"},
-		&cli.StringFlag{Name: "data-dir", Usage: "keep S3 objects in `DIR` across restarts (default: in memory)"},
-		&cli.StringFlag{Name: "env-file", Usage: "also write the export lines to `PATH` (written once ready)"},
+		&cli.StringFlag{Name: "listen", Aliases: []string{"addr"}, Value: devAddress, Usage: "listen on `HOST:PORT` (port 0 picks a free one); loopback only unless --allow-remote"},
+		&cli.BoolFlag{Name: "allow-remote", Usage: "allow a --listen address beyond loopback (anyone reaching it with the credentials can run commands)"},
+		&cli.StringFlag{Name: "data-dir", Usage: "keep queues, messages, objects and credentials in `DIR` across restarts (default: gone at exit)"},
+		&cli.StringFlag{Name: "env-file", Usage: "also write the export lines to `PATH` (removed first, written once ready, removed at exit)"},
 		&cli.StringFlag{Name: "region", Value: "us-east-1", Usage: "`REGION` the endpoint claims"},
 		&cli.IntFlag{Name: "workers", Usage: "also run `N` workers in this process"},
 	}
@@ -51,14 +53,27 @@ func devCommand() *cli.Command {
 		Usage: "serve SQS and S3 on localhost for development and tests",
 		Description: "Serves the SQS API and the S3 API on one loopback port, with the default queue, a dead-letter\n" +
 			"queue and a bucket created. Once ready it prints `export NAME=value` lines for every setting\n" +
-			"the other commands need, so that\n\n" +
+			"the other commands need (credentials included: every request must be signed with them), so that\n\n" +
 			"   taskiq-go dev --env-file dev.env &  then  . ./dev.env\n\n" +
-			"points a shell at it. Serves until SIGINT/SIGTERM. Nothing of it is meant for production:\n" +
-			"no authentication, and queues live in memory.",
+			"points a shell at it. Serves until SIGINT/SIGTERM, then removes the env file. Without --data-dir\n" +
+			"everything is gone at exit; with it, queues, messages and objects survive a restart.\n" +
+			"Nothing of it is meant for production.",
 		Flags: flags,
 		Action: func(cliContext *cli.Context) error {
 			if cliContext.Args().Present() {
 				return usagef("dev takes no arguments")
+			}
+			// A stale env file goes first, whatever else fails: a script
+			// waiting for the file must not take an old one for this run.
+			// Then every flag is checked before anything is listened on.
+			envFile := cliContext.String("env-file")
+			if envFile != "" {
+				if err := os.Remove(envFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+					return &inputError{fmt.Errorf("remove stale --env-file: %w", err)}
+				}
+				if fi, err := os.Stat(filepath.Dir(envFile)); err != nil || !fi.IsDir() {
+					return &inputError{fmt.Errorf("--env-file %s: no such directory", envFile)}
+				}
 			}
 			names := nameList(cliContext, "queue")
 			for _, n := range names {
@@ -66,8 +81,22 @@ func devCommand() *cli.Command {
 					return usagef("queue name %v", err)
 				}
 			}
-			longRunning()
+			addr := cliContext.String("listen")
+			if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+				return usagef("--listen %q: want HOST:PORT", addr)
+			}
+			n := cliContext.Int("workers")
+			if n < 0 {
+				return usagef("--workers must not be negative")
+			}
 			log := newLogger(cliContext, zerolog.InfoLevel)
+			if n > 0 {
+				probe := &Settings{QueueURL: "http://127.0.0.1/000000000000/" + devQueue, Bucket: devBucket, Prefix: DefaultPrefix}
+				if _, err := workerConfig(cliContext, probe, log); err != nil {
+					return err
+				}
+			}
+			longRunning()
 			// Every band of every logical queue is an SQS queue.
 			var sqsNames []string
 			for _, n := range append([]string{plan.DefaultQueue}, names...) {
@@ -81,8 +110,9 @@ func devCommand() *cli.Command {
 					}
 				}
 			}
-			srv, err := devserver.Start(devserver.Options{
-				Addr:            cliContext.String("addr"),
+			srv, err := devserver.New(devserver.Options{
+				Addr:            addr,
+				AllowRemote:     cliContext.Bool("allow-remote"),
 				DataDir:         cliContext.String("data-dir"),
 				Region:          cliContext.String("region"),
 				Bucket:          devBucket,
@@ -90,26 +120,32 @@ func devCommand() *cli.Command {
 				DeadLetterQueue: devQueue + "-dlq",
 				Log:             log,
 			})
+			if errors.Is(err, devserver.ErrNotLoopback) {
+				return usagef("--listen %s is not a loopback address (add --allow-remote to serve beyond this machine)", addr)
+			}
 			if err != nil {
-				if strings.Contains(err.Error(), "address already in use") {
-					return usagef("cannot listen on %s: address already in use (another taskiq-go dev? use --addr 127.0.0.1:0 for a free port)", cliContext.String("addr"))
-				}
 				return fmt.Errorf("start dev endpoint: %w", err)
 			}
 			defer srv.Close()
+			if err := srv.Start(); err != nil {
+				if errors.Is(err, syscall.EADDRINUSE) {
+					return usagef("cannot listen on %s: address already in use (another taskiq-go dev? use --listen 127.0.0.1:0 for a free port)", addr)
+				}
+				return fmt.Errorf("start dev endpoint: %w", err)
+			}
 			env := devEnv(srv)
 			exports := formatExports(env)
-			if p := cliContext.String("env-file"); p != "" {
-				if err := writeFileAtomic(p, []byte(exports)); err != nil {
+			if envFile != "" {
+				if err := writeFileAtomic(envFile, []byte(exports)); err != nil {
 					return &inputError{fmt.Errorf("write --env-file: %w", err)}
 				}
+				defer removeIfOurs(envFile, exports)
 			}
 			fmt.Fprint(cliContext.App.Writer, exports)
 			log.Info().Str("endpoint", srv.Endpoint()).Msg("dev endpoint ready")
 
 			ctx, more, stop := commandContext(cliContext)
 			defer stop()
-			n := cliContext.Int("workers")
 			if n <= 0 {
 				<-ctx.Done()
 				return nil
@@ -162,13 +198,24 @@ func devCommand() *cli.Command {
 	}
 }
 
+// removeIfOurs removes the env file at exit unless another run has replaced
+// it since, so that a script never reads the address of a stopped endpoint.
+func removeIfOurs(path, exports string) {
+	if data, err := os.ReadFile(path); err == nil && string(data) == exports {
+		_ = os.Remove(path)
+	}
+}
+
 // devEnv is every setting the other commands need to use the endpoint.
 func devEnv(srv *devserver.Server) map[string]string {
 	return map[string]string{
-		"AWS_ACCESS_KEY_ID":     devKeyID,
-		"AWS_SECRET_ACCESS_KEY": devSecret,
+		"AWS_ACCESS_KEY_ID":     srv.Credentials().AccessKeyID,
+		"AWS_SECRET_ACCESS_KEY": srv.Credentials().SecretAccessKey,
 		"AWS_REGION":            srv.Region(),
+		"AWS_DEFAULT_REGION":    srv.Region(),
 		"AWS_ENDPOINT_URL":      srv.Endpoint(),
+		"AWS_ENDPOINT_URL_SQS":  srv.Endpoint(),
+		"AWS_ENDPOINT_URL_S3":   srv.Endpoint(),
 		"TASKIQ_GO_QUEUE_URL":   srv.QueueURL(devQueue),
 		"TASKIQ_GO_BUCKET":      srv.Bucket(),
 	}

@@ -1,47 +1,39 @@
 // Package devserver owns the embedded SQS- and S3-compatible endpoint that
 // `taskiq-go dev` serves on localhost and that tests start in-process.
 //
-// One loopback port carries both services: requests for the SQS API (JSON
-// protocol, recognised by their X-Amz-Target header, or the old form-encoded
-// query protocol) go to the goaws emulator, everything else goes to the
-// gofakes3 emulator with path-style addressing. The SQS side keeps its queues
-// in memory only; the S3 side keeps objects in memory, or in a bolt file under
-// Options.DataDir so that results survive a restart.
+// One loopback port carries both services: requests for the SQS JSON
+// protocol (recognised by their X-Amz-Target header) go to the SQS side,
+// everything else to the S3 side with path-style addressing. Both are small
+// implementations of their own (sqs.go, s3.go) over one bolt file and a
+// folder of object bodies, kept in Options.DataDir so that queues, messages
+// and objects survive a restart, or in a private temporary directory removed
+// by Close.
 //
-// goaws keeps its state in package globals, so only one Server can run in a
-// process at a time: Start returns ErrAlreadyRunning while another Server is
-// open. A Server that has been closed can be followed by a new one; its queues
-// start empty. Tests that need several independent endpoints at once run
-// `taskiq-go dev` as separate processes.
-//
-// The package also papers over the goaws gaps that the worker would trip on
-// (see sqs.go): batch sends, batch visibility changes, receive counts, queue
-// depth attributes and the SDK's typed errors.
+// Every request must be signed (SigV4) with the endpoint's credentials,
+// generated per data dir; requests a browser could send across sites are
+// refused (any Origin header, form posts), and the listener is loopback-only
+// unless Options.AllowRemote says otherwise. A Server holds no package-level
+// state: a process can run as many as it likes.
 package devserver
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
+	"mime"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
-	"github.com/Admiral-Piett/goaws/app/gosqs"
-	"github.com/Admiral-Piett/goaws/app/models"
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3bolt"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	"github.com/rs/zerolog"
-	bolt "go.etcd.io/bbolt"
 )
 
-// Defaults applied by Start to zero-valued Options fields.
+// Defaults applied by New to zero-valued Options fields.
 const (
 	DefaultAddr            = "127.0.0.1:0"
 	DefaultRegion          = "us-east-1"
@@ -52,39 +44,22 @@ const (
 	DefaultMaxReceiveCount = 10
 )
 
-// Queue attribute defaults for queues created here or through the API. They
-// follow AWS's own defaults (1 MiB is the message size limit since 2025).
-const (
-	defaultVisibilityTimeout  = 30
-	defaultMaximumMessageSize = 1 << 20
-	defaultRetentionPeriod    = 345600
-)
-
-// tickInterval is how often goaws's periodic task returns expired in-flight
-// messages to their queue. goaws itself uses one second; a shorter tick makes
-// a lease that expires, or a test that waits for one, see it within ~100 ms.
-const tickInterval = 100 * time.Millisecond
-
-// boltFile is the name of the S3 store inside Options.DataDir.
-const boltFile = "s3.bolt"
-
-// boltOpenTimeout bounds the wait for the bolt file lock, so that a second
-// process pointed at the same DataDir fails fast instead of hanging.
-const boltOpenTimeout = 2 * time.Second
-
-// ErrAlreadyRunning is returned by Start while another Server of this process
-// is open: goaws keeps its queues in package globals, so two endpoints would
-// share (and fight over) one set of queues.
-var ErrAlreadyRunning = errors.New("devserver: another endpoint is already running in this process (goaws keeps SQS state in package globals)")
+// ErrNotLoopback is returned by New for a listen address that is not a
+// loopback one while Options.AllowRemote is false.
+var ErrNotLoopback = errors.New("devserver: listen address is not a loopback address")
 
 // Options configures the endpoint.
 type Options struct {
-	// Addr is the listen address; port 0 picks a free one.
-	// Default "127.0.0.1:0".
+	// Addr is the listen address; port 0 picks a free one. It must be a
+	// loopback address unless AllowRemote is set. Default "127.0.0.1:0".
 	Addr string
-	// DataDir, when set, keeps S3 objects in a bolt file in this directory so
-	// that they survive restarts; "" keeps them in memory. Queues are always
-	// in memory.
+	// AllowRemote allows a non-loopback Addr; the endpoint then logs one
+	// warning, since anyone who can reach the port and has the credentials
+	// can run commands on the workers.
+	AllowRemote bool
+	// DataDir keeps queues, messages, objects and the credentials in this
+	// directory across restarts; "" keeps them in a temporary directory
+	// removed by Close.
 	DataDir string
 	// Region is reported in ARNs and by Region(). Default "us-east-1".
 	Region string
@@ -101,31 +76,24 @@ type Options struct {
 	DeadLetterQueue string
 	// MaxReceiveCount is the redrive policy's maxReceiveCount. Default 10.
 	MaxReceiveCount int
-	// Log receives the emulators' logs. goaws logs through logrus and
-	// gofakes3 through its own interface; both are routed here (their chatter
-	// at debug level), never to stdout. The zero Logger discards everything.
+	// Log receives the endpoint's logs (refused requests at debug level).
+	// The zero Logger discards everything.
 	Log zerolog.Logger
 }
 
-// Server is a running endpoint. Its methods are safe for concurrent use.
+// Server is one endpoint. Its methods are safe for concurrent use.
 type Server struct {
-	opts     Options
-	host     string // host part of URLs, e.g. "127.0.0.1" or "[::1]"
-	port     string
-	endpoint string
+	opts  Options
+	state *stateDir
+	creds Credentials
+	sqs   *sqsService
+	s3    *s3Service
 
-	httpSrv *http.Server
-	served  chan struct{} // closed when Serve returns
-	sqs     *sqsHandler
-	s3      http.Handler
-	db      *bolt.DB // nil when S3 is in memory
-
-	quit     chan bool     // stops goaws's periodic task
-	tickDone chan struct{} // closed when the periodic task has returned
-
-	// inflight tracks handlers still running so that Close can wait for them
-	// before it closes the bolt file and lets a new Server reset goaws state.
 	mu       sync.Mutex
+	ln       net.Listener
+	endpoint string
+	httpSrv  *http.Server
+	served   chan struct{} // closed when Serve returns
 	closed   bool
 	inflight sync.WaitGroup
 
@@ -133,33 +101,77 @@ type Server struct {
 	closeErr  error
 }
 
-// running guards goaws's package globals: at most one open Server.
-var running struct {
-	sync.Mutex
-	on bool
-}
-
-// Start binds the listener, creates the bucket and the queues (DLQ first), and
-// serves in the background. It returns once requests can be made.
-func Start(opts Options) (*Server, error) {
+// New checks opts, opens the state (DataDir or a temporary directory) and
+// creates the bucket and the queues, DLQ first. It does not listen yet:
+// Start does.
+func New(opts Options) (*Server, error) {
 	opts = withDefaults(opts)
-
-	running.Lock()
-	if running.on {
-		running.Unlock()
-		return nil, ErrAlreadyRunning
+	if err := checkAddr(opts.Addr, opts.AllowRemote); err != nil {
+		return nil, err
 	}
-	running.on = true
-	running.Unlock()
-
-	s, err := start(opts)
+	sd, err := openState(opts.DataDir)
 	if err != nil {
-		running.Lock()
-		running.on = false
-		running.Unlock()
+		return nil, err
+	}
+	s := &Server{opts: opts, state: sd, served: make(chan struct{})}
+	if err := s.init(); err != nil {
+		_ = sd.close()
 		return nil, err
 	}
 	return s, nil
+}
+
+func (s *Server) init() error {
+	var err error
+	if s.creds, err = s.state.credentials(); err != nil {
+		return err
+	}
+	if s.sqs, err = newSQSService(s.state.db, s.opts.Region, s.opts.AccountID, time.Now); err != nil {
+		return err
+	}
+	s.s3 = newS3Service(s.state, time.Now)
+	if _, err := s.s3.createBucket(s.opts.Bucket); err != nil {
+		return fmt.Errorf("devserver: create bucket %q: %w", s.opts.Bucket, err)
+	}
+	return s.createQueues()
+}
+
+// Start binds the listener and serves in the background; it returns once
+// requests can be made.
+func (s *Server) Start() error {
+	ln, err := net.Listen("tcp", s.opts.Addr)
+	if err != nil {
+		return fmt.Errorf("devserver: listen on %s: %w", s.opts.Addr, err)
+	}
+	host, port, err := urlHostPort(ln.Addr())
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	tcp, _ := ln.Addr().(*net.TCPAddr)
+	if tcp != nil && !tcp.IP.IsLoopback() {
+		s.opts.Log.Warn().Str("addr", ln.Addr().String()).
+			Msg("devserver: listening beyond loopback: anyone who reaches this port with the credentials can queue commands")
+	}
+	s.mu.Lock()
+	s.ln = ln
+	s.endpoint = "http://" + net.JoinHostPort(host, port)
+	s.sqs.baseURL = s.endpoint
+	s.httpSrv = &http.Server{
+		Handler:           http.HandlerFunc(s.route),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          log.New(warnWriter{s.opts.Log}, "", 0),
+	}
+	srv := s.httpSrv
+	s.mu.Unlock()
+	go func() {
+		defer close(s.served)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.opts.Log.Error().Err(err).Msg("devserver: serve stopped")
+		}
+	}()
+	s.opts.Log.Debug().Str("endpoint", s.endpoint).Msg("devserver: started")
+	return nil
 }
 
 func withDefaults(opts Options) Options {
@@ -189,69 +201,27 @@ func withDefaults(opts Options) Options {
 	return opts
 }
 
-func start(opts Options) (s *Server, err error) {
-	ln, err := net.Listen("tcp", opts.Addr)
+// checkAddr refuses a malformed address, and a non-loopback one unless
+// allowRemote: "localhost" and loopback IPs pass; an empty host (every
+// interface) and any other name do not.
+func checkAddr(addr string, allowRemote bool) error {
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return nil, fmt.Errorf("devserver: listen on %s: %w", opts.Addr, err)
+		return fmt.Errorf("devserver: listen address %q: %w", addr, err)
 	}
-	defer func() {
-		if err != nil {
-			_ = ln.Close()
-		}
-	}()
-	host, port, err := urlHostPort(ln.Addr())
-	if err != nil {
-		return nil, err
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("devserver: listen address %q: bad port", addr)
 	}
-
-	s = &Server{
-		opts:     opts,
-		host:     host,
-		port:     port,
-		endpoint: "http://" + net.JoinHostPort(trimBrackets(host), port),
-		served:   make(chan struct{}),
-		quit:     make(chan bool),
-		tickDone: make(chan struct{}),
+	if allowRemote {
+		return nil
 	}
-
-	s.s3, s.db, err = newS3(opts)
-	if err != nil {
-		return nil, err
+	if host == "localhost" {
+		return nil
 	}
-	defer func() {
-		if err != nil && s.db != nil {
-			_ = s.db.Close()
-		}
-	}()
-
-	// goaws builds queue URLs as http://Host:Port/AccountID/Name, or with a
-	// "Region." prefix on the host when Region is set, which would give a
-	// host name that does not resolve. So Region stays empty here and the
-	// SQS wrapper puts the region into the ARNs itself.
-	configureGoaws(host, port, opts)
-	s.sqs = newSQSHandler(goawsHandler(), opts.Region, opts.AccountID)
-	if err := s.sqs.createQueues(opts); err != nil {
-		return nil, err
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
 	}
-
-	go func() {
-		defer close(s.tickDone)
-		gosqs.PeriodicTasks(tickInterval, s.quit)
-	}()
-
-	s.httpSrv = &http.Server{
-		Handler:           http.HandlerFunc(s.route),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          log.New(warnWriter{opts.Log}, "", 0),
-	}
-	go func() {
-		defer close(s.served)
-		if err := s.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			opts.Log.Error().Err(err).Msg("devserver: serve stopped")
-		}
-	}()
-	opts.Log.Debug().Str("endpoint", s.endpoint).Msg("devserver: started")
-	return s, nil
+	return fmt.Errorf("%w: %q", ErrNotLoopback, addr)
 }
 
 // urlHostPort turns the bound address into the host and port used in URLs:
@@ -262,80 +232,57 @@ func urlHostPort(a net.Addr) (host, port string, err error) {
 		return "", "", fmt.Errorf("devserver: unexpected listener address %v", a)
 	}
 	port = strconv.Itoa(tcp.Port)
-	switch {
-	case tcp.IP == nil || tcp.IP.IsUnspecified():
-		host = "127.0.0.1"
-	case tcp.IP.To4() != nil:
-		host = tcp.IP.String()
-	default:
-		host = "[" + tcp.IP.String() + "]"
+	if tcp.IP == nil || tcp.IP.IsUnspecified() {
+		return "127.0.0.1", port, nil
 	}
-	return host, port, nil
+	return tcp.IP.String(), port, nil
 }
 
-func trimBrackets(host string) string {
-	if len(host) > 1 && host[0] == '[' && host[len(host)-1] == ']' {
-		return host[1 : len(host)-1]
-	}
-	return host
-}
-
-// configureGoaws resets goaws's globals for this Server: queues left by a
-// previous (closed) Server are dropped, and URLs point at our listener.
-func configureGoaws(host, port string, opts Options) {
-	routeLogrus(opts.Log)
-	models.ResetResources()
-	models.LogMessages = false
-	models.CurrentEnvironment = models.Environment{
-		Host:      host,
-		Port:      port,
-		AccountID: opts.AccountID,
-		QueueAttributeDefaults: models.EnvQueueAttributes{
-			VisibilityTimeout:      defaultVisibilityTimeout,
-			MaximumMessageSize:     defaultMaximumMessageSize,
-			MessageRetentionPeriod: defaultRetentionPeriod,
-		},
-	}
-}
-
-// newS3 builds the gofakes3 handler over an in-memory or bolt backend and
-// makes sure the bucket exists.
-func newS3(opts Options) (http.Handler, *bolt.DB, error) {
-	var backend gofakes3.Backend
-	var db *bolt.DB
-	if opts.DataDir == "" {
-		backend = s3mem.New()
-	} else {
-		if err := os.MkdirAll(opts.DataDir, 0o700); err != nil {
-			return nil, nil, fmt.Errorf("devserver: create data dir: %w", err)
+// createQueues creates the DLQ, then each queue with a redrive policy to it;
+// queues kept in DataDir keep their messages and get the policy again.
+func (s *Server) createQueues() error {
+	create := func(name string, attrs map[string]string) error {
+		body := fmt.Sprintf(`{"QueueName":%q}`, name)
+		if res := s.sqs.createQueue(context.Background(), []byte(body)); res.err != nil {
+			return fmt.Errorf("devserver: create queue %q: %s: %s", name, res.err.Shape, res.err.Message)
 		}
-		path := filepath.Join(opts.DataDir, boltFile)
-		var err error
-		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: boltOpenTimeout})
-		if err != nil {
-			if errors.Is(err, bolt.ErrTimeout) {
-				return nil, nil, fmt.Errorf("devserver: open %s: in use by another process: %w", path, err)
-			}
-			return nil, nil, fmt.Errorf("devserver: open %s: %w", path, err)
+		if len(attrs) == 0 {
+			return nil
 		}
-		backend = s3bolt.New(db)
-	}
-	if err := backend.CreateBucket(opts.Bucket); err != nil && !gofakes3.IsAlreadyExists(err) {
-		if db != nil {
-			_ = db.Close()
+		set := fmt.Sprintf(`{"QueueUrl":%q,"Attributes":{"RedrivePolicy":%q}}`, name, attrs["RedrivePolicy"])
+		if res := s.sqs.setQueueAttributes(context.Background(), []byte(set)); res.err != nil {
+			return fmt.Errorf("devserver: set redrive policy of %q: %s: %s", name, res.err.Shape, res.err.Message)
 		}
-		return nil, nil, fmt.Errorf("devserver: create bucket %q: %w", opts.Bucket, err)
+		return nil
 	}
-	faker := gofakes3.New(backend,
-		gofakes3.WithLogger(fakes3Log{opts.Log}),
-		// Clients address buckets by path; a Host-based bucket guess would
-		// misread "127.0.0.1" as a bucket name.
-		gofakes3.WithHostBucket(false),
-	)
-	return withUnsupportedS3(faker.Server()), db, nil
+	if err := create(s.opts.DeadLetterQueue, nil); err != nil {
+		return err
+	}
+	policy := fmt.Sprintf(`{"deadLetterTargetArn":%q,"maxReceiveCount":%d}`,
+		s.sqs.queueArn(s.opts.DeadLetterQueue), s.opts.MaxReceiveCount)
+	for _, name := range s.opts.Queues {
+		if name == s.opts.DeadLetterQueue {
+			continue
+		}
+		if err := create(name, map[string]string{"RedrivePolicy": policy}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// route sends one request to the SQS or the S3 emulator.
+// refuse answers a request that is not let in.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+	s.opts.Log.Debug().Str("method", r.Method).Str("path", r.URL.Path).Str("code", code).Str("reason", msg).
+		Msg("devserver: request refused")
+	if strings.HasPrefix(r.Header.Get("X-Amz-Target"), sqsTargetPrefix) {
+		(&sqsError{code, code, status, msg}).result().write(w)
+		return
+	}
+	writeS3Error(w, r, &s3Error{status, code, msg})
+}
+
+// route checks and authenticates one request, then hands it to SQS or S3.
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	if s.closed {
@@ -347,15 +294,100 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	defer s.inflight.Done()
 
-	if isSQS(r) {
-		s.sqs.ServeHTTP(w, r)
+	// A browser adds Origin to every cross-site request it sends, and a
+	// form post is the one it sends without asking the server first; no
+	// SDK does either.
+	if r.Header.Get("Origin") != "" {
+		s.refuse(w, r, http.StatusForbidden, "AccessDenied", "requests from browsers (with an Origin header) are refused")
 		return
 	}
-	s.s3.ServeHTTP(w, r)
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt == "application/x-www-form-urlencoded" || mt == "multipart/form-data" || mt == "text/plain" && r.Method == http.MethodPost {
+		s.refuse(w, r, http.StatusForbidden, "AccessDenied", "form posts (the SQS query protocol, S3 POST uploads) are refused; use the JSON protocol")
+		return
+	}
+	if r.Method == http.MethodGet && r.URL.Query().Has("Action") {
+		s.refuse(w, r, http.StatusForbidden, "AccessDenied", "the SQS query protocol is refused; use the JSON protocol")
+		return
+	}
+
+	if strings.HasPrefix(r.Header.Get("X-Amz-Target"), sqsTargetPrefix) {
+		s.serveSQS(w, r)
+		return
+	}
+	s.serveS3(w, r)
 }
 
-// Endpoint is the base URL for both services, e.g. "http://127.0.0.1:4566".
-func (s *Server) Endpoint() string { return s.endpoint }
+func (s *Server) serveSQS(w http.ResponseWriter, r *http.Request) {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != jsonContentType {
+		s.refuse(w, r, http.StatusBadRequest, "InvalidParameterValue", "the SQS API is served in the JSON protocol ("+jsonContentType+") only")
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxSQSBody+1))
+	if err != nil {
+		s.refuse(w, r, http.StatusBadRequest, "InvalidParameterValue", "cannot read the request body")
+		return
+	}
+	if len(body) > maxSQSBody {
+		s.refuse(w, r, http.StatusBadRequest, "BatchRequestTooLong", "request body too large")
+		return
+	}
+	if err := verify(r, s.creds, "sqs", sha256Hex(body), time.Now()); err != nil {
+		ae := err.(*authError)
+		s.refuse(w, r, http.StatusForbidden, ae.code, ae.msg)
+		return
+	}
+	s.sqs.ServeHTTP(w, r, body)
+}
+
+func (s *Server) serveS3(w http.ResponseWriter, r *http.Request) {
+	payload := r.Header.Get("X-Amz-Content-Sha256")
+	if payload == "" {
+		payload = "UNSIGNED-PAYLOAD" // only to build the signature; a real one is refused below
+		if r.Header.Get("Authorization") != "" {
+			s.refuse(w, r, http.StatusBadRequest, "InvalidRequest", "missing x-amz-content-sha256")
+			return
+		}
+	}
+	if err := verify(r, s.creds, "s3", payload, time.Now()); err != nil {
+		ae := err.(*authError)
+		s.refuse(w, r, http.StatusForbidden, ae.code, ae.msg)
+		return
+	}
+	var body io.Reader = r.Body
+	switch {
+	case strings.HasPrefix(payload, "STREAMING-"):
+		body = newChunkedReader(r.Body)
+	case payload == "UNSIGNED-PAYLOAD":
+	case len(payload) == 64:
+		body = &hashingReader{r: r.Body, h: newSHA256(), want: strings.ToLower(payload)}
+	default:
+		s.refuse(w, r, http.StatusBadRequest, "InvalidArgument", "x-amz-content-sha256 must be a SHA-256, UNSIGNED-PAYLOAD or STREAMING-...")
+		return
+	}
+	s.s3.ServeHTTP(w, r, body)
+}
+
+// Endpoint is the base URL for both services, e.g. "http://127.0.0.1:4566";
+// "" before Start.
+func (s *Server) Endpoint() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.endpoint
+}
+
+// Addr is the address the endpoint listens on; nil before Start.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Credentials are the access key pair requests must be signed with.
+func (s *Server) Credentials() Credentials { return s.creds }
 
 // Region is the region reported in ARNs; clients should sign for it.
 func (s *Server) Region() string { return s.opts.Region }
@@ -363,60 +395,49 @@ func (s *Server) Region() string { return s.opts.Region }
 // QueueURL is the URL the SQS API returns for the queue name (whether or not
 // the queue exists).
 func (s *Server) QueueURL(name string) string {
-	return "http://" + s.host + ":" + s.port + "/" + s.opts.AccountID + "/" + name
+	return s.Endpoint() + "/" + s.opts.AccountID + "/" + name
 }
 
 // Bucket is the bucket created at start.
 func (s *Server) Bucket() string { return s.opts.Bucket }
 
-// Close stops serving (open long polls are cut), stops goaws's periodic task,
-// waits for running handlers and closes the bolt file. Afterwards a new
-// Server may be started in this process. Calling Close again returns the
-// first result.
+// Close stops serving (open long polls are cut), waits for running handlers
+// and closes the state (removing it when it is temporary). Calling Close
+// again returns the first result.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
 		s.closed = true
+		srv := s.httpSrv
 		s.mu.Unlock()
-
-		// Close, not Shutdown: a long poll would hold a graceful shutdown for
-		// up to 20 s, and closing the connection cancels its context.
-		if err := s.httpSrv.Close(); err != nil {
-			s.closeErr = fmt.Errorf("devserver: close http server: %w", err)
-		}
-		<-s.served
-		s.waitHandlers()
-
-		close(s.quit)
-		<-s.tickDone
-
-		if s.db != nil {
-			if err := s.db.Close(); err != nil && s.closeErr == nil {
-				s.closeErr = fmt.Errorf("devserver: close bolt file: %w", err)
+		if srv != nil {
+			// Close, not Shutdown: a long poll would hold a graceful
+			// shutdown for up to 20 s; closing the connection cancels its
+			// context.
+			if err := srv.Close(); err != nil {
+				s.closeErr = fmt.Errorf("devserver: close http server: %w", err)
 			}
+			<-s.served
 		}
-
-		running.Lock()
-		running.on = false
-		running.Unlock()
+		s.waitHandlers()
+		if err := s.state.close(); err != nil && s.closeErr == nil {
+			s.closeErr = err
+		}
 	})
 	return s.closeErr
 }
 
-// waitHandlers waits for handlers that were running when the server closed.
-// goaws notices a cancelled long poll within 100 ms; the bound only guards
-// against a handler that ignores its context.
+// waitHandlers waits for handlers that were running when the server closed;
+// the bound only guards against one that ignores its context.
 func (s *Server) waitHandlers() {
 	done := make(chan struct{})
 	go func() {
 		s.inflight.Wait()
 		close(done)
 	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	select {
 	case <-done:
-	case <-ctx.Done():
+	case <-time.After(5 * time.Second):
 		s.opts.Log.Warn().Msg("devserver: handlers still running after close")
 	}
 }

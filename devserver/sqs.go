@@ -1,50 +1,32 @@
 package devserver
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"mime"
 	"net/http"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/Admiral-Piett/goaws/app/models"
-	"github.com/Admiral-Piett/goaws/app/utils"
+	bolt "go.etcd.io/bbolt"
 )
 
-// The SQS side is goaws behind a thin JSON-protocol wrapper. goaws v0.5.4
-// gets most single-message calls right but not everything the worker and the
-// AWS SDK rely on, so the wrapper:
+// The SQS side: a small implementation of the JSON protocol (the one the Go
+// SDK, the AWS CLI and boto3 speak) with what they use of it: queues (create,
+// get URL, list, delete, purge, attributes with redrive policy, tags), send
+// and batch, receive with long polling, visibility and receive counts,
+// change visibility and batch, delete and batch, message attributes, delays,
+// dead-letter source queues and message move tasks (redrive).
 //
-//   - answers errors in the shape the SDK decodes into typed errors
-//     (*types.QueueDoesNotExist, *types.ReceiptHandleIsInvalid, ...); goaws's
-//     own error body only ever yields a generic smithy.APIError;
-//   - checks the queue of every call that names a QueueUrl, so that a missing
-//     queue is QueueDoesNotExist everywhere (goaws says InvalidParameterValue
-//     for GetQueueAttributes);
-//   - runs SendMessageBatch, DeleteMessageBatch and the missing
-//     ChangeMessageVisibilityBatch as one goaws call per entry: goaws's batch
-//     send ignores DelaySeconds and answers under a key the SDK does not read,
-//     and it has no batch visibility change at all;
-//   - refuses an empty receipt handle, which goaws would match against every
-//     visible message and delete;
-//   - fills in ApproximateReceiveCount (always 1 in goaws) and SentTimestamp,
-//     and filters returned attributes to the ones asked for, as SQS does;
-//   - computes the queue depth attributes (goaws counts in-flight and delayed
-//     messages as visible and has no ...Delayed);
-//   - keeps the attributes a SetQueueAttributes call does not mention (goaws
-//     resets VisibilityTimeout, DelaySeconds and MaximumMessageSize to 0);
-//   - puts the region into queue ARNs.
-//
-// Requests in the old query protocol go to goaws untouched.
+// All state is in the sqsService value, guarded by one mutex, and written
+// through to the bolt file on every change, so that a restart with the same
+// data dir finds queues and messages (with their visibility and receive
+// counts) as they were.
 
 const (
 	sqsTargetPrefix = "AmazonSQS."
@@ -53,567 +35,671 @@ const (
 	maxSQSBody = 16 << 20
 )
 
-// isSQS reports whether r is for the SQS API rather than S3: the JSON
-// protocol names its operation in X-Amz-Target, the query protocol posts a
-// form with no query string (S3's POST operations all carry one, e.g.
-// ?uploads or ?delete, whatever content type the object has) or, rarely, GETs
-// with an Action parameter.
-func isSQS(r *http.Request) bool {
-	if strings.HasPrefix(r.Header.Get("X-Amz-Target"), sqsTargetPrefix) {
-		return true
-	}
-	if r.Method == http.MethodPost && r.URL.RawQuery == "" {
-		mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-		return err == nil && mt == "application/x-www-form-urlencoded"
-	}
-	return r.Method == http.MethodGet && r.URL.Query().Has("Action")
+// sqsService is one endpoint's queues.
+type sqsService struct {
+	region, account string
+	baseURL         string // scheme://host:port, for queue URLs
+	db              *bolt.DB
+	now             func() time.Time
+
+	waiting atomic.Int32 // long polls waiting, for tests
+
+	mu     sync.Mutex
+	queues map[string]*queue
+	wake   chan struct{} // closed and replaced when a message may have become visible
 }
 
-type sqsHandler struct {
-	goaws   http.Handler
-	region  string
-	account string
-
-	// wake is closed (and replaced) whenever a message may have become
-	// visible, so that long polls waiting in receiveMessage look again at
-	// once instead of on goaws's 100 ms tick.
-	mu   sync.Mutex
-	wake chan struct{}
-}
-
-func newSQSHandler(goaws http.Handler, region, account string) *sqsHandler {
-	return &sqsHandler{goaws: goaws, region: region, account: account, wake: make(chan struct{})}
-}
-
-// woken returns the channel that the next wakeAll closes.
-func (h *sqsHandler) woken() <-chan struct{} {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.wake
-}
-
-func (h *sqsHandler) wakeAll() {
-	h.mu.Lock()
-	close(h.wake)
-	h.wake = make(chan struct{})
-	h.mu.Unlock()
-}
-
-// sqsResult is a finished JSON-protocol answer: a success body or an error.
-type sqsResult struct {
-	status int
-	body   []byte
-	err    *sqsError
-}
-
-// sqsError is an SQS error as the JSON protocol carries it: the shape name in
-// __type (which the SDK maps to a typed error) and the legacy query code in
-// x-amzn-query-error (which becomes the error's ErrorCode()).
-type sqsError struct {
-	Shape     string
-	QueryCode string
-	Status    int
-	Message   string
-}
-
-func (e *sqsError) result() sqsResult { return sqsResult{status: e.Status, err: e} }
-
-func errQueueDoesNotExist() *sqsError {
-	return &sqsError{"QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue", 400,
-		"The specified queue does not exist."}
-}
-
-func errReceiptHandleIsInvalid() *sqsError {
-	return &sqsError{"ReceiptHandleIsInvalid", "ReceiptHandleIsInvalid", 400,
-		"The input receipt handle is invalid or no longer refers to a message."}
-}
-
-func errInvalidParameter(msg string) *sqsError {
-	return &sqsError{"InvalidParameterValue", "InvalidParameterValue", 400, msg}
-}
-
-// goawsErrors maps goaws's error codes to the SQS shapes. goaws reuses the
-// QueueExists code, typed "Not Found", for an unknown receipt handle.
-var goawsErrors = map[string]*sqsError{
-	"AWS.SimpleQueueService.NonExistentQueue":      errQueueDoesNotExist(),
-	"Not Found/AWS.SimpleQueueService.QueueExists": errReceiptHandleIsInvalid(),
-	"AWS.SimpleQueueService.QueueExists": {"QueueNameExists", "QueueAlreadyExists", 400,
-		"A queue with this name already exists."},
-	"AWS.SimpleQueueService.MessageNotInFlight": {"MessageNotInflight", "AWS.SimpleQueueService.MessageNotInflight", 400,
-		"The message referred to isn't in flight."},
-	"AWS.SimpleQueueService.TooManyEntriesInBatchRequest": {"TooManyEntriesInBatchRequest",
-		"AWS.SimpleQueueService.TooManyEntriesInBatchRequest", 400, "Maximum number of entries per request is 10."},
-	"AWS.SimpleQueueService.BatchEntryIdsNotDistinct": {"BatchEntryIdsNotDistinct",
-		"AWS.SimpleQueueService.BatchEntryIdsNotDistinct", 400, "Two or more batch entries have the same Id."},
-	"AWS.SimpleQueueService.EmptyBatchRequest": {"EmptyBatchRequest",
-		"AWS.SimpleQueueService.EmptyBatchRequest", 400, "The batch request doesn't contain any entries."},
-	"AWS.SimpleQueueService.InvalidAttributeValue": {"InvalidAttributeValue", "InvalidAttributeValue", 400,
-		"Invalid value for a queue attribute."},
-}
-
-// translateGoawsError turns a goaws error answer into an sqsError.
-func translateGoawsError(status int, body []byte) *sqsError {
-	var ge struct{ Type, Code, Message string }
-	if err := json.Unmarshal(body, &ge); err != nil || ge.Code == "" {
-		if status == http.StatusBadRequest && strings.HasPrefix(string(body), "Bad Request") {
-			// goaws's answer to an action it does not route.
-			return &sqsError{"UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation", 400,
-				"This operation is not supported by the local endpoint."}
-		}
-		// goaws answers some validation failures (e.g. a visibility timeout
-		// over 12 hours) with an error key it never defined: status 0.
-		return errInvalidParameter("An invalid or out-of-range value was supplied for the input parameter.")
-	}
-	if e, ok := goawsErrors[ge.Type+"/"+ge.Code]; ok {
-		return e
-	}
-	if e, ok := goawsErrors[ge.Code]; ok {
-		return e
-	}
-	code := strings.TrimPrefix(ge.Code, "AWS.SimpleQueueService.")
-	if status < 400 || status > 599 {
-		status = http.StatusBadRequest
-	}
-	return &sqsError{code, code, status, ge.Message}
-}
-
-func (res sqsResult) write(w http.ResponseWriter) {
-	h := w.Header()
-	h.Set("Content-Type", jsonContentType)
-	h.Set("x-amzn-RequestId", requestID())
-	if res.err != nil {
-		h.Set("x-amzn-query-error", res.err.QueryCode+";Sender")
-		body, _ := json.Marshal(map[string]string{
-			"__type":  "com.amazonaws.sqs#" + res.err.Shape,
-			"message": res.err.Message,
+func newSQSService(db *bolt.DB, region, account string, now func() time.Time) (*sqsService, error) {
+	s := &sqsService{region: region, account: account, db: db, now: now,
+		queues: map[string]*queue{}, wake: make(chan struct{})}
+	err := db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bQueues).ForEach(func(k, v []byte) error {
+			var meta queueMeta
+			if err := json.Unmarshal(v, &meta); err != nil {
+				return fmt.Errorf("queue %s: %w", k, err)
+			}
+			q := newQueue(meta)
+			if b := tx.Bucket(msgBucket(meta.Name)); b != nil {
+				if err := b.ForEach(func(_, v []byte) error {
+					m := &message{}
+					if err := json.Unmarshal(v, m); err != nil {
+						return fmt.Errorf("queue %s: message: %w", meta.Name, err)
+					}
+					q.add(m)
+					return nil
+				}); err != nil {
+					return err
+				}
+			}
+			s.queues[meta.Name] = q
+			return nil
 		})
-		w.WriteHeader(res.err.Status)
-		_, _ = w.Write(body)
-		return
-	}
-	w.WriteHeader(res.status)
-	_, _ = w.Write(res.body)
-}
-
-func requestID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	s := hex.EncodeToString(b[:])
-	return s[:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:]
-}
-
-func (h *sqsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	target := r.Header.Get("X-Amz-Target")
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if !strings.HasPrefix(target, sqsTargetPrefix) || mt != jsonContentType {
-		h.goaws.ServeHTTP(w, r)
-		return
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxSQSBody+1))
-	if err != nil {
-		errInvalidParameter("cannot read request body").result().write(w)
-		return
-	}
-	if len(body) > maxSQSBody {
-		(&sqsError{"BatchRequestTooLong", "AWS.SimpleQueueService.BatchRequestTooLong", 400,
-			"Request body too large."}).result().write(w)
-		return
-	}
-	h.dispatch(r.Context(), strings.TrimPrefix(target, sqsTargetPrefix), body).write(w)
-}
-
-func (h *sqsHandler) dispatch(ctx context.Context, action string, body []byte) sqsResult {
-	var common struct{ QueueUrl string }
-	_ = json.Unmarshal(body, &common)
-	if common.QueueUrl != "" && !queueExists(queueNameFromURL(common.QueueUrl)) {
-		return errQueueDoesNotExist().result()
-	}
-	switch action {
-	case "SendMessage", "SendMessageBatch", "ChangeMessageVisibility", "ChangeMessageVisibilityBatch":
-		defer h.wakeAll()
-	}
-	switch action {
-	case "CreateQueue":
-		return h.createQueue(ctx, body)
-	case "SetQueueAttributes":
-		return h.setQueueAttributes(ctx, body, common.QueueUrl)
-	case "GetQueueAttributes":
-		return h.getQueueAttributes(ctx, body, common.QueueUrl)
-	case "ReceiveMessage":
-		return h.receiveMessage(ctx, body, common.QueueUrl)
-	case "SendMessageBatch":
-		return h.batch(ctx, body, "SendMessage", true)
-	case "DeleteMessageBatch":
-		return h.batch(ctx, body, "DeleteMessage", false)
-	case "ChangeMessageVisibilityBatch":
-		return h.batch(ctx, body, "ChangeMessageVisibility", false)
-	default:
-		return h.single(ctx, action, body)
-	}
-}
-
-// single runs one goaws operation, refusing an empty receipt handle first.
-func (h *sqsHandler) single(ctx context.Context, action string, body []byte) sqsResult {
-	if action == "DeleteMessage" || action == "ChangeMessageVisibility" {
-		var rh struct{ ReceiptHandle string }
-		_ = json.Unmarshal(body, &rh)
-		if rh.ReceiptHandle == "" {
-			return errReceiptHandleIsInvalid().result()
-		}
-	}
-	return h.call(ctx, action, body)
-}
-
-// call runs one operation through goaws's router in-process and captures the
-// answer, so that it can be checked or amended before the client sees it.
-func (h *sqsHandler) call(ctx context.Context, action string, body []byte) sqsResult {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "/", bytes.NewReader(body))
-	if err != nil {
-		return errInvalidParameter(err.Error()).result()
-	}
-	req.Header.Set("Content-Type", jsonContentType)
-	req.Header.Set("X-Amz-Target", sqsTargetPrefix+action)
-	rec := &recorder{header: make(http.Header)}
-	h.goaws.ServeHTTP(rec, req)
-	if !rec.wrote {
-		rec.status = http.StatusOK
-	}
-	if rec.status < 200 || rec.status > 299 {
-		return translateGoawsError(rec.status, rec.body.Bytes()).result()
-	}
-	return sqsResult{status: http.StatusOK, body: rec.body.Bytes()}
-}
-
-// recorder is a minimal http.ResponseWriter that keeps the answer. Unlike
-// net/http it accepts WriteHeader(0), which goaws sends for an unknown error.
-type recorder struct {
-	header http.Header
-	status int
-	wrote  bool
-	body   bytes.Buffer
-}
-
-func (r *recorder) Header() http.Header { return r.header }
-
-func (r *recorder) WriteHeader(status int) {
-	if !r.wrote {
-		r.status, r.wrote = status, true
-	}
-}
-
-func (r *recorder) Write(p []byte) (int, error) {
-	if !r.wrote {
-		r.WriteHeader(http.StatusOK)
-	}
-	return r.body.Write(p)
-}
-
-func queueNameFromURL(u string) string {
-	return u[strings.LastIndex(u, "/")+1:]
-}
-
-func queueExists(name string) bool {
-	models.SyncQueues.RLock()
-	defer models.SyncQueues.RUnlock()
-	_, ok := models.SyncQueues.Queues[name]
-	return ok
-}
-
-func (h *sqsHandler) queueArn(name string) string {
-	return "arn:aws:sqs:" + h.region + ":" + h.account + ":" + name
-}
-
-// createQueues creates the DLQ, then each queue with a redrive policy to it.
-func (h *sqsHandler) createQueues(opts Options) error {
-	create := func(name string, attrs map[string]string) error {
-		body, err := json.Marshal(map[string]any{"QueueName": name, "Attributes": attrs})
-		if err != nil {
-			return fmt.Errorf("devserver: create queue %q: %w", name, err)
-		}
-		if res := h.createQueue(context.Background(), body); res.err != nil {
-			return fmt.Errorf("devserver: create queue %q: %s: %s", name, res.err.Shape, res.err.Message)
-		}
-		return nil
-	}
-	if err := create(opts.DeadLetterQueue, nil); err != nil {
-		return err
-	}
-	policy, err := json.Marshal(map[string]any{
-		"deadLetterTargetArn": h.queueArn(opts.DeadLetterQueue),
-		"maxReceiveCount":     strconv.Itoa(opts.MaxReceiveCount),
 	})
 	if err != nil {
-		return fmt.Errorf("devserver: redrive policy: %w", err)
+		return nil, fmt.Errorf("devserver: load queues: %w", err)
 	}
-	for _, name := range opts.Queues {
-		if name == opts.DeadLetterQueue {
-			continue
+	return s, nil
+}
+
+func (s *sqsService) queueURL(name string) string { return s.baseURL + "/" + s.account + "/" + name }
+func (s *sqsService) queueArn(name string) string {
+	return "arn:aws:sqs:" + s.region + ":" + s.account + ":" + name
+}
+
+func (s *sqsService) nowMs() int64 { return unixMs(s.now()) }
+
+func (s *sqsService) woken() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.wake
+}
+
+// wakeLocked tells long polls to look again; s.mu must be held.
+func (s *sqsService) wakeLocked() {
+	close(s.wake)
+	s.wake = make(chan struct{})
+}
+
+// write is one bolt transaction of changes, built while s.mu is held.
+type write struct {
+	queues  []*queue
+	drop    []string
+	put     map[*queue][]*message
+	del     map[*queue][]uint64
+	bodies  []bodyPut
+	moves   []bodyMove
+	touched bool
+}
+
+type bodyPut struct {
+	q    *queue
+	seq  uint64
+	body msgBody
+}
+
+// bodyMove carries a body from one queue's store to another's (redrive);
+// a nil to only deletes it.
+type bodyMove struct {
+	from, to       *queue
+	fromSeq, toSeq uint64
+}
+
+func (w *write) saveQueue(q *queue) { w.queues = append(w.queues, q); w.touched = true }
+func (w *write) putMsg(q *queue, m *message) {
+	if w.put == nil {
+		w.put = map[*queue][]*message{}
+	}
+	w.put[q] = append(w.put[q], m)
+	w.touched = true
+}
+
+// delMsg forgets m and its body.
+func (w *write) delMsg(q *queue, m *message) {
+	if w.del == nil {
+		w.del = map[*queue][]uint64{}
+	}
+	w.del[q] = append(w.del[q], m.Seq)
+	w.moves = append(w.moves, bodyMove{from: q, fromSeq: m.Seq})
+	w.touched = true
+}
+
+func (w *write) putBody(q *queue, seq uint64, b msgBody) {
+	w.bodies = append(w.bodies, bodyPut{q, seq, b})
+	w.touched = true
+}
+
+// commit writes w; s.mu must be held so that writes land in order.
+func (s *sqsService) commit(w *write) *sqsError {
+	if !w.touched {
+		return nil
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		qb := tx.Bucket(bQueues)
+		for _, name := range w.drop {
+			if err := qb.Delete([]byte(name)); err != nil {
+				return err
+			}
+			for _, b := range [][]byte{msgBucket(name), bodyBucket(name)} {
+				if tx.Bucket(b) != nil {
+					if err := tx.DeleteBucket(b); err != nil {
+						return err
+					}
+				}
+			}
 		}
-		if err := create(name, map[string]string{"RedrivePolicy": string(policy)}); err != nil {
-			return err
+		for _, bp := range w.bodies {
+			b, err := tx.CreateBucketIfNotExists(bodyBucket(bp.q.meta.Name))
+			if err != nil {
+				return err
+			}
+			data, err := json.Marshal(bp.body)
+			if err != nil {
+				return err
+			}
+			if err := b.Put(seqKey(bp.seq), data); err != nil {
+				return err
+			}
 		}
+		for _, mv := range w.moves {
+			src := tx.Bucket(bodyBucket(mv.from.meta.Name))
+			if src == nil {
+				continue
+			}
+			if mv.to != nil {
+				if data := src.Get(seqKey(mv.fromSeq)); data != nil {
+					dst, err := tx.CreateBucketIfNotExists(bodyBucket(mv.to.meta.Name))
+					if err != nil {
+						return err
+					}
+					if err := dst.Put(seqKey(mv.toSeq), append([]byte(nil), data...)); err != nil {
+						return err
+					}
+				}
+			}
+			if err := src.Delete(seqKey(mv.fromSeq)); err != nil {
+				return err
+			}
+		}
+		for _, q := range w.queues {
+			data, err := json.Marshal(q.meta)
+			if err != nil {
+				return err
+			}
+			if err := qb.Put([]byte(q.meta.Name), data); err != nil {
+				return err
+			}
+		}
+		for q, seqs := range w.del {
+			b := tx.Bucket(msgBucket(q.meta.Name))
+			if b == nil {
+				continue
+			}
+			for _, seq := range seqs {
+				if err := b.Delete(seqKey(seq)); err != nil {
+					return err
+				}
+			}
+		}
+		for q, msgs := range w.put {
+			b, err := tx.CreateBucketIfNotExists(msgBucket(q.meta.Name))
+			if err != nil {
+				return err
+			}
+			for _, m := range msgs {
+				if m.deleted {
+					continue
+				}
+				data, err := json.Marshal(m)
+				if err != nil {
+					return err
+				}
+				if err := b.Put(seqKey(m.Seq), data); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return &sqsError{"InternalError", "InternalError", 500, "store: " + err.Error()}
 	}
 	return nil
 }
 
-func (h *sqsHandler) createQueue(ctx context.Context, body []byte) sqsResult {
-	res := h.call(ctx, "CreateQueue", body)
-	if res.err != nil {
-		return res
-	}
-	var req struct{ QueueName string }
-	_ = json.Unmarshal(body, &req)
-	models.SyncQueues.Lock()
-	if q, ok := models.SyncQueues.Queues[req.QueueName]; ok {
-		q.Arn = h.queueArn(req.QueueName)
-	}
-	models.SyncQueues.Unlock()
-	return res
+// ServeHTTP answers one JSON-protocol request (already authenticated).
+func (s *sqsService) ServeHTTP(w http.ResponseWriter, r *http.Request, body []byte) {
+	action := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), sqsTargetPrefix)
+	s.dispatch(r.Context(), action, body).write(w)
 }
 
-// setQueueAttributes forwards the call with the attributes it leaves out set
-// to their current values, because goaws applies every field of its request
-// struct, zeros included.
-func (h *sqsHandler) setQueueAttributes(ctx context.Context, body []byte, queueURL string) sqsResult {
+// handlers maps each action to its implementation.
+var sqsActions = map[string]func(s *sqsService, ctx context.Context, body []byte) sqsResult{
+	"CreateQueue":                  (*sqsService).createQueue,
+	"GetQueueUrl":                  (*sqsService).getQueueURL,
+	"ListQueues":                   (*sqsService).listQueues,
+	"DeleteQueue":                  (*sqsService).deleteQueue,
+	"PurgeQueue":                   (*sqsService).purgeQueue,
+	"GetQueueAttributes":           (*sqsService).getQueueAttributes,
+	"SetQueueAttributes":           (*sqsService).setQueueAttributes,
+	"TagQueue":                     (*sqsService).tagQueue,
+	"UntagQueue":                   (*sqsService).untagQueue,
+	"ListQueueTags":                (*sqsService).listQueueTags,
+	"SendMessage":                  (*sqsService).sendMessage,
+	"SendMessageBatch":             (*sqsService).sendMessageBatch,
+	"ReceiveMessage":               (*sqsService).receiveMessage,
+	"DeleteMessage":                (*sqsService).deleteMessage,
+	"DeleteMessageBatch":           (*sqsService).deleteMessageBatch,
+	"ChangeMessageVisibility":      (*sqsService).changeVisibility,
+	"ChangeMessageVisibilityBatch": (*sqsService).changeVisibilityBatch,
+	"ListDeadLetterSourceQueues":   (*sqsService).listDeadLetterSourceQueues,
+	"StartMessageMoveTask":         (*sqsService).startMessageMoveTask,
+	"ListMessageMoveTasks":         (*sqsService).listMessageMoveTasks,
+}
+
+func (s *sqsService) dispatch(ctx context.Context, action string, body []byte) sqsResult {
+	fn, ok := sqsActions[action]
+	if !ok {
+		return (&sqsError{"UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation", 400,
+			"The local endpoint does not implement " + action + "."}).result()
+	}
+	return fn(s, ctx, body)
+}
+
+func ok(v any) sqsResult {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return errInternal(err).result()
+	}
+	return sqsResult{status: http.StatusOK, body: b}
+}
+
+func decode(body []byte, v any) *sqsError {
+	if err := json.Unmarshal(body, v); err != nil {
+		return (&sqsError{"InvalidParameterValue", "InvalidParameterValue", 400, "Malformed request: " + err.Error()})
+	}
+	return nil
+}
+
+func queueNameFromURL(u string) string { return u[strings.LastIndex(u, "/")+1:] }
+
+// lookup finds the queue a QueueUrl names; s.mu must be held.
+func (s *sqsService) lookup(queueURL string) (*queue, *sqsError) {
+	if queueURL == "" {
+		return nil, errMissingParameter("QueueUrl")
+	}
+	q, ok := s.queues[queueNameFromURL(queueURL)]
+	if !ok {
+		return nil, errQueueDoesNotExist()
+	}
+	return q, nil
+}
+
+// queueName is the pattern SQS accepts for a standard queue's name.
+var queueName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,80}$`)
+
+func (s *sqsService) createQueue(_ context.Context, body []byte) sqsResult {
+	var req struct {
+		QueueName  string
+		Attributes map[string]string
+		Tags       map[string]string `json:"tags"`
+	}
+	if e := decode(body, &req); e != nil {
+		return e.result()
+	}
+	if !queueName.MatchString(req.QueueName) {
+		return errInvalidParameter("Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length").result()
+	}
+	if e := checkQueueAttrs(req.Attributes); e != nil {
+		return e.result()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if q, exists := s.queues[req.QueueName]; exists {
+		for k, v := range req.Attributes {
+			cur, set := q.meta.Attrs[k]
+			if !set {
+				cur = defaultQueueAttrs[k]
+			}
+			if cur != v {
+				return (&sqsError{"QueueNameExists", "QueueAlreadyExists", 400,
+					"A queue already exists with the same name and a different value for attribute " + k + "."}).result()
+			}
+		}
+		return ok(map[string]string{"QueueUrl": s.queueURL(req.QueueName)})
+	}
+	now := s.nowMs()
+	attrs := map[string]string{}
+	for k, v := range req.Attributes {
+		attrs[k] = v
+	}
+	q := newQueue(queueMeta{Name: req.QueueName, Attrs: attrs, Tags: req.Tags, Created: now / 1000, Modified: now / 1000})
+	var w write
+	w.saveQueue(q)
+	if e := s.commit(&w); e != nil {
+		return e.result()
+	}
+	s.queues[req.QueueName] = q
+	return ok(map[string]string{"QueueUrl": s.queueURL(req.QueueName)})
+}
+
+func (s *sqsService) getQueueURL(_ context.Context, body []byte) sqsResult {
+	var req struct{ QueueName string }
+	if e := decode(body, &req); e != nil {
+		return e.result()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.queues[req.QueueName]; !ok {
+		return errQueueDoesNotExist().result()
+	}
+	return ok(map[string]string{"QueueUrl": s.queueURL(req.QueueName)})
+}
+
+// page applies MaxResults and NextToken (the last name of the previous page)
+// to sorted names.
+func page(names []string, max int, token string) (out []string, next string) {
+	sort.Strings(names)
+	if token != "" {
+		i := sort.SearchStrings(names, token)
+		if i < len(names) && names[i] == token {
+			i++
+		}
+		names = names[i:]
+	}
+	if max > 0 && len(names) > max {
+		return names[:max], names[max-1]
+	}
+	return names, ""
+}
+
+func (s *sqsService) listQueues(_ context.Context, body []byte) sqsResult {
+	var req struct {
+		QueueNamePrefix string
+		MaxResults      int
+		NextToken       string
+	}
+	if e := decode(body, &req); e != nil {
+		return e.result()
+	}
+	s.mu.Lock()
+	var names []string
+	for n := range s.queues {
+		if strings.HasPrefix(n, req.QueueNamePrefix) {
+			names = append(names, n)
+		}
+	}
+	s.mu.Unlock()
+	return s.urlPage(names, req.MaxResults, req.NextToken)
+}
+
+func (s *sqsService) urlPage(names []string, max int, token string) sqsResult {
+	if max == 0 && len(names) > 1000 {
+		max = 1000
+	}
+	names, next := page(names, max, token)
+	urls := make([]string, 0, len(names))
+	for _, n := range names {
+		urls = append(urls, s.queueURL(n))
+	}
+	out := map[string]any{}
+	if len(urls) > 0 {
+		out["QueueUrls"] = urls
+	}
+	if next != "" {
+		out["NextToken"] = next
+	}
+	return ok(out)
+}
+
+func (s *sqsService) deleteQueue(_ context.Context, body []byte) sqsResult {
+	var req struct{ QueueUrl string }
+	if e := decode(body, &req); e != nil {
+		return e.result()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, e := s.lookup(req.QueueUrl)
+	if e != nil {
+		return e.result()
+	}
+	w := write{drop: []string{q.meta.Name}, touched: true}
+	if e := s.commit(&w); e != nil {
+		return e.result()
+	}
+	delete(s.queues, q.meta.Name)
+	s.wakeLocked()
+	return ok(struct{}{})
+}
+
+func (s *sqsService) purgeQueue(_ context.Context, body []byte) sqsResult {
+	var req struct{ QueueUrl string }
+	if e := decode(body, &req); e != nil {
+		return e.result()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, e := s.lookup(req.QueueUrl)
+	if e != nil {
+		return e.result()
+	}
+	// Dropping and re-creating the message bucket is one step whatever the
+	// queue's depth.
+	w := write{drop: []string{q.meta.Name}}
+	w.saveQueue(q)
+	if e := s.commit(&w); e != nil {
+		return e.result()
+	}
+	q.msgs, q.byID, q.deleted = nil, map[string]*message{}, 0
+	return ok(struct{}{})
+}
+
+func (s *sqsService) getQueueAttributes(_ context.Context, body []byte) sqsResult {
+	var req struct {
+		QueueUrl       string
+		AttributeNames []string
+	}
+	if e := decode(body, &req); e != nil {
+		return e.result()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, e := s.lookup(req.QueueUrl)
+	if e != nil {
+		return e.result()
+	}
+	all := map[string]string{}
+	for k, v := range defaultQueueAttrs {
+		all[k] = v
+	}
+	for k, v := range q.meta.Attrs {
+		if v != "" {
+			all[k] = v
+		}
+	}
+	vis, inflight, delayed := q.depth(s.nowMs())
+	all["ApproximateNumberOfMessages"] = strconv.Itoa(vis)
+	all["ApproximateNumberOfMessagesNotVisible"] = strconv.Itoa(inflight)
+	all["ApproximateNumberOfMessagesDelayed"] = strconv.Itoa(delayed)
+	all["QueueArn"] = s.queueArn(q.meta.Name)
+	all["CreatedTimestamp"] = strconv.FormatInt(q.meta.Created, 10)
+	all["LastModifiedTimestamp"] = strconv.FormatInt(q.meta.Modified, 10)
+	if _, set := all["SqsManagedSseEnabled"]; !set {
+		all["SqsManagedSseEnabled"] = "false"
+	}
+	out := map[string]string{}
+	for _, n := range req.AttributeNames {
+		if n == "All" {
+			out = all
+			break
+		}
+		if v, ok := all[n]; ok {
+			out[n] = v
+		} else if _, known := attrLimits[n]; !known && !settableAttrs[n] && !strings.HasPrefix(n, "Approximate") {
+			return errInvalidAttributeName("Unknown Attribute " + n + ".").result()
+		}
+	}
+	if len(out) == 0 {
+		return ok(struct{}{})
+	}
+	return ok(map[string]any{"Attributes": out})
+}
+
+func (s *sqsService) setQueueAttributes(_ context.Context, body []byte) sqsResult {
 	var req struct {
 		QueueUrl   string
 		Attributes map[string]string
 	}
-	if err := json.Unmarshal(body, &req); err != nil {
-		return errInvalidParameter("malformed request").result()
+	if e := decode(body, &req); e != nil {
+		return e.result()
 	}
-	if req.Attributes == nil {
-		req.Attributes = map[string]string{}
+	if e := checkQueueAttrs(req.Attributes); e != nil {
+		return e.result()
 	}
-	models.SyncQueues.RLock()
-	if q, ok := models.SyncQueues.Queues[queueNameFromURL(queueURL)]; ok {
-		keep := map[string]int{
-			"DelaySeconds":       q.DelaySeconds,
-			"MaximumMessageSize": q.MaximumMessageSize,
-			"VisibilityTimeout":  q.VisibilityTimeout,
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, e := s.lookup(req.QueueUrl)
+	if e != nil {
+		return e.result()
+	}
+	if q.meta.Attrs == nil {
+		q.meta.Attrs = map[string]string{}
+	}
+	for k, v := range req.Attributes {
+		if v == "" {
+			delete(q.meta.Attrs, k)
+		} else {
+			q.meta.Attrs[k] = v
 		}
-		for k, v := range keep {
-			if _, set := req.Attributes[k]; !set {
-				req.Attributes[k] = strconv.Itoa(v)
-			}
-		}
 	}
-	models.SyncQueues.RUnlock()
-	fixed, err := json.Marshal(req)
-	if err != nil {
-		return errInvalidParameter(err.Error()).result()
+	q.meta.Modified = s.nowMs() / 1000
+	var w write
+	w.saveQueue(q)
+	if e := s.commit(&w); e != nil {
+		return e.result()
 	}
-	return h.call(ctx, "SetQueueAttributes", fixed)
+	return ok(struct{}{})
 }
 
-// getQueueAttributes lets goaws answer, then replaces the depth counts and
-// the redrive policy with values computed from the queue itself.
-func (h *sqsHandler) getQueueAttributes(ctx context.Context, body []byte, queueURL string) sqsResult {
-	var req struct{ AttributeNames []string }
-	_ = json.Unmarshal(body, &req)
-	res := h.call(ctx, "GetQueueAttributes", body)
-	if res.err != nil {
-		return res
-	}
-	var out struct{ Attributes map[string]string }
-	if err := json.Unmarshal(res.body, &out); err != nil {
-		return errInvalidParameter("malformed goaws answer").result()
-	}
-	if out.Attributes == nil {
-		out.Attributes = map[string]string{}
-	}
-	all := len(req.AttributeNames) == 0
-	wanted := map[string]bool{}
-	for _, n := range req.AttributeNames {
-		wanted[n] = true
-		all = all || n == "All"
-	}
-	set := func(name, value string) {
-		if all || wanted[name] {
-			out.Attributes[name] = value
-		}
-	}
-
-	models.SyncQueues.RLock()
-	q, ok := models.SyncQueues.Queues[queueNameFromURL(queueURL)]
-	if ok {
-		visible, notVisible, delayed := 0, 0, 0
-		for i := range q.Messages {
-			m := &q.Messages[i]
-			switch {
-			case m.ReceiptHandle != "":
-				notVisible++
-			case !m.IsReadyForReceipt():
-				delayed++
-			default:
-				visible++
-			}
-		}
-		set("ApproximateNumberOfMessages", strconv.Itoa(visible))
-		set("ApproximateNumberOfMessagesNotVisible", strconv.Itoa(notVisible))
-		set("ApproximateNumberOfMessagesDelayed", strconv.Itoa(delayed))
-		if q.DeadLetterQueue != nil {
-			policy, _ := json.Marshal(struct {
-				DeadLetterTargetArn string `json:"deadLetterTargetArn"`
-				MaxReceiveCount     int    `json:"maxReceiveCount"`
-			}{q.DeadLetterQueue.Arn, q.MaxReceiveCount})
-			set("RedrivePolicy", string(policy))
-		}
-	}
-	models.SyncQueues.RUnlock()
-
-	b, err := json.Marshal(out)
-	if err != nil {
-		return errInvalidParameter(err.Error()).result()
-	}
-	return sqsResult{status: http.StatusOK, body: b}
-}
-
-type receivedMessage struct {
-	MessageId              string                             `json:"MessageId,omitempty"`
-	ReceiptHandle          string                             `json:"ReceiptHandle,omitempty"`
-	MD5OfBody              string                             `json:"MD5OfBody,omitempty"`
-	Body                   string                             `json:"Body,omitempty"`
-	MD5OfMessageAttributes string                             `json:"MD5OfMessageAttributes,omitempty"`
-	MessageAttributes      map[string]models.MessageAttribute `json:"MessageAttributes,omitempty"`
-	Attributes             map[string]string                  `json:"Attributes,omitempty"`
-}
-
-// receiveWaiting does the long poll itself: goaws is asked without waiting,
-// and asked again when a send or a visibility change wakes the waiters (or
-// every 100 ms, for leases that run out), until messages come or the wait is
-// over. goaws's own long poll looks only every 100 ms, which made every
-// pickup on an idle dev worker wait 50 ms on average.
-func (h *sqsHandler) receiveWaiting(ctx context.Context, body []byte, out any) *sqsResult {
-	var fields map[string]any
-	if err := json.Unmarshal(body, &fields); err != nil {
-		r := errInvalidParameter("malformed request").result()
-		return &r
-	}
-	wait, _ := fields["WaitTimeSeconds"].(float64)
-	fields["WaitTimeSeconds"] = 0
-	now, _ := json.Marshal(fields)
-	deadline := time.Now().Add(time.Duration(wait * float64(time.Second)))
-	for {
-		wake := h.woken()
-		res := h.call(ctx, "ReceiveMessage", now)
-		if res.err != nil {
-			return &res
-		}
-		var got struct{ Messages []json.RawMessage }
-		if err := json.Unmarshal(res.body, &got); err != nil {
-			r := errInvalidParameter("malformed goaws answer").result()
-			return &r
-		}
-		left := time.Until(deadline)
-		if len(got.Messages) > 0 || left <= 0 {
-			if err := json.Unmarshal(res.body, out); err != nil {
-				r := errInvalidParameter("malformed goaws answer").result()
-				return &r
-			}
-			return nil
-		}
-		t := time.NewTimer(min(left, 100*time.Millisecond))
-		select {
-		case <-wake:
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return &sqsResult{status: http.StatusOK, body: []byte("{}")}
-		}
-		t.Stop()
-	}
-}
-
-// receiveMessage lets goaws pick and hide the messages, then corrects their
-// system attributes and filters both attribute sets to what was asked for.
-func (h *sqsHandler) receiveMessage(ctx context.Context, body []byte, queueURL string) sqsResult {
+func (s *sqsService) tagQueue(_ context.Context, body []byte) sqsResult {
 	var req struct {
-		AttributeNames              []string
-		MessageSystemAttributeNames []string
-		MessageAttributeNames       []string
+		QueueUrl string
+		Tags     map[string]string
 	}
-	_ = json.Unmarshal(body, &req)
-	var out struct{ Messages []*receivedMessage }
-	if res := h.receiveWaiting(ctx, body, &out); res != nil {
-		return *res
+	if e := decode(body, &req); e != nil {
+		return e.result()
 	}
-	if len(out.Messages) == 0 {
-		return sqsResult{status: http.StatusOK, body: []byte("{}")}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, e := s.lookup(req.QueueUrl)
+	if e != nil {
+		return e.result()
 	}
-
-	byHandle := make(map[string]*receivedMessage, len(out.Messages))
-	for _, m := range out.Messages {
-		byHandle[m.ReceiptHandle] = m
+	if q.meta.Tags == nil {
+		q.meta.Tags = map[string]string{}
 	}
-	models.SyncQueues.RLock()
-	if q, ok := models.SyncQueues.Queues[queueNameFromURL(queueURL)]; ok {
-		for i := range q.Messages {
-			sm := &q.Messages[i]
-			m, ok := byHandle[sm.ReceiptHandle]
-			if !ok || sm.ReceiptHandle == "" {
-				continue
-			}
-			if m.Attributes == nil {
-				m.Attributes = map[string]string{}
-			}
-			// goaws bumps Retry each time a received message comes back
-			// (lease expired or visibility set to 0), so Retry+1 is the
-			// number of receives including this one.
-			m.Attributes["ApproximateReceiveCount"] = strconv.Itoa(sm.Retry + 1)
-			m.Attributes["SentTimestamp"] = strconv.FormatInt(sm.SentTime.UnixMilli(), 10)
-		}
+	for k, v := range req.Tags {
+		q.meta.Tags[k] = v
 	}
-	models.SyncQueues.RUnlock()
-
-	sysNames := append(append([]string(nil), req.AttributeNames...), req.MessageSystemAttributeNames...)
-	for _, m := range out.Messages {
-		m.Attributes = filterSystemAttributes(m.Attributes, sysNames)
-		filtered := filterMessageAttributes(m.MessageAttributes, req.MessageAttributeNames)
-		if len(filtered) != len(m.MessageAttributes) {
-			m.MessageAttributes = filtered
-			m.MD5OfMessageAttributes = ""
-			if len(filtered) > 0 {
-				m.MD5OfMessageAttributes = utils.HashAttributes(filtered)
-			}
-		}
+	var w write
+	w.saveQueue(q)
+	if e := s.commit(&w); e != nil {
+		return e.result()
 	}
-	b, err := json.Marshal(out)
-	if err != nil {
-		return errInvalidParameter(err.Error()).result()
-	}
-	return sqsResult{status: http.StatusOK, body: b}
+	return ok(struct{}{})
 }
 
-// filterSystemAttributes keeps the system attributes that were asked for:
-// SQS returns none unless named (or "All").
-func filterSystemAttributes(attrs map[string]string, names []string) map[string]string {
-	keep := map[string]string{}
-	for _, n := range names {
-		if n == "All" {
-			return attrs
-		}
-		if v, ok := attrs[n]; ok {
-			keep[n] = v
-		}
+func (s *sqsService) untagQueue(_ context.Context, body []byte) sqsResult {
+	var req struct {
+		QueueUrl string
+		TagKeys  []string
 	}
-	return keep
+	if e := decode(body, &req); e != nil {
+		return e.result()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, e := s.lookup(req.QueueUrl)
+	if e != nil {
+		return e.result()
+	}
+	for _, k := range req.TagKeys {
+		delete(q.meta.Tags, k)
+	}
+	var w write
+	w.saveQueue(q)
+	if e := s.commit(&w); e != nil {
+		return e.result()
+	}
+	return ok(struct{}{})
 }
 
-// filterMessageAttributes applies SQS's MessageAttributeNames rules: "All"
-// or ".*" for every attribute, "prefix.*" for a prefix, else exact names.
-func filterMessageAttributes(attrs map[string]models.MessageAttribute, names []string) map[string]models.MessageAttribute {
-	keep := map[string]models.MessageAttribute{}
-	for k, v := range attrs {
-		for _, n := range names {
-			if n == "All" || n == ".*" || k == n ||
-				(strings.HasSuffix(n, ".*") && strings.HasPrefix(k, strings.TrimSuffix(n, "*"))) {
-				keep[k] = v
-				break
-			}
-		}
+func (s *sqsService) listQueueTags(_ context.Context, body []byte) sqsResult {
+	var req struct{ QueueUrl string }
+	if e := decode(body, &req); e != nil {
+		return e.result()
 	}
-	return keep
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, e := s.lookup(req.QueueUrl)
+	if e != nil {
+		return e.result()
+	}
+	if len(q.meta.Tags) == 0 {
+		return ok(struct{}{})
+	}
+	return ok(map[string]any{"Tags": q.meta.Tags})
+}
+
+// sendEntry is one message to send (SendMessage or a batch entry).
+type sendEntry struct {
+	Id                string
+	MessageBody       *string
+	DelaySeconds      *int
+	MessageAttributes map[string]msgAttr
+}
+
+type sendResult struct {
+	Id                     string `json:"Id,omitempty"`
+	MessageId              string `json:"MessageId"`
+	MD5OfMessageBody       string `json:"MD5OfMessageBody"`
+	MD5OfMessageAttributes string `json:"MD5OfMessageAttributes,omitempty"`
+}
+
+// send validates e and queues it; s.mu must be held.
+func (s *sqsService) send(q *queue, e sendEntry, w *write) (sendResult, *sqsError) {
+	if e.MessageBody == nil || *e.MessageBody == "" {
+		return sendResult{}, errMissingParameter("MessageBody")
+	}
+	size, ae := checkMsgAttrs(e.MessageAttributes)
+	if ae != nil {
+		return sendResult{}, ae
+	}
+	if size+len(*e.MessageBody) > q.intAttr("MaximumMessageSize") {
+		return sendResult{}, errInvalidParameter("One or more parameters are invalid. Reason: Message must be shorter than " +
+			strconv.Itoa(q.intAttr("MaximumMessageSize")) + " bytes.")
+	}
+	delay := q.intAttr("DelaySeconds")
+	if e.DelaySeconds != nil {
+		delay = *e.DelaySeconds
+	}
+	if delay < 0 || delay > 900 {
+		return sendResult{}, errInvalidParameter("Value " + strconv.Itoa(delay) + " for parameter DelaySeconds is invalid. Reason: must be between 0 and 900, if provided.")
+	}
+	now := s.nowMs()
+	m := &message{Seq: q.meta.NextSeq, ID: newID(), MD5Body: md5Hex([]byte(*e.MessageBody)),
+		MD5Attrs: md5OfAttributes(e.MessageAttributes), Sent: now, VisibleAt: now + int64(delay)*1000}
+	q.add(m)
+	w.putMsg(q, m)
+	w.putBody(q, m.Seq, msgBody{Body: *e.MessageBody, Attrs: e.MessageAttributes})
+	w.saveQueue(q) // NextSeq
+	return sendResult{Id: e.Id, MessageId: m.ID, MD5OfMessageBody: m.MD5Body, MD5OfMessageAttributes: m.MD5Attrs}, nil
+}
+
+func (s *sqsService) sendMessage(_ context.Context, body []byte) sqsResult {
+	var req struct {
+		QueueUrl string
+		sendEntry
+	}
+	if e := decode(body, &req); e != nil {
+		return e.result()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, e := s.lookup(req.QueueUrl)
+	if e != nil {
+		return e.result()
+	}
+	var w write
+	res, e := s.send(q, req.sendEntry, &w)
+	if e != nil {
+		return e.result()
+	}
+	if e := s.commit(&w); e != nil {
+		return e.result()
+	}
+	s.wakeLocked()
+	res.Id = ""
+	return ok(res)
 }
 
 // batchEntryID is the pattern SQS accepts for a batch entry Id.
@@ -626,86 +712,560 @@ type batchFailure struct {
 	SenderFault bool   `json:"SenderFault"`
 }
 
-// batch runs a batch operation as one goaws call of action per entry, with
-// SQS's whole-batch validation first. withResult copies each entry's answer
-// (message id, checksums) into its Successful record.
-func (h *sqsHandler) batch(ctx context.Context, body []byte, action string, withResult bool) sqsResult {
+// checkBatch applies SQS's whole-batch rules to the entry ids.
+func checkBatch(ids []string) *sqsError {
+	switch {
+	case len(ids) == 0:
+		return &sqsError{"EmptyBatchRequest", "AWS.SimpleQueueService.EmptyBatchRequest", 400, "The batch request doesn't contain any entries."}
+	case len(ids) > 10:
+		return &sqsError{"TooManyEntriesInBatchRequest", "AWS.SimpleQueueService.TooManyEntriesInBatchRequest", 400, "Maximum number of entries per request is 10."}
+	}
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if !batchEntryID.MatchString(id) {
+			return &sqsError{"InvalidBatchEntryId", "AWS.SimpleQueueService.InvalidBatchEntryId", 400,
+				"A batch entry id can only contain alphanumeric characters, hyphens and underscores."}
+		}
+		if seen[id] {
+			return &sqsError{"BatchEntryIdsNotDistinct", "AWS.SimpleQueueService.BatchEntryIdsNotDistinct", 400, "Two or more batch entries have the same Id."}
+		}
+		seen[id] = true
+	}
+	return nil
+}
+
+func batchResult(successful any, failed []batchFailure) sqsResult {
+	if failed == nil {
+		failed = []batchFailure{}
+	}
+	return ok(map[string]any{"Successful": successful, "Failed": failed})
+}
+
+func (s *sqsService) sendMessageBatch(_ context.Context, body []byte) sqsResult {
 	var req struct {
 		QueueUrl string
-		Entries  []map[string]json.RawMessage
+		Entries  []sendEntry
 	}
-	if err := json.Unmarshal(body, &req); err != nil {
-		return errInvalidParameter("malformed request").result()
-	}
-	switch {
-	case len(req.Entries) == 0:
-		return goawsErrors["AWS.SimpleQueueService.EmptyBatchRequest"].result()
-	case len(req.Entries) > 10:
-		return goawsErrors["AWS.SimpleQueueService.TooManyEntriesInBatchRequest"].result()
+	if e := decode(body, &req); e != nil {
+		return e.result()
 	}
 	ids := make([]string, len(req.Entries))
-	seen := map[string]bool{}
-	total := 0
 	for i, e := range req.Entries {
-		_ = json.Unmarshal(e["Id"], &ids[i])
-		if !batchEntryID.MatchString(ids[i]) {
-			return (&sqsError{"InvalidBatchEntryId", "AWS.SimpleQueueService.InvalidBatchEntryId", 400,
-				"A batch entry id can only contain alphanumeric characters, hyphens and underscores."}).result()
-		}
-		if seen[ids[i]] {
-			return goawsErrors["AWS.SimpleQueueService.BatchEntryIdsNotDistinct"].result()
-		}
-		seen[ids[i]] = true
-		var mb string
-		_ = json.Unmarshal(e["MessageBody"], &mb)
-		total += len(mb)
+		ids[i] = e.Id
 	}
-	if action == "SendMessage" && total > maxMessageSize(queueNameFromURL(req.QueueUrl)) {
+	if e := checkBatch(ids); e != nil {
+		return e.result()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, e := s.lookup(req.QueueUrl)
+	if e != nil {
+		return e.result()
+	}
+	total := 0
+	for _, e := range req.Entries {
+		if e.MessageBody != nil {
+			total += len(*e.MessageBody)
+		}
+	}
+	if total > q.intAttr("MaximumMessageSize") {
 		return (&sqsError{"BatchRequestTooLong", "AWS.SimpleQueueService.BatchRequestTooLong", 400,
 			"Batch requests cannot be longer than the queue's maximum message size."}).result()
 	}
-
-	successful := []map[string]any{}
-	failed := []batchFailure{}
-	for i, e := range req.Entries {
-		delete(e, "Id")
-		url, _ := json.Marshal(req.QueueUrl)
-		e["QueueUrl"] = url
-		one, err := json.Marshal(e)
-		if err != nil {
-			return errInvalidParameter(err.Error()).result()
-		}
-		res := h.single(ctx, action, one)
-		if res.err != nil {
-			failed = append(failed, batchFailure{Id: ids[i], Code: res.err.Shape, Message: res.err.Message, SenderFault: true})
+	var w write
+	successful := []sendResult{}
+	var failed []batchFailure
+	for _, entry := range req.Entries {
+		res, e := s.send(q, entry, &w)
+		if e != nil {
+			failed = append(failed, batchFailure{Id: entry.Id, Code: e.Shape, Message: e.Message, SenderFault: true})
 			continue
 		}
-		ok := map[string]any{}
-		if withResult && len(res.body) > 0 {
-			if err := json.Unmarshal(res.body, &ok); err != nil {
-				return errInvalidParameter("malformed goaws answer").result()
-			}
-			for k, v := range ok {
-				if s, isStr := v.(string); isStr && s == "" {
-					delete(ok, k)
-				}
-			}
-		}
-		ok["Id"] = ids[i]
-		successful = append(successful, ok)
+		successful = append(successful, res)
 	}
-	b, err := json.Marshal(map[string]any{"Successful": successful, "Failed": failed})
-	if err != nil {
-		return errInvalidParameter(err.Error()).result()
+	if e := s.commit(&w); e != nil {
+		return e.result()
 	}
-	return sqsResult{status: http.StatusOK, body: b}
+	s.wakeLocked()
+	return batchResult(successful, failed)
 }
 
-func maxMessageSize(queue string) int {
-	models.SyncQueues.RLock()
-	defer models.SyncQueues.RUnlock()
-	if q, ok := models.SyncQueues.Queues[queue]; ok && q.MaximumMessageSize > 0 {
-		return q.MaximumMessageSize
+type receivedMessage struct {
+	MessageId              string             `json:"MessageId"`
+	ReceiptHandle          string             `json:"ReceiptHandle"`
+	MD5OfBody              string             `json:"MD5OfBody"`
+	Body                   string             `json:"Body"`
+	Attributes             map[string]string  `json:"Attributes,omitempty"`
+	MD5OfMessageAttributes string             `json:"MD5OfMessageAttributes,omitempty"`
+	MessageAttributes      map[string]msgAttr `json:"MessageAttributes,omitempty"`
+}
+
+type receiveRequest struct {
+	QueueUrl                    string
+	AttributeNames              []string
+	MessageSystemAttributeNames []string
+	MessageAttributeNames       []string
+	MaxNumberOfMessages         *int
+	VisibilityTimeout           *int
+	WaitTimeSeconds             *int
+}
+
+func (s *sqsService) receiveMessage(ctx context.Context, body []byte) sqsResult {
+	var req receiveRequest
+	if e := decode(body, &req); e != nil {
+		return e.result()
 	}
-	return defaultMaximumMessageSize
+	max := 1
+	if req.MaxNumberOfMessages != nil {
+		max = *req.MaxNumberOfMessages
+	}
+	if max < 1 || max > 10 {
+		return errInvalidParameter("Value " + strconv.Itoa(max) + " for parameter MaxNumberOfMessages is invalid. Reason: Must be between 1 and 10, if provided.").result()
+	}
+	if req.VisibilityTimeout != nil && (*req.VisibilityTimeout < 0 || *req.VisibilityTimeout > 43200) {
+		return errInvalidParameter("Value for parameter VisibilityTimeout is invalid. Reason: Must be between 0 and 43200.").result()
+	}
+	s.mu.Lock()
+	q, e := s.lookup(req.QueueUrl)
+	wait := 0
+	if e == nil {
+		wait = q.intAttr("ReceiveMessageWaitTimeSeconds")
+	}
+	s.mu.Unlock()
+	if e != nil {
+		return e.result()
+	}
+	if req.WaitTimeSeconds != nil {
+		wait = *req.WaitTimeSeconds
+	}
+	if wait < 0 || wait > 20 {
+		return errInvalidParameter("Value " + strconv.Itoa(wait) + " for parameter WaitTimeSeconds is invalid. Reason: Must be >= 0 and <= 20, if provided.").result()
+	}
+	deadline := time.Now().Add(time.Duration(wait) * time.Second)
+	for {
+		wake := s.woken()
+		got, e := s.receiveNow(&req, max)
+		if e != nil {
+			return e.result()
+		}
+		left := time.Until(deadline)
+		if len(got) > 0 || left <= 0 {
+			if len(got) == 0 {
+				return ok(struct{}{})
+			}
+			return ok(map[string]any{"Messages": got})
+		}
+		// A send or a release wakes the poll at once; leases that run out
+		// and delays that end are seen on the next tick.
+		t := time.NewTimer(min(left, 50*time.Millisecond))
+		s.waiting.Add(1)
+		select {
+		case <-wake:
+		case <-t.C:
+		case <-ctx.Done():
+			s.waiting.Add(-1)
+			t.Stop()
+			return ok(struct{}{})
+		}
+		s.waiting.Add(-1)
+		t.Stop()
+	}
+}
+
+// receiveNow takes up to max visible messages, moving those over the
+// redrive policy's receive count to the dead-letter queue instead.
+func (s *sqsService) receiveNow(req *receiveRequest, max int) ([]receivedMessage, *sqsError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, e := s.lookup(req.QueueUrl)
+	if e != nil {
+		return nil, e
+	}
+	now := s.nowMs()
+	vis := q.intAttr("VisibilityTimeout")
+	if req.VisibilityTimeout != nil {
+		vis = *req.VisibilityTimeout
+	}
+	retention := int64(q.intAttr("MessageRetentionPeriod")) * 1000
+	policy, hasPolicy := q.redrive()
+	var dlq *queue
+	if hasPolicy {
+		dlq = s.queues[arnQueueName(policy.DeadLetterTargetArn)]
+	}
+	var w write
+	var got []*message
+	for _, m := range q.msgs {
+		if len(got) == max {
+			break
+		}
+		if m.deleted || m.VisibleAt > now {
+			continue
+		}
+		if m.Sent+retention < now {
+			w.delMsg(q, m)
+			q.remove(m)
+			continue
+		}
+		if dlq != nil && m.Receives >= policy.MaxReceiveCount {
+			s.moveLocked(q, dlq, m, now, &w)
+			continue
+		}
+		m.Receives++
+		if m.FirstReceive == 0 {
+			m.FirstReceive = now
+		}
+		m.Handle = newHandle(m.ID)
+		m.VisibleAt = now + int64(vis)*1000
+		w.putMsg(q, m)
+		got = append(got, m)
+	}
+	if e := s.commit(&w); e != nil {
+		return nil, e
+	}
+	if len(got) == 0 {
+		return nil, nil
+	}
+	out := make([]receivedMessage, 0, len(got))
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bodyBucket(q.meta.Name))
+		for _, m := range got {
+			var body msgBody
+			if b != nil {
+				if data := b.Get(seqKey(m.Seq)); data != nil {
+					if err := json.Unmarshal(data, &body); err != nil {
+						return fmt.Errorf("message %s: %w", m.ID, err)
+					}
+				}
+			}
+			out = append(out, s.render(m, body, req))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, errInternal(err)
+	}
+	return out, nil
+}
+
+// moveLocked moves m from q to dst as a new message of dst with the same id,
+// body and attributes (SQS keeps those, and the receive count, on redrive).
+func (s *sqsService) moveLocked(q, dst *queue, m *message, now int64, w *write) {
+	if w.del == nil {
+		w.del = map[*queue][]uint64{}
+	}
+	w.del[q] = append(w.del[q], m.Seq)
+	w.moves = append(w.moves, bodyMove{from: q, to: dst, fromSeq: m.Seq, toSeq: dst.meta.NextSeq})
+	q.remove(m)
+	moved := *m
+	moved.deleted = false
+	moved.Seq = dst.meta.NextSeq
+	moved.Handle = ""
+	moved.VisibleAt = now
+	if moved.SourceArn == "" {
+		moved.SourceArn = s.queueArn(q.meta.Name)
+	} else if dst.meta.Name == arnQueueName(moved.SourceArn) {
+		moved.SourceArn = ""
+	}
+	dst.add(&moved)
+	w.putMsg(dst, &moved)
+	w.saveQueue(dst)
+}
+
+func arnQueueName(arn string) string { return arn[strings.LastIndex(arn, ":")+1:] }
+
+// render builds the answer for a received message, with the system and
+// message attributes that were asked for (SQS returns none unless named).
+func (s *sqsService) render(m *message, body msgBody, req *receiveRequest) receivedMessage {
+	out := receivedMessage{MessageId: m.ID, ReceiptHandle: m.Handle, MD5OfBody: m.MD5Body, Body: body.Body}
+	sys := map[string]string{
+		"SentTimestamp":                    strconv.FormatInt(m.Sent, 10),
+		"ApproximateReceiveCount":          strconv.Itoa(m.Receives),
+		"ApproximateFirstReceiveTimestamp": strconv.FormatInt(m.FirstReceive, 10),
+		"SenderId":                         s.account,
+	}
+	if m.SourceArn != "" {
+		sys["DeadLetterQueueSourceArn"] = m.SourceArn
+	}
+	for _, n := range append(append([]string(nil), req.AttributeNames...), req.MessageSystemAttributeNames...) {
+		if n == "All" {
+			out.Attributes = sys
+			break
+		}
+		if v, ok := sys[n]; ok {
+			if out.Attributes == nil {
+				out.Attributes = map[string]string{}
+			}
+			out.Attributes[n] = v
+		}
+	}
+	for k, v := range body.Attrs {
+		for _, n := range req.MessageAttributeNames {
+			if n == "All" || n == ".*" || k == n ||
+				(strings.HasSuffix(n, ".*") && strings.HasPrefix(k, strings.TrimSuffix(n, "*"))) {
+				if out.MessageAttributes == nil {
+					out.MessageAttributes = map[string]msgAttr{}
+				}
+				out.MessageAttributes[k] = v
+				break
+			}
+		}
+	}
+	out.MD5OfMessageAttributes = md5OfAttributes(out.MessageAttributes)
+	return out
+}
+
+// byHandle finds the message a receipt handle names. A handle of a message
+// that is gone, or that has been received again since, is invalid; one of a
+// message back in the queue is not in flight.
+func (q *queue) byHandle(h string, now int64) (*message, *sqsError) {
+	if h == "" {
+		return nil, errReceiptHandleIsInvalid()
+	}
+	m, found := q.byID[handleMessageID(h)]
+	if !found {
+		return nil, errReceiptHandleIsInvalid()
+	}
+	if m.Handle != h {
+		return m, errMessageNotInflight()
+	}
+	if m.VisibleAt <= now {
+		return m, errMessageNotInflight()
+	}
+	return m, nil
+}
+
+func (s *sqsService) deleteOne(q *queue, h string, w *write) *sqsError {
+	m, e := q.byHandle(h, s.nowMs())
+	if e != nil && (m == nil || m.Handle != h) {
+		// SQS deletes with the latest handle even after the lease ran
+		// out; an older one no longer refers to the message.
+		return errReceiptHandleIsInvalid()
+	}
+	w.delMsg(q, m)
+	q.remove(m)
+	return nil
+}
+
+func (s *sqsService) deleteMessage(_ context.Context, body []byte) sqsResult {
+	var req struct{ QueueUrl, ReceiptHandle string }
+	if e := decode(body, &req); e != nil {
+		return e.result()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, e := s.lookup(req.QueueUrl)
+	if e != nil {
+		return e.result()
+	}
+	var w write
+	if e := s.deleteOne(q, req.ReceiptHandle, &w); e != nil {
+		return e.result()
+	}
+	if e := s.commit(&w); e != nil {
+		return e.result()
+	}
+	return ok(struct{}{})
+}
+
+type handleEntry struct {
+	Id                string
+	ReceiptHandle     string
+	VisibilityTimeout int
+}
+
+func (s *sqsService) handleBatch(body []byte, one func(q *queue, e handleEntry, w *write) *sqsError) sqsResult {
+	var req struct {
+		QueueUrl string
+		Entries  []handleEntry
+	}
+	if e := decode(body, &req); e != nil {
+		return e.result()
+	}
+	ids := make([]string, len(req.Entries))
+	for i, e := range req.Entries {
+		ids[i] = e.Id
+	}
+	if e := checkBatch(ids); e != nil {
+		return e.result()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, e := s.lookup(req.QueueUrl)
+	if e != nil {
+		return e.result()
+	}
+	var w write
+	successful := []map[string]string{}
+	var failed []batchFailure
+	for _, entry := range req.Entries {
+		if e := one(q, entry, &w); e != nil {
+			failed = append(failed, batchFailure{Id: entry.Id, Code: e.Shape, Message: e.Message, SenderFault: true})
+			continue
+		}
+		successful = append(successful, map[string]string{"Id": entry.Id})
+	}
+	if e := s.commit(&w); e != nil {
+		return e.result()
+	}
+	s.wakeLocked()
+	return batchResult(successful, failed)
+}
+
+func (s *sqsService) deleteMessageBatch(_ context.Context, body []byte) sqsResult {
+	return s.handleBatch(body, func(q *queue, e handleEntry, w *write) *sqsError {
+		return s.deleteOne(q, e.ReceiptHandle, w)
+	})
+}
+
+func (s *sqsService) changeOne(q *queue, h string, timeout int, w *write) *sqsError {
+	if timeout < 0 || timeout > 43200 {
+		return errInvalidParameter("Value " + strconv.Itoa(timeout) + " for parameter VisibilityTimeout is invalid. Reason: Must be between 0 and 43200.")
+	}
+	now := s.nowMs()
+	m, e := q.byHandle(h, now)
+	if e != nil {
+		return e
+	}
+	m.VisibleAt = now + int64(timeout)*1000
+	w.putMsg(q, m)
+	return nil
+}
+
+func (s *sqsService) changeVisibility(_ context.Context, body []byte) sqsResult {
+	var req struct {
+		QueueUrl, ReceiptHandle string
+		VisibilityTimeout       int
+	}
+	if e := decode(body, &req); e != nil {
+		return e.result()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q, e := s.lookup(req.QueueUrl)
+	if e != nil {
+		return e.result()
+	}
+	var w write
+	if e := s.changeOne(q, req.ReceiptHandle, req.VisibilityTimeout, &w); e != nil {
+		return e.result()
+	}
+	if e := s.commit(&w); e != nil {
+		return e.result()
+	}
+	s.wakeLocked()
+	return ok(struct{}{})
+}
+
+func (s *sqsService) changeVisibilityBatch(_ context.Context, body []byte) sqsResult {
+	return s.handleBatch(body, func(q *queue, e handleEntry, w *write) *sqsError {
+		return s.changeOne(q, e.ReceiptHandle, e.VisibilityTimeout, w)
+	})
+}
+
+func (s *sqsService) listDeadLetterSourceQueues(_ context.Context, body []byte) sqsResult {
+	var req struct {
+		QueueUrl   string
+		MaxResults int
+		NextToken  string
+	}
+	if e := decode(body, &req); e != nil {
+		return e.result()
+	}
+	s.mu.Lock()
+	q, e := s.lookup(req.QueueUrl)
+	var names []string
+	if e == nil {
+		arn := s.queueArn(q.meta.Name)
+		for n, src := range s.queues {
+			if p, ok := src.redrive(); ok && p.DeadLetterTargetArn == arn {
+				names = append(names, n)
+			}
+		}
+	}
+	s.mu.Unlock()
+	if e != nil {
+		return e.result()
+	}
+	res := s.urlPage(names, req.MaxResults, req.NextToken)
+	if res.err == nil && string(res.body) == "{}" {
+		return ok(map[string]any{"queueUrls": []string{}})
+	}
+	// This action alone names the list in lower camel case.
+	res.body = []byte(strings.Replace(string(res.body), `"QueueUrls"`, `"queueUrls"`, 1))
+	return res
+}
+
+// moveTask is a finished StartMessageMoveTask. Moves here are done at once,
+// inside the call.
+type moveTask struct {
+	Handle, Source, Destination string
+	Moved                       int
+	Started                     int64
+}
+
+func (s *sqsService) startMessageMoveTask(_ context.Context, body []byte) sqsResult {
+	var req struct{ SourceArn, DestinationArn string }
+	if e := decode(body, &req); e != nil {
+		return e.result()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	src, found := s.queues[arnQueueName(req.SourceArn)]
+	if !found {
+		return (&sqsError{"ResourceNotFoundException", "ResourceNotFoundException", 400, "The resource that you specified for the SourceArn parameter doesn't exist."}).result()
+	}
+	var dst *queue
+	if req.DestinationArn != "" {
+		if dst = s.queues[arnQueueName(req.DestinationArn)]; dst == nil {
+			return (&sqsError{"ResourceNotFoundException", "ResourceNotFoundException", 400, "The resource that you specified for the DestinationArn parameter doesn't exist."}).result()
+		}
+	}
+	now := s.nowMs()
+	var w write
+	moved := 0
+	for _, m := range append([]*message(nil), src.msgs...) {
+		if m.deleted || m.VisibleAt > now {
+			continue
+		}
+		to := dst
+		if to == nil {
+			to = s.queues[arnQueueName(m.SourceArn)]
+		}
+		if to == nil || to == src {
+			continue
+		}
+		m.Receives = 0
+		m.FirstReceive = 0
+		s.moveLocked(src, to, m, now, &w)
+		moved++
+	}
+	if e := s.commit(&w); e != nil {
+		return e.result()
+	}
+	s.wakeLocked()
+	src.moveTask = &moveTask{Handle: newID(), Source: req.SourceArn, Destination: req.DestinationArn, Moved: moved, Started: now}
+	return ok(map[string]string{"TaskHandle": src.moveTask.Handle})
+}
+
+func (s *sqsService) listMessageMoveTasks(_ context.Context, body []byte) sqsResult {
+	var req struct{ SourceArn string }
+	if e := decode(body, &req); e != nil {
+		return e.result()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	src, found := s.queues[arnQueueName(req.SourceArn)]
+	if !found {
+		return (&sqsError{"ResourceNotFoundException", "ResourceNotFoundException", 400, "The resource that you specified for the SourceArn parameter doesn't exist."}).result()
+	}
+	results := []map[string]any{}
+	if t := src.moveTask; t != nil {
+		r := map[string]any{"Status": "COMPLETED", "SourceArn": t.Source, "ApproximateNumberOfMessagesMoved": t.Moved,
+			"ApproximateNumberOfMessagesToMove": t.Moved, "StartedTimestamp": t.Started}
+		if t.Destination != "" {
+			r["DestinationArn"] = t.Destination
+		}
+		results = append(results, r)
+	}
+	return ok(map[string]any{"Results": results})
 }
