@@ -162,7 +162,8 @@ func TestMain(m *testing.M) {
 		// logto FILE CMD ARGS...: run CMD with its stderr copied to FILE too,
 		// passing SIGINT and SIGTERM on, so that a script can wait for a log
 		// line of a background command; exits as CMD did.
-		"logto": mainLogTo,
+		"logto":    mainLogTo,
+		"signtask": mainSignTask,
 		// s3fault ENVFILE CONTROL TARGET: S3 answers 500 while CONTROL says (faults_test.go).
 		"s3fault": mainS3Fault,
 	})
@@ -455,26 +456,37 @@ func TestScripts(t *testing.T) {
 		RequireUniqueNames:  true,
 		UpdateScripts:       os.Getenv("TASKIQ_GO_UPDATE") != "",
 		Setup:               setupEndpoint,
+		// [moto]: the script runs against moto_server, which also serves
+		// the services the embedded endpoint does not (SSM).
+		Condition: func(cond string) (bool, error) {
+			if cond == "moto" {
+				return os.Getenv("TASKIQ_GO_TEST_ENDPOINT") != "", nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"waitstate":  cmdWaitState,
-			"jsonvar":    cmdJSONVar,
-			"startorder": cmdStartOrder,
-			"freeport":   cmdFreePort,
-			"httpget":    cmdHTTPGet,
-			"waitfile":   cmdWaitFile,
-			"sqssend":    cmdSQSSend,
-			"sqscount":   cmdSQSCount,
-			"exitcode":   cmdExitCode,
-			"pidgone":    cmdPidGone,
-			"killpid":    cmdKillPid,
-			"sqsredrive": cmdSQSRedrive,
-			"loadenv":    cmdLoadEnv,
-			"s3put":      cmdS3Put,
-			"envsubst":   cmdEnvSubst,
-			"waitlines":  cmdWaitLines,
-			"waitgone":   cmdWaitGone,
-			"runsummary": cmdRunSummary,
-			"now":        cmdNow,
+			"waitstate":   cmdWaitState,
+			"jsonvar":     cmdJSONVar,
+			"startorder":  cmdStartOrder,
+			"freeport":    cmdFreePort,
+			"httpget":     cmdHTTPGet,
+			"waitfile":    cmdWaitFile,
+			"sqssend":     cmdSQSSend,
+			"sqscount":    cmdSQSCount,
+			"exitcode":    cmdExitCode,
+			"pidgone":     cmdPidGone,
+			"killpid":     cmdKillPid,
+			"sqsredrive":  cmdSQSRedrive,
+			"loadenv":     cmdLoadEnv,
+			"s3put":       cmdS3Put,
+			"envsubst":    cmdEnvSubst,
+			"waitlines":   cmdWaitLines,
+			"waitgone":    cmdWaitGone,
+			"runsummary":  cmdRunSummary,
+			"now":         cmdNow,
+			"sqssendfile": cmdSQSSendFile,
+			"s3grep":      cmdS3Grep,
+			"ssmput":      cmdSSMPut,
 		},
 	})
 }
@@ -504,7 +516,7 @@ func setupEndpoint(env *testscript.Env) error {
 		return err
 	}
 	envFile := filepath.Join(env.WorkDir, ".dev.env")
-	cmd := exec.Command(bin, "dev", "--addr", "127.0.0.1:0", "--env-file", envFile, "--queue", "gpu", "--log-format", "json")
+	cmd := exec.Command(bin, "dev", "--addr", "127.0.0.1:0", "--env-file", envFile, "--queue", "gpu", "--log-format", "json", "--unsigned")
 	cmd.Env = env.Vars
 	logf, err := os.Create(filepath.Join(env.WorkDir, ".dev.log"))
 	if err != nil {
@@ -616,7 +628,11 @@ func clients(ctx context.Context, endpoint string, keys ...string) (*awssqs.Clie
 		return nil, nil, err
 	}
 	sq := awssqs.NewFromConfig(cfg, func(o *awssqs.Options) { o.BaseEndpoint = aws.String(endpoint) })
-	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.BaseEndpoint = aws.String(endpoint); o.UsePathStyle = true })
+	s3c := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.BaseEndpoint = aws.String(endpoint)
+		o.UsePathStyle = true
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+	})
 	return sq, s3c, nil
 }
 

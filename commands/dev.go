@@ -48,6 +48,12 @@ func devCommand() *cli.Command {
 			flags = append(flags, f)
 		}
 	}
+	for _, f := range trustFlags() {
+		if f.Names()[0] != flagVerifyKey { // dev makes its own key pair
+			flags = append(flags, f)
+		}
+	}
+	flags = append(flags, &cli.BoolFlag{Name: "unsigned", Usage: "do not make a signing key pair: --workers run unsigned tasks, and the export lines name no keys"})
 	return &cli.Command{
 		Name:  "dev",
 		Usage: "serve SQS and S3 on localhost for development and tests",
@@ -134,6 +140,24 @@ func devCommand() *cli.Command {
 				return fmt.Errorf("start dev endpoint: %w", err)
 			}
 			env := devEnv(srv)
+			var verifier *plan.Verifier
+			if !cliContext.Bool("unsigned") {
+				// Signed by default, like a real deployment should be: the
+				// export lines give submitters the private key and workers
+				// the public one.
+				dir := cliContext.String("data-dir")
+				if dir == "" {
+					if dir, err = os.MkdirTemp("", "taskiq-dev-keys-"); err != nil {
+						return fmt.Errorf("dev signing key: %w", err)
+					}
+					defer os.RemoveAll(dir)
+				}
+				key, pub, v, err := devKeyPair(dir)
+				if err != nil {
+					return err
+				}
+				env["TASKIQ_GO_SIGNING_KEY"], env["TASKIQ_GO_VERIFY_KEYS"], verifier = key, pub, v
+			}
 			exports := formatExports(env)
 			if envFile != "" {
 				if err := writeFileAtomic(envFile, []byte(exports)); err != nil {
@@ -174,6 +198,7 @@ func devCommand() *cli.Command {
 					return err
 				}
 				cfg.Info = worker.DefaultInfo(fmt.Sprintf("dev-%d", i+1))
+				cfg.Verifier = verifier
 				cfg.Log = log
 				aborts[i] = make(chan os.Signal, 1)
 				wg.Add(1)
@@ -207,6 +232,31 @@ func removeIfOurs(path, exports string) {
 }
 
 // devEnv is every setting the other commands need to use the endpoint.
+// devKeyPair reads the dev endpoint's signing key pair from dir, making it
+// the first time, and returns both paths and a verifier of the public key.
+func devKeyPair(dir string) (key, pub string, v *plan.Verifier, err error) {
+	// Absolute, so that the export lines work from any directory.
+	if dir, err = filepath.Abs(dir); err != nil {
+		return "", "", nil, fmt.Errorf("dev signing key: %w", err)
+	}
+	key = filepath.Join(dir, "signing.key")
+	pub = key + ".pub"
+	if _, err := os.Stat(pub); errors.Is(err, os.ErrNotExist) {
+		if _, err := writeKeyPair(key); err != nil {
+			return "", "", nil, fmt.Errorf("dev signing key: %w", err)
+		}
+	}
+	data, err := os.ReadFile(pub)
+	if err != nil {
+		return "", "", nil, fmt.Errorf("dev signing key: %w", err)
+	}
+	pk, err := plan.ParseVerifyKey(data)
+	if err != nil {
+		return "", "", nil, fmt.Errorf("dev signing key %s: %w", pub, err)
+	}
+	return key, pub, plan.NewVerifier(pk), nil
+}
+
 func devEnv(srv *devserver.Server) map[string]string {
 	return map[string]string{
 		"AWS_ACCESS_KEY_ID":     srv.Credentials().AccessKeyID,

@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"fmt"
 	"github.com/urfave/cli/v2"
 
 	"github.com/taskiq-go/taskiq-go/ops"
@@ -47,6 +48,11 @@ func resultCommand() *cli.Command {
 			}
 			if err := ops.CopyOutput(ctx, be, res.Stderr, cliContext.App.ErrWriter); err != nil {
 				return err
+			}
+			if res.State == plan.StateFailed && res.Error != "" && res.Stdout.Size == 0 && res.Stderr.Size == 0 {
+				// The command never ran (not found, not allowed, a
+				// secret that did not resolve): say why, as a shell would.
+				fmt.Fprintf(cliContext.App.ErrWriter, "taskiq-go: task %s: %s\n", res.ID, res.Error)
 			}
 			if code := ops.ResultExitCode(res); code != 0 {
 				return exitCode(code)

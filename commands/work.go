@@ -111,11 +111,6 @@ func workerConfig(cliContext *cli.Context, s *Settings, log zerolog.Logger) (wor
 		return cfg, err
 	}
 	cfg.Verifier, cfg.Allow, cfg.PassEnv = trust.Verifier, trust.Allow, trust.PassEnv
-	if cfg.Verifier == nil {
-		log.Warn().Msg("tasks are not verified: this worker runs any task sent to its queues (give --verify-key to run only signed tasks)")
-	} else {
-		log.Info().Strs("keys", cfg.Verifier.KeyIDs()).Msg("running only tasks signed by these keys")
-	}
 	cfg.Queues, err = bandRefs(s, names)
 	return cfg, err
 }
@@ -156,6 +151,11 @@ func runWorker(ctx context.Context, more <-chan os.Signal, be *backend.Backend, 
 	}
 	if cfg.Secrets == nil {
 		cfg.Secrets = be.Secrets
+	}
+	if cfg.Verifier == nil {
+		cfg.Log.Warn().Str("worker", cfg.Info.ID).Msg("tasks are not verified: this worker runs any task sent to its queues (give --verify-key to run only signed tasks)")
+	} else {
+		cfg.Log.Info().Str("worker", cfg.Info.ID).Strs("keys", cfg.Verifier.KeyIDs()).Msg("running only tasks signed by these keys")
 	}
 	w := worker.New(cfg, be.Queue, be.Store)
 	if m != nil {
