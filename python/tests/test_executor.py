@@ -6,10 +6,12 @@ import json
 import stat
 from pathlib import Path
 
+import pytest
 from dagster import DagsterEventType, execute_job
 
 from conftest import Stack, events_text, step_workers
 from dagster_taskiq import RUN_PRIORITY_TAG, TaskiqCli
+from dagster_taskiq.cli import MODE_ENV_VAR
 from jobs import FAILURE_MESSAGE, recon
 
 
@@ -73,8 +75,13 @@ def test_step_tag_routes_to_the_worker_serving_its_queue(two_workers: Stack) -> 
             assert step_workers(two_workers.instance, result.run_id)["routed"] == ["w-special"]
 
 
-def recording_binary(real: str, tmp_path: Path) -> tuple[str, Path]:
-    """A stand-in for taskiq-go that records each submitted spec, then runs the real binary."""
+def recording_binary(real: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, Path]:
+    """A stand-in for taskiq-go that records each submitted spec, then runs the real binary.
+
+    It reads one command line per call, so the executor takes the subprocess
+    path here (the other tests of this file go through the co-process).
+    """
+    monkeypatch.setenv(MODE_ENV_VAR, "subprocess")
     log = tmp_path / "specs.jsonl"
     shim = tmp_path / "taskiq-go"
     shim.write_text(
@@ -87,8 +94,8 @@ def recording_binary(real: str, tmp_path: Path) -> tuple[str, Path]:
     return str(shim), log
 
 
-def test_tags_reach_submit(two_workers: Stack, tmp_path: Path) -> None:
-    shim, log = recording_binary(two_workers.binary, tmp_path)
+def test_tags_reach_submit(two_workers: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shim, log = recording_binary(two_workers.binary, tmp_path, monkeypatch)
     with execute_job(
         recon("prioritized"),
         instance=two_workers.instance,
@@ -107,8 +114,10 @@ def test_tags_reach_submit(two_workers: Stack, tmp_path: Path) -> None:
     assert step_workers(two_workers.instance, result.run_id)["urgent"] == ["w-special"]
 
 
-def test_plain_dagster_cli_when_fast_exit_is_off(two_workers: Stack, tmp_path: Path) -> None:
-    shim, log = recording_binary(two_workers.binary, tmp_path)
+def test_plain_dagster_cli_when_fast_exit_is_off(
+    two_workers: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shim, log = recording_binary(two_workers.binary, tmp_path, monkeypatch)
     with execute_job(
         recon("diamond"), instance=two_workers.instance, run_config=two_workers.run_config(binary=shim, fast_exit=False)
     ) as result:
