@@ -2,11 +2,12 @@
 
     .venv/bin/python bench/coproc_bench.py [--calls 500] [--runs 2] [--json FILE]
 
-Starts its own `taskiq-go dev --workers 2 --concurrency 1`, then
-
 1. times `TaskiqCli.submit` and `TaskiqCli.poll` from Python, through the
-   `serve --stdio` co-process and through one subprocess per call (p50, p90);
-2. runs a Dagster job of 16 independent no-op ops on the two workers, in both
+   `serve --stdio` co-process and through one subprocess per call (p50, p90),
+   on a `taskiq-go dev` of its own with no workers (so that only the calls
+   are measured);
+2. runs a Dagster job of 16 independent no-op ops on `taskiq-go dev --workers 2
+   --concurrency 1`, in both
    modes, alternating, and counts the `taskiq-go` processes the orchestrator
    started (the binary is called through a wrapper that logs each start) and
    the orchestrator's CPU seconds (its own plus its reaped children's: the
@@ -81,24 +82,31 @@ def main() -> int:
     figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="coproc-bench-") as tmp:
         workdir = Path(tmp)
-        dev, env = start_dev(args.binary, workdir, 2, 1)
-        os.environ.update(env)
+        (workdir / "calls").mkdir()
+        dev, env = start_dev(args.binary, workdir / "calls", 0, 1)
         try:
             conn = ConnectionSettings(
                 queue_url=env["TASKIQ_GO_QUEUE_URL"], endpoint_url=env["AWS_ENDPOINT_URL"], bucket=env["TASKIQ_GO_BUCKET"]
             )
-            # 1. one call at a time, on the dev endpoint; cancelled after, so that the workers skip them.
+            # 1. one call at a time.
             for mode, n in (("coprocess", args.calls), ("subprocess", max(20, args.calls // 10))):
-                cli = TaskiqCli(binary=args.binary, connection=conn, mode=mode)
+                cli = TaskiqCli(binary=args.binary, connection=conn, extra_env=env, mode=mode)
                 cli.poll_group("warm-up")
-                sub = timed(lambda i: cli.submit({"id": f"{mode}-{i}", "argv": ["true"], "group": f"b-{mode}", "priority": -1000}), n)
+                sub = timed(lambda i: cli.submit({"id": f"{mode}-{i}", "argv": ["true"], "group": f"b-{mode}"}), n)
                 pol = timed(lambda i: cli.poll([f"{mode}-{i}"]), n)
-                cli.cancel_group(f"b-{mode}")
                 figures[f"{mode}_submit"] = percentiles(sub)
                 figures[f"{mode}_poll"] = percentiles(pol)
                 print(f"{mode:<10} submit {figures[f'{mode}_submit']}  poll {figures[f'{mode}_poll']}  ({n} calls)", flush=True)
             close_coprocesses()
-
+        finally:
+            dev.terminate()
+            dev.wait(timeout=30)
+        if args.runs <= 0:
+            print(json.dumps(figures, indent=2))
+            return 0
+        dev, env = start_dev(args.binary, workdir, 2, 1)
+        os.environ.update(env)
+        try:
             # 2. the 16-op run, through a binary that logs each start.
             count = workdir / "starts"
             wrapper = workdir / "taskiq-go"
