@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/coproc_bench.py [--calls 500] [--runs 2] [--json FILE]
 
-1. times `TaskiqCli.submit` and `TaskiqCli.poll` from Python, through the
+1. times `TaskiqCli.submit` and `TaskiqCli.poll` from Python (and a request the
+   co-process refuses before any I/O: the protocol's own cost), through the
    `serve --stdio` co-process and through one subprocess per call (p50, p90),
    on a `taskiq-go dev` of its own with no workers (so that only the calls
    are measured);
@@ -96,6 +97,10 @@ def main() -> int:
                 pol = timed(lambda i: cli.poll([f"{mode}-{i}"]), n)
                 figures[f"{mode}_submit"] = percentiles(sub)
                 figures[f"{mode}_poll"] = percentiles(pol)
+                if cli.coprocess is not None:
+                    # A request refused before any I/O (poll without ids): the protocol's own cost.
+                    cp = cli.coprocess
+                    figures["coprocess_round_trip"] = percentiles(timed(lambda i: cp.call("poll", {}, 10), n))
                 print(f"{mode:<10} submit {figures[f'{mode}_submit']}  poll {figures[f'{mode}_poll']}  ({n} calls)", flush=True)
             close_coprocesses()
         finally:
