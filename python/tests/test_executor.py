@@ -125,3 +125,16 @@ def test_plain_dagster_cli_when_fast_exit_is_off(
         assert result.output_for_node("join") == 112
     argvs = [json.loads(line)["argv"] for line in log.read_text().splitlines()]
     assert len(argvs) == 4 and all(a[:3] == ["dagster", "api", "execute_step"] for a in argvs)
+
+
+def test_a_run_calls_taskiq_go_through_one_coprocess(two_workers: Stack, tmp_path: Path) -> None:
+    """Every submit, health check and worker lookup of a 10-step run goes to one co-process."""
+    starts = tmp_path / "starts"
+    shim = tmp_path / "taskiq-go"
+    shim.write_text(f'#!/bin/sh\necho "$1" >> {starts}\nexec {two_workers.binary} "$@"\n')
+    shim.chmod(shim.stat().st_mode | stat.S_IXUSR)
+    with execute_job(
+        recon("fan_out"), instance=two_workers.instance, run_config=two_workers.run_config(binary=str(shim))
+    ) as result:
+        assert result.success, events_text(two_workers.instance, result.run_id)[-4000:]
+    assert starts.read_text().split() == ["serve"]
