@@ -50,6 +50,7 @@ bench: build
 
 fuzz:
 	$(GO) test ./plan -run '^$$' -fuzz FuzzDecodeMessage -fuzztime 30s
+	$(GO) test ./serve -run '^$$' -fuzz FuzzDecodeRequest -fuzztime 30s
 
 clean:
 	rm -rf bin dist .cache

@@ -85,6 +85,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			pollCommand(),
 			resultCommand(),
 			cancelCommand(),
+			serveCommand(),
 			workCommand(),
 			queuesCommand(),
 			workersCommand(),

@@ -3,18 +3,29 @@
 Every other module talks to taskiq-go through :class:`TaskiqCli`: it finds the
 binary, passes settings through the subprocess environment, feeds JSON in,
 parses JSON out, bounds each call with a timeout and turns a non-zero exit into
-a :class:`TaskiqCliError` that carries the tool's stderr and exit code. A later
-long-lived co-process mode can replace how calls are made without touching the
-callers.
+a :class:`TaskiqCliError` that carries the tool's stderr and exit code.
+
+Calls go to one long-lived ``taskiq-go serve --stdio`` co-process per Python
+process and connection (started on first use, started again when it dies):
+a call costs a line written and a line read instead of a process start. The
+subprocess path, one ``taskiq-go`` process per call, stays as the fallback:
+``DAGSTER_TASKIQ_CLI=subprocess`` (or ``mode="subprocess"``) selects it. Both
+raise the same exceptions with the tool's own message and exit code.
 """
 
 from __future__ import annotations
 
+import atexit
+import itertools
 import json
 import os
 import shutil
 import subprocess
+import tempfile
+import threading
 import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +41,10 @@ INSTALL_HINT = (
     "source with `go build -o bin/taskiq-go .`, then put it on PATH, set "
     f"${BINARY_ENV_VAR} to its path, or set `binary` in the dagster-taskiq config"
 )
+
+#: Environment variable choosing how calls are made: ``coprocess`` (the default) or ``subprocess``.
+MODE_ENV_VAR = "DAGSTER_TASKIQ_CLI"
+MODES = ("coprocess", "subprocess")
 
 #: What taskiq-go's own exit codes mean (sysexits style).
 EXIT_CODES: Mapping[int, str] = {
@@ -192,12 +207,157 @@ def find_binary(configured: str | None = None) -> str:
     )
 
 
+class _CoProcessDied(Exception):
+    """The co-process ended before answering; the call may be made again on a new one."""
+
+
+class CoProcess:
+    """One ``taskiq-go serve --stdio``: requests written as lines, answers matched by id.
+
+    Thread-safe: any thread may call; a reader thread hands each answer to
+    the caller waiting on its id. Its stderr goes to a temporary file, so that
+    a co-process that cannot start (a missing setting) is reported with the
+    tool's own message.
+    """
+
+    def __init__(self, binary: str, env: Mapping[str, str]) -> None:
+        self.binary = binary
+        self._env = dict(env)
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        # request id -> (the process it was written to, its answer to be).
+        self._pending: dict[int, tuple[subprocess.Popen[bytes], Future[dict[str, Any]]]] = {}
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._stderr: Any = None
+        self.starts = 0
+
+    def _ensure(self) -> subprocess.Popen[bytes]:
+        """The running process, started (again) if there is none; call with the lock held."""
+        if self._proc is not None and self._proc.poll() is None:
+            return self._proc
+        stderr = tempfile.TemporaryFile()
+        try:
+            proc = subprocess.Popen(
+                [self.binary, "serve", "--stdio"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                env=self._env,
+                start_new_session=True,  # a Ctrl-C of the orchestrator must not kill its calls mid-way
+            )
+        except OSError as exc:
+            stderr.close()
+            raise TaskiqBinaryNotFound(f"cannot run {self.binary}: {exc}; {INSTALL_HINT}") from exc
+        self._proc, self._stderr = proc, stderr
+        self.starts += 1
+        threading.Thread(target=self._read, args=(proc, stderr), name="taskiq-go-serve", daemon=True).start()
+        return proc
+
+    def _read(self, proc: subprocess.Popen[bytes], stderr: Any) -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            try:
+                answer = json.loads(raw)
+                request_id = int(answer["id"])
+            except (ValueError, KeyError, TypeError):
+                continue  # an answer to no request of ours (a malformed line has id null)
+            with self._lock:
+                entry = self._pending.pop(request_id, None)
+            if entry is not None:
+                entry[1].set_result(answer)
+        code = proc.wait()
+        stderr.seek(0)
+        tail = stderr.read()[-4000:].decode(errors="replace")
+        stderr.close()
+        with self._lock:
+            if self._proc is proc:
+                self._proc = None
+            orphans = [f for rid, (p, f) in list(self._pending.items()) if p is proc]
+            self._pending = {rid: e for rid, e in self._pending.items() if e[0] is not proc}
+        for future in orphans:
+            future.set_exception(_CoProcessDied(code, tail))
+
+    def call(self, op: str, args: Mapping[str, Any], timeout: float) -> dict[str, Any]:
+        """Sends one request and waits for its answer (the whole response object)."""
+        future: Future[dict[str, Any]] = Future()
+        with self._lock:
+            request_id = next(self._ids)
+            line = json.dumps({"id": request_id, "op": op, "args": args}, separators=(",", ":")).encode() + b"\n"
+            proc = self._ensure()
+            self._pending[request_id] = (proc, future)
+            try:
+                assert proc.stdin is not None
+                proc.stdin.write(line)
+                proc.stdin.flush()
+            except (BrokenPipeError, OSError, ValueError):
+                # It died; the reader fails every pending call (this one too) once it sees the end.
+                pass
+        try:
+            return future.result(timeout)
+        except FutureTimeout:
+            with self._lock:
+                self._pending.pop(request_id, None)
+            raise
+
+    def close(self) -> None:
+        """Closes the input: the co-process answers what it has read and exits."""
+        with self._lock:
+            proc, self._proc = self._proc, None
+        if proc is not None and proc.stdin is not None:
+            try:
+                proc.stdin.close()
+                proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                proc.kill()
+
+    @property
+    def pid(self) -> int | None:
+        proc = self._proc
+        return proc.pid if proc is not None and proc.poll() is None else None
+
+
+_coprocesses: dict[tuple[str, tuple[tuple[str, str], ...]], CoProcess] = {}
+_coprocesses_lock = threading.Lock()
+
+
+def shared_coprocess(binary: str, env_overrides: Mapping[str, str]) -> CoProcess:
+    """The co-process of this Python process for a binary and connection: one, shared by every caller."""
+    key = (binary, tuple(sorted(env_overrides.items())))
+    with _coprocesses_lock:
+        found = _coprocesses.get(key)
+        if found is None:
+            found = _coprocesses[key] = CoProcess(binary, {**os.environ, **env_overrides})
+        return found
+
+
+def close_coprocesses() -> None:
+    """Stops every co-process of this Python process (at exit, and in tests)."""
+    with _coprocesses_lock:
+        found = list(_coprocesses.values())
+        _coprocesses.clear()
+    for cp in found:
+        cp.close()
+
+
+def _forget_after_fork() -> None:
+    # A forked child shares the parent's pipes; it starts its own co-process.
+    global _coprocesses_lock
+    _coprocesses.clear()
+    _coprocesses_lock = threading.Lock()
+
+
+atexit.register(close_coprocesses)
+os.register_at_fork(after_in_child=_forget_after_fork)
+
+
 class TaskiqCli:
-    """Runs taskiq-go commands: JSON in and out, one timeout per call.
+    """Runs taskiq-go operations: JSON in and out, one timeout per call.
 
     ``connection`` is passed to the binary as environment variables, on top of
     the calling process's environment, so that the binary's own precedence
     (flags, environment, config file, defaults) still applies to the rest.
+    ``mode`` is ``coprocess`` (the default, or ``$DAGSTER_TASKIQ_CLI``) or
+    ``subprocess``.
     """
 
     def __init__(
@@ -206,11 +366,25 @@ class TaskiqCli:
         connection: ConnectionSettings | None = None,
         timeout: float = 60.0,
         extra_env: Mapping[str, str] | None = None,
+        mode: str | None = None,
     ) -> None:
         self.binary = find_binary(binary)
         self.connection = connection or ConnectionSettings()
         self.timeout = timeout
         self._extra_env = dict(extra_env or {})
+        self.mode = (mode or os.environ.get(MODE_ENV_VAR) or "coprocess").strip().lower()
+        if self.mode not in MODES:
+            raise TaskiqError(f"dagster-taskiq: ${MODE_ENV_VAR} (or mode) is {self.mode!r}; use one of {', '.join(MODES)}")
+
+    def _env_overrides(self) -> dict[str, str]:
+        return {**self._extra_env, **self.connection.to_env()}
+
+    @property
+    def coprocess(self) -> CoProcess | None:
+        """The shared co-process calls go to, None in subprocess mode."""
+        if self.mode != "coprocess":
+            return None
+        return shared_coprocess(self.binary, self._env_overrides())
 
     # -- the one subprocess call -------------------------------------------------
 
@@ -223,7 +397,7 @@ class TaskiqCli:
     ) -> subprocess.CompletedProcess[str]:
         """Runs ``taskiq-go ARGS``; raises on a timeout or an exit code not in ok_codes."""
         limit = self.timeout if timeout is None else timeout
-        env = {**os.environ, **self._extra_env, **self.connection.to_env()}
+        env = {**os.environ, **self._env_overrides()}
         try:
             proc = subprocess.run(
                 [self.binary, *args],
@@ -242,6 +416,37 @@ class TaskiqCli:
             raise TaskiqCliError(args, proc.returncode, proc.stderr)
         return proc
 
+    # -- the one co-process call -------------------------------------------------
+
+    def request(
+        self, op: str, args: Mapping[str, Any], shown: Sequence[str], timeout: float | None = None
+    ) -> Any:
+        """One request to the co-process; its ``ok`` value, or the error as a TaskiqCliError.
+
+        ``shown`` is the equivalent command line, for messages. Every request
+        is safe to repeat (submits carry ids), so one that a dying co-process
+        left unanswered is sent once more to a new one.
+        """
+        cp = self.coprocess
+        assert cp is not None
+        limit = self.timeout if timeout is None else timeout
+        for attempt in (1, 2):
+            try:
+                answer = cp.call(op, args, limit)
+                break
+            except FutureTimeout as exc:
+                raise TaskiqCliTimeout(shown, limit) from exc
+            except _CoProcessDied as exc:
+                code, stderr = exc.args
+                if attempt == 2 or code in EXIT_CODES:
+                    # It refused to start (a setting, the endpoint) or died twice: say why.
+                    raise TaskiqCliError(["serve", "--stdio"], int(code), str(stderr) or f"co-process for {' '.join(shown)} ended") from None
+        error = answer.get("error")
+        if error:
+            code = int(error.get("code") or 70)
+            raise TaskiqCliError(shown, code, f"taskiq-go: {error.get('message') or ''}")
+        return answer.get("ok")
+
     # -- commands ------------------------------------------------------------------
 
     def submit(self, spec: Mapping[str, Any], retries: int = 2) -> Submitted:
@@ -250,29 +455,59 @@ class TaskiqCli:
         A spec with an ``id`` is idempotent, so an unreachable endpoint or a
         timeout is retried with the same spec.
         """
-        body = json.dumps(spec, separators=(",", ":"))
+        return self.submit_many([spec], retries)[0]
+
+    def submit_many(self, specs: Sequence[Mapping[str, Any]], retries: int = 2) -> list[Submitted]:
+        """Queues tasks together (``submit --json --batch -``), in batches per queue; one Submitted each."""
+        if not specs:
+            return []
         attempt = 0
         while True:
             try:
-                out = self.run(["submit", "--json", "--spec", "-"], stdin=body).stdout
+                objects = self._submit_once(specs)
                 break
             except (TaskiqCliError, TaskiqCliTimeout) as exc:
                 transient = isinstance(exc, TaskiqCliTimeout) or exc.exit_code == EXIT_UNREACHABLE
-                if not (spec.get("id") and transient and attempt < retries):
+                if not (all(s.get("id") for s in specs) and transient and attempt < retries):
                     raise
                 attempt += 1
                 time.sleep(0.5 * attempt)
-        data = _one_object(out, "submit")
-        return Submitted(id=str(data["id"]), queue=str(data.get("queue") or ""), group=str(data.get("group") or ""))
+        try:
+            return [
+                Submitted(id=str(d["id"]), queue=str(d.get("queue") or ""), group=str(d.get("group") or ""))
+                for d in objects
+            ]
+        except (KeyError, TypeError) as exc:
+            raise TaskiqError(f"unexpected output from `taskiq-go submit --json`: {objects!r:.500}") from exc
+
+    def _submit_once(self, specs: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        if self.mode == "coprocess":
+            args: dict[str, Any] = {"spec": specs[0]} if len(specs) == 1 else {"batch": list(specs)}
+            shown = ["submit", "--json", "--spec" if len(specs) == 1 else "--batch", "-"]
+            return list(self.request("submit", args, shown) or [])
+        if len(specs) == 1:
+            body = json.dumps(specs[0], separators=(",", ":"))
+            return [_one_object(self.run(["submit", "--json", "--spec", "-"], stdin=body).stdout, "submit")]
+        body = "".join(json.dumps(s, separators=(",", ":")) + "\n" for s in specs)
+        return _lines(self.run(["submit", "--json", "--batch", "-"], stdin=body).stdout)
 
     def poll(self, ids: Sequence[str]) -> list[TaskStatus]:
         """States of the given tasks, in the order the binary prints them."""
         if not ids:
             return []
+        if self.mode == "coprocess":
+            return _status_objects(self.request("poll", {"ids": list(ids)}, ["poll", "--json", *ids]))
         return _statuses(self.run(["poll", "--json", *ids]).stdout)
 
     def poll_group(self, group: str) -> list[TaskStatus]:
         """States of every task of a group (a Dagster run); empty for a group with no tasks."""
+        if self.mode == "coprocess":
+            try:
+                return _status_objects(self.request("poll", {"group": group}, ["poll", "--json", "--group", group]))
+            except TaskiqCliError as exc:
+                if exc.exit_code == EXIT_UNKNOWN_TASK:
+                    return []
+                raise
         proc = self.run(["poll", "--json", "--group", group], ok_codes=(0, EXIT_UNKNOWN_TASK))
         return [] if proc.returncode == EXIT_UNKNOWN_TASK else _statuses(proc.stdout)
 
@@ -287,8 +522,13 @@ class TaskiqCli:
 
     def wait(self, ids: Sequence[str], timeout: float) -> list[TaskStatus]:
         """Waits up to ``timeout`` seconds for the tasks to end; returns their last states."""
+        limit = f"{max(timeout, 0.001):.3f}s"
+        if self.mode == "coprocess":
+            args = {"ids": list(ids), "timeout": limit, "interval": "200ms"}
+            shown = ["poll", "--json", "--wait", "--timeout", limit, *ids]
+            return _status_objects(self.request("wait", args, shown, timeout=timeout + self.timeout))
         out = self.run(
-            ["poll", "--json", "--wait", "--interval", "200ms", "--timeout", f"{max(timeout, 0.001):.3f}s", *ids],
+            ["poll", "--json", "--wait", "--interval", "200ms", "--timeout", limit, *ids],
             timeout=timeout + self.timeout,
             # 1: all ended, not all succeeded; 75: some still running at the timeout.
             ok_codes=(0, 1, EXIT_NOT_FINISHED),
@@ -297,15 +537,27 @@ class TaskiqCli:
 
     def result(self, task_id: str) -> dict[str, Any]:
         """The result record of a finished task (``result --json``)."""
+        if self.mode == "coprocess":
+            value = self.request("result", {"id": task_id}, ["result", "--json", task_id])
+            if not isinstance(value, dict):
+                raise TaskiqError(f"unexpected output from `taskiq-go result --json`: {value!r:.500}")
+            return value
         return _one_object(self.run(["result", "--json", task_id]).stdout, "result")
 
     def cancel(self, ids: Sequence[str]) -> None:
         """Asks for tasks to be stopped: queued ones never start, running ones are signalled."""
-        if ids:
-            self.run(["cancel", "--json", *ids])
+        if not ids:
+            return
+        if self.mode == "coprocess":
+            self.request("cancel", {"ids": list(ids)}, ["cancel", "--json", *ids])
+            return
+        self.run(["cancel", "--json", *ids])
 
     def cancel_group(self, group: str) -> None:
         """Asks for every task of a group to be stopped."""
+        if self.mode == "coprocess":
+            self.request("cancel", {"group": group}, ["cancel", "--json", "--group", group])
+            return
         self.run(["cancel", "--json", "--group", group])
 
 
@@ -327,6 +579,13 @@ def _statuses(out: str) -> list[TaskStatus]:
         return [TaskStatus.from_json(obj) for obj in _lines(out)]
     except (ValueError, KeyError, TypeError) as exc:
         raise TaskiqError(f"unexpected output from `taskiq-go poll --json`: {out[:500]!r}") from exc
+
+
+def _status_objects(value: Any) -> list[TaskStatus]:
+    try:
+        return [TaskStatus.from_json(obj) for obj in value or []]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TaskiqError(f"unexpected answer to a poll: {value!r:.500}") from exc
 
 
 def _one_object(out: str, command: str) -> dict[str, Any]:

@@ -2,8 +2,10 @@
 
 The names follow what Celery/SQS users already know (``queue_url``,
 ``region_name``, ``endpoint_url``); the environment variables
-``DAGSTER_TASKIQ_SQS_QUEUE_URL`` and ``DAGSTER_TASKIQ_SQS_ENDPOINT_URL`` are
-honoured as fallbacks.
+``DAGSTER_TASKIQ_SQS_QUEUE_URL``, ``DAGSTER_TASKIQ_SQS_ENDPOINT_URL``,
+``DAGSTER_TASKIQ_S3_BUCKET`` and ``DAGSTER_TASKIQ_S3_PREFIX`` (beside
+taskiq-go's own ``TASKIQ_GO_*``) are honoured as fallbacks, so that the
+environment alone can configure a deployment.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from dagster_taskiq.tags import task_queue
 
 QUEUE_URL_ENV_VARS = ("TASKIQ_GO_QUEUE_URL", "DAGSTER_TASKIQ_SQS_QUEUE_URL")
 ENDPOINT_URL_ENV_VARS = ("AWS_ENDPOINT_URL", "DAGSTER_TASKIQ_SQS_ENDPOINT_URL")
+BUCKET_ENV_VARS = ("TASKIQ_GO_BUCKET", "DAGSTER_TASKIQ_S3_BUCKET")
+PREFIX_ENV_VARS = ("TASKIQ_GO_PREFIX", "DAGSTER_TASKIQ_S3_PREFIX")
 
 
 class TaskiqConfigError(TaskiqError):
@@ -43,8 +47,13 @@ def connection_config_schema() -> dict[str, Field]:
             "SQS/S3 endpoint URL (e.g. the one `taskiq-go dev` prints). Defaults "
             "to $AWS_ENDPOINT_URL or $DAGSTER_TASKIQ_SQS_ENDPOINT_URL.",
         ),
-        "bucket": _optional_string("S3 bucket for results."),
-        "prefix": _optional_string("Key prefix in the bucket."),
+        "bucket": _optional_string(
+            "S3 bucket for results. Defaults to $TASKIQ_GO_BUCKET or $DAGSTER_TASKIQ_S3_BUCKET.",
+        ),
+        "prefix": _optional_string(
+            "Key prefix in the bucket. Defaults to $TASKIQ_GO_PREFIX or $DAGSTER_TASKIQ_S3_PREFIX, "
+            "else taskiq-go's default (taskiq).",
+        ),
         "config_file": _optional_string(
             "taskiq-go YAML config file (its keys: queue_url, bucket, prefix, region, "
             "profile, endpoint_url...). Defaults to $TASKIQ_GO_CONFIG.",
@@ -119,7 +128,7 @@ class TaskiqSettings:
         )
 
     def resolved_connection(self) -> ConnectionSettings:
-        """Fills queue URL and endpoint from the environment; fails naming a missing queue URL."""
+        """Fills queue URL, endpoint, bucket and prefix from the environment; fails naming a missing setting."""
         c = self.connection
         queue_url = c.queue_url or _first_env(QUEUE_URL_ENV_VARS)
         config_file = c.config_file or os.environ.get("TASKIQ_GO_CONFIG")
@@ -129,12 +138,19 @@ class TaskiqSettings:
                 "run launcher config, or the environment variable TASKIQ_GO_QUEUE_URL "
                 "(or DAGSTER_TASKIQ_SQS_QUEUE_URL), or name a taskiq-go `config_file` that sets it"
             )
+        bucket = c.bucket or _first_env(BUCKET_ENV_VARS)
+        if not bucket and not config_file:
+            raise TaskiqConfigError(
+                "dagster-taskiq: no S3 bucket configured: set `bucket` in the executor or run "
+                "launcher config, or the environment variable DAGSTER_TASKIQ_S3_BUCKET (or "
+                "TASKIQ_GO_BUCKET), or name a taskiq-go `config_file` that sets it"
+            )
         return ConnectionSettings(
             queue_url=queue_url,
             region_name=c.region_name,
             endpoint_url=c.endpoint_url or _first_env(ENDPOINT_URL_ENV_VARS),
-            bucket=c.bucket,
-            prefix=c.prefix,
+            bucket=bucket,
+            prefix=c.prefix or _first_env(PREFIX_ENV_VARS),
             config_file=config_file,
         )
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextvars
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from dagster import Field, IntSource, executor
@@ -16,13 +17,18 @@ from dagster._core.execution.retries import RetryMode, get_retries_config
 from dagster._core.execution.tags import get_tag_concurrency_limits_config
 from dagster._core.executor.base import Executor
 from dagster._core.executor.init import InitExecutorContext
+from dagster._core.execution.plan.active import ActiveExecution
+from dagster._core.execution.plan.step import ExecutionStep
 from dagster._core.executor.step_delegating import StepDelegatingExecutor
+from dagster._core.executor.step_delegating import step_delegating_executor as _sde
+from dagster._core.storage.tags import PRIORITY_TAG as DAGSTER_PRIORITY_TAG
 from dagster._core.instance import DagsterInstance
 
 from dagster_taskiq.cli import ConnectionSettings, TaskStatus
 from dagster_taskiq.config import TaskiqSettings, connection_config_schema
 from dagster_taskiq.report import TASK_ID_KEY, WORKER_HOST_KEY, WORKER_ID_KEY, WORKER_PID_KEY
 from dagster_taskiq.step_handler import TaskiqStepHandler
+from dagster_taskiq.tags import task_priority
 
 
 def executor_config_schema() -> dict[str, Field]:
@@ -89,6 +95,8 @@ def taskiq_executor(init_context: InitExecutorContext) -> Executor:
     cli = settings.make_cli()
     cli.preflight()  # fail the run at once, naming the problem, rather than at its first step
     handler = TaskiqStepHandler(settings, cli)
+    # One poll answers a whole round of health checks (see TaskiqStepHandler._health_status).
+    handler.health_cache_seconds = check.int_elem(config, "health_check_interval") / 2
     return TaskiqExecutor(
         handler,
         retries=check.not_none(RetryMode.from_config(check.dict_elem(config, "retries"))),
@@ -98,6 +106,53 @@ def taskiq_executor(init_context: InitExecutorContext) -> Executor:
         sleep_seconds=check.float_elem(config, "poll_interval"),
         should_verify_step=True,
     )
+
+
+# -- the order ready steps are submitted in ----------------------------------------
+#
+# Dagster's step-delegating executor builds its ActiveExecution without a
+# sort key, so ready steps come out in the order of Dagster's own
+# ``dagster/priority`` tag. dagster-celery passed a key made of its priority
+# tags; to do the same, the executor module's ActiveExecution is replaced (once,
+# here) by a subclass that takes a key from a context variable, which only a
+# TaskiqExecutor sets, in its own thread, while Dagster builds it. Other
+# executors get Dagster's order unchanged.
+
+_SORT_KEY: contextvars.ContextVar[Callable[[ExecutionStep], float] | None] = contextvars.ContextVar(
+    "dagster_taskiq_sort_key", default=None
+)
+
+
+class _PrioritisedActiveExecution(ActiveExecution):
+    """Dagster's ActiveExecution, ordered by the key a TaskiqExecutor supplies."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        key = _SORT_KEY.get()
+        if key is not None and kwargs.get("sort_key_fn") is None:
+            kwargs["sort_key_fn"] = key
+        super().__init__(*args, **kwargs)
+
+
+if getattr(_sde, "ActiveExecution", None) is ActiveExecution:
+    setattr(_sde, "ActiveExecution", _PrioritisedActiveExecution)
+
+
+def step_sort_key(run_tags: Mapping[str, str], default_priority: int) -> Callable[[ExecutionStep], float]:
+    """Highest ``dagster-taskiq/priority`` + ``dagster-taskiq/run_priority`` first, as dagster-celery did;
+    Dagster's ``dagster/priority`` orders steps of equal priority."""
+
+    def key(step: ExecutionStep) -> float:
+        try:
+            ours = task_priority(step.tags, run_tags, default_priority)
+        except ValueError:  # reported when the step is launched
+            ours = default_priority
+        try:
+            theirs = int(step.tags.get(DAGSTER_PRIORITY_TAG, 0))
+        except ValueError:
+            theirs = 0
+        return -float(ours) * 1e6 - float(max(-999_999, min(999_999, theirs)))
+
+    return key
 
 
 def _merge_launcher_settings(settings: TaskiqSettings, instance: DagsterInstance) -> TaskiqSettings:
@@ -154,7 +209,16 @@ class TaskiqExecutor(StepDelegatingExecutor):
 
     def execute(self, plan_context: PlanOrchestrationContext, execution_plan: ExecutionPlan) -> Iterator[DagsterEvent]:
         self._plan_context = plan_context
-        yield from super().execute(plan_context, execution_plan)
+        token = _SORT_KEY.set(step_sort_key(plan_context.dagster_run.tags, self._taskiq.settings.priority))
+        try:
+            # The ActiveExecution is built before the first event comes out.
+            inner = super().execute(plan_context, execution_plan)
+            first = next(inner, None)
+        finally:
+            _SORT_KEY.reset(token)
+        if first is not None:
+            yield first
+            yield from inner
         self._report_workers()
 
     def _pop_events(self, instance: DagsterInstance, run_id: str, seen_storage_ids: set[int]) -> Sequence[DagsterEvent]:

@@ -16,7 +16,7 @@ from dagster._core.launcher.base import (
     RunLauncher,
     WorkerStatus,
 )
-from dagster._core.storage.dagster_run import DagsterRun
+from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES, DagsterRun
 from dagster._grpc.types import ExecuteRunArgs, ResumeRunArgs
 from dagster._serdes import ConfigurableClass, ConfigurableClassData
 from typing_extensions import Self
@@ -52,6 +52,15 @@ class TaskiqRunLauncher(RunLauncher, ConfigurableClass):
     The task id is recorded in the run tag ``dagster-taskiq/task_id``; the run
     tags ``dagster-taskiq/queue`` and ``dagster-taskiq/run_priority`` route and
     order the run's task.
+
+    Under run monitoring: a run without that tag (executed in-process, not
+    launched here) is reported running with a message saying it is not
+    watched, never failed; a run whose task ended while the run is still in
+    progress (its process died, or a duplicate delivery refused to run it) is
+    reported failed, so that monitoring resumes it (``max_resume_run_attempts``)
+    or fails it. ``terminate`` cancels every task of the run: its own and its
+    steps', since Dagster does not forward a termination to steps when it
+    expects to resume the run.
     """
 
     def __init__(
@@ -113,8 +122,11 @@ class TaskiqRunLauncher(RunLauncher, ConfigurableClass):
             priority=task_priority({}, run.tags, self._settings.priority),
             queue_tags=run.tags,
         )
+        # Tagged before it is queued: a run worker may start (and monitoring look at the
+        # run) as soon as the task is on the queue. The id is fixed, so a retried launch
+        # is the same task.
+        self._instance.add_run_tags(run.run_id, {TASK_ID_TAG: task_id})
         submitted = self.cli.submit(spec)
-        self._instance.add_run_tags(run.run_id, {TASK_ID_TAG: submitted.id})
         self._instance.report_engine_event(
             f"Submitted {what} to taskiq-go queue {submitted.queue or 'default'} as task {submitted.id}.",
             run,
@@ -164,7 +176,13 @@ class TaskiqRunLauncher(RunLauncher, ConfigurableClass):
     def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
         task_id = run.tags.get(TASK_ID_TAG)
         if not task_id:
-            return CheckRunHealthResult(WorkerStatus.NOT_FOUND, f"run has no {TASK_ID_TAG} tag")
+            # Executed in-process (`dagster job execute`, execute_job) or by another launcher:
+            # its worker is not a taskiq-go task, so there is nothing to find and no reason to fail it.
+            return CheckRunHealthResult(
+                WorkerStatus.RUNNING,
+                f"unknown: run {run.run_id} was not launched by TaskiqRunLauncher (no {TASK_ID_TAG} tag), "
+                "so its run worker is not watched",
+            )
         try:
             status = self._status(run)
         except TaskiqCliError as exc:
@@ -180,11 +198,15 @@ class TaskiqRunLauncher(RunLauncher, ConfigurableClass):
             msg += f", exit code {status.exit_code}"
         if status.error:
             msg += f": {status.error}"
-        return CheckRunHealthResult(
-            WORKER_STATUS.get(status.state, WorkerStatus.UNKNOWN),
-            msg,
-            run_worker_id=str(status.worker) or None,
-        )
+        worker_status = WORKER_STATUS.get(status.state, WorkerStatus.UNKNOWN)
+        if worker_status == WorkerStatus.SUCCESS:
+            # The task ended well, but did the run? A run process that died after its task
+            # was delivered again leaves a copy that refuses to run a duplicate and exits 0.
+            now = self._instance.get_run_by_id(run.run_id)
+            if now is not None and now.status in IN_PROGRESS_RUN_STATUSES:
+                worker_status = WorkerStatus.FAILED
+                msg += f", but run {run.run_id} is still {now.status.value}: its run worker is gone"
+        return CheckRunHealthResult(worker_status, msg, run_worker_id=str(status.worker) or None)
 
     def get_run_worker_debug_info(self, run: DagsterRun, include_container_logs: bool | None = True) -> str | None:
         task_id = run.tags.get(TASK_ID_TAG)
@@ -214,24 +236,35 @@ class TaskiqRunLauncher(RunLauncher, ConfigurableClass):
         if not task_id:
             return False
         self._instance.report_run_canceling(run)
-        self.cli.cancel([task_id])
+        # Every task of the run, its steps' too: when Dagster expects to resume the run
+        # it does not forward the termination to the steps.
+        self._cancel_group(run_id)
         if self._terminate_wait > 0:
             self._finish_cancel(run_id, task_id)
         return True
+
+    def _cancel_group(self, run_id: str) -> None:
+        try:
+            self.cli.cancel_group(run_id)
+        except TaskiqCliError as exc:
+            if exc.exit_code != EXIT_UNKNOWN_TASK:  # a run with no task left has nothing to stop
+                raise
 
     def _finish_cancel(self, run_id: str, task_id: str) -> None:
         """Marks the run canceled if its task ended without the run process saying so.
 
         The run process normally handles SIGTERM by stopping its steps and
         reporting the run canceled; a process killed before it could leaves the
-        run canceling, so the launcher closes it and cancels the run's steps.
+        run canceling, so the launcher closes it. The run's tasks are cancelled
+        once more, for a step the run process launched just before it stopped.
         """
         statuses = self.cli.wait([task_id], timeout=float(self._terminate_wait))
         status = next((s for s in statuses if s.id == task_id), None)
+        if status is not None and status.is_final:
+            self._cancel_group(run_id)
         run = self._instance.get_run_by_id(run_id)
         if run is None or run.is_finished or status is None or not status.is_final:
             return
-        self.cli.cancel_group(run_id)
         self._instance.report_run_canceled(
             run, message=f"taskiq-go task {task_id} ended {status.state}; the run is canceled."
         )

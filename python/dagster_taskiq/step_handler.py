@@ -25,6 +25,11 @@ _STDERR_TAIL = 2000
 #: events are written before its process exits, so this only trips when the
 #: step refused to run (a duplicate attempt) or its events were lost.
 SUCCEEDED_WITHOUT_EVENTS_GRACE = 15.0
+#: How long one poll's answer serves the health checks of the other steps:
+#: Dagster checks every running step back to back, once per interval, and
+#: the first check of a round polls them all. The executor sets it to half
+#: its interval.
+HEALTH_CACHE_SECONDS = 1.0
 #: The fast-exit wrapper of the dagster CLI (see dagster_taskiq.step_entry).
 STEP_ENTRY_SCRIPT = "dagster-taskiq-step"
 STEP_ENTRY_MODULE = "dagster_taskiq.step_entry"
@@ -52,6 +57,11 @@ class TaskiqStepHandler(StepHandler):
         self._task_ids: dict[tuple[str, int], str] = {}
         # task id -> when a health check first saw it succeeded while its step still ran.
         self._succeeded_seen: dict[str, float] = {}
+        # task id -> (when polled, its status): the last round of health checks.
+        self._health: dict[str, tuple[float, TaskStatus]] = {}
+        # task id -> when its health was last asked for: what the next round polls.
+        self._watched: dict[str, float] = {}
+        self.health_cache_seconds = HEALTH_CACHE_SECONDS
         self._lock = threading.Lock()
 
     @property
@@ -61,6 +71,10 @@ class TaskiqStepHandler(StepHandler):
     @property
     def cli(self) -> TaskiqCli:
         return self._cli
+
+    @property
+    def settings(self) -> TaskiqSettings:
+        return self._settings
 
     def latest_task_id(self, step_key: str) -> str | None:
         """The task id of the step's most recent launch in this process, if any."""
@@ -151,12 +165,11 @@ class TaskiqStepHandler(StepHandler):
         if task_id is None:
             return CheckStepHealthResult.unhealthy(f"no taskiq-go task was found for step {step_key}")
         try:
-            statuses = self._cli.poll([task_id])
+            status = self._health_status(task_id)
         except TaskiqCliError as exc:
             if exc.exit_code == EXIT_UNKNOWN_TASK:
                 return CheckStepHealthResult.unhealthy(f"taskiq-go does not know task {task_id}")
             raise
-        status = next((s for s in statuses if s.id == task_id), None)
         if status is None:
             return CheckStepHealthResult.unhealthy(f"taskiq-go reported nothing for task {task_id}")
         if status.state == "succeeded":
@@ -170,6 +183,37 @@ class TaskiqStepHandler(StepHandler):
         if status.state in _HEALTHY_STATES:
             return CheckStepHealthResult.healthy()
         return CheckStepHealthResult.unhealthy(self._describe_failure(status))
+
+    def _health_status(self, task_id: str) -> TaskStatus | None:
+        """The task's status for this round of health checks.
+
+        The first check of a round polls, in one call, every task whose
+        health was asked for lately (the steps still running); the other
+        checks of the round read that answer.
+        """
+        now = time.monotonic()
+        with self._lock:
+            hit = self._health.get(task_id)
+            if hit is not None and now - hit[0] < self.health_cache_seconds:
+                return hit[1]
+            self._watched[task_id] = now
+            forget = now - max(3 * self.health_cache_seconds, 30.0)
+            self._watched = {t: seen for t, seen in self._watched.items() if seen >= forget}
+            ids = sorted(self._watched)
+        try:
+            statuses = self._cli.poll(ids)
+        except TaskiqCliError as exc:
+            if exc.exit_code != EXIT_UNKNOWN_TASK or ids == [task_id]:
+                raise
+            with self._lock:  # one of the others is unknown: ask for this one alone
+                self._watched.pop(task_id, None)
+            statuses = self._cli.poll([task_id])
+        with self._lock:
+            self._health = {s.id: (now, s) for s in statuses}
+            for s in statuses:
+                if s.is_final:  # its step ends with it; asked again, it is polled again
+                    self._watched.pop(s.id, None)
+        return next((s for s in statuses if s.id == task_id), None)
 
     def _describe_failure(self, status: TaskStatus) -> str:
         parts = [f"taskiq-go task {status.id} is {status.state}"]

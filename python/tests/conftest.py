@@ -82,7 +82,9 @@ class Stack:
         return "\n".join(parts)
 
 
-def make_stack(binary: str, root: Path, launcher: bool = True) -> Iterator[Stack]:
+def make_stack(
+    binary: str, root: Path, launcher: bool = True, run_monitoring: Mapping[str, Any] | None = None
+) -> Iterator[Stack]:
     dagster_home = root / "dagster_home"
     dagster_home.mkdir(parents=True)
     dev = DevServer(binary, root, queues=["special", "runs"])
@@ -95,7 +97,7 @@ def make_stack(binary: str, root: Path, launcher: bool = True) -> Iterator[Stack
         if launcher:
             # taskiq-go runs a task again when its worker is lost; with run monitoring on,
             # Dagster ignores such a duplicate run worker instead of failing the run.
-            settings["run_monitoring"] = {"enabled": True}
+            settings["run_monitoring"] = {"enabled": True, **(run_monitoring or {})}
             settings["run_launcher"] = {
                 "module": "dagster_taskiq",
                 "class": "TaskiqRunLauncher",

@@ -231,13 +231,14 @@ def _submit_rank(priorities: dict[str, int], name: str) -> str:
     return str(sorted(priorities.values(), reverse=True).index(priorities[name]))
 
 
-# Dagster submits the two roots kickoff first, then hold. The idle worker takes
-# kickoff (hold is not there yet); once kickoff ends, hold, long queued in the
+# The executor submits the two roots kickoff first, then hold (both priority
+# 1000, kickoff first by Dagster's own tag). The idle worker takes kickoff
+# (hold is not there yet); once kickoff ends, hold, long queued in the
 # highest band, takes the slot and keeps it until the test opens the gate, by
 # which time every step kickoff fans out to has been submitted. (A step that
 # only became ready when kickoff ended could not be relied on to get there
 # first: an idle worker long-polls the normal band and takes what lands there.)
-@op(tags={DAGSTER_SUBMIT_ORDER_TAG: "200"})
+@op(tags={PRIORITY_TAG: "1000", DAGSTER_SUBMIT_ORDER_TAG: "200"})
 def kickoff() -> int:
     return 1
 

@@ -1,7 +1,9 @@
 """TaskiqCli on its own: binary lookup, exit codes, timeouts, JSON and settings passing.
 
 A tiny shell script stands in for taskiq-go here so that the wrapper's own
-behaviour is pinned down; everything else runs the real binary.
+behaviour is pinned down; everything else runs the real binary. The script
+answers one command line per call, so these tests take the subprocess path
+(test_coprocess.py covers the co-process with the real binary).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from dagster_taskiq.cli import (
+    MODE_ENV_VAR,
     ConnectionSettings,
     TaskiqBinaryNotFound,
     TaskiqCli,
@@ -31,6 +34,11 @@ from dagster_taskiq.tags import (
     task_priority,
     task_queue,
 )
+
+
+@pytest.fixture(autouse=True)
+def subprocess_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(MODE_ENV_VAR, "subprocess")
 
 
 def fake_binary(tmp_path: Path, body: str, name: str = "taskiq-go") -> str:

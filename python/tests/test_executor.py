@@ -6,10 +6,12 @@ import json
 import stat
 from pathlib import Path
 
+import pytest
 from dagster import DagsterEventType, execute_job
 
 from conftest import Stack, events_text, step_workers
 from dagster_taskiq import RUN_PRIORITY_TAG, TaskiqCli
+from dagster_taskiq.cli import MODE_ENV_VAR
 from jobs import FAILURE_MESSAGE, recon
 
 
@@ -73,8 +75,13 @@ def test_step_tag_routes_to_the_worker_serving_its_queue(two_workers: Stack) -> 
             assert step_workers(two_workers.instance, result.run_id)["routed"] == ["w-special"]
 
 
-def recording_binary(real: str, tmp_path: Path) -> tuple[str, Path]:
-    """A stand-in for taskiq-go that records each submitted spec, then runs the real binary."""
+def recording_binary(real: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, Path]:
+    """A stand-in for taskiq-go that records each submitted spec, then runs the real binary.
+
+    It reads one command line per call, so the executor takes the subprocess
+    path here (the other tests of this file go through the co-process).
+    """
+    monkeypatch.setenv(MODE_ENV_VAR, "subprocess")
     log = tmp_path / "specs.jsonl"
     shim = tmp_path / "taskiq-go"
     shim.write_text(
@@ -87,8 +94,8 @@ def recording_binary(real: str, tmp_path: Path) -> tuple[str, Path]:
     return str(shim), log
 
 
-def test_tags_reach_submit(two_workers: Stack, tmp_path: Path) -> None:
-    shim, log = recording_binary(two_workers.binary, tmp_path)
+def test_tags_reach_submit(two_workers: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shim, log = recording_binary(two_workers.binary, tmp_path, monkeypatch)
     with execute_job(
         recon("prioritized"),
         instance=two_workers.instance,
@@ -107,8 +114,10 @@ def test_tags_reach_submit(two_workers: Stack, tmp_path: Path) -> None:
     assert step_workers(two_workers.instance, result.run_id)["urgent"] == ["w-special"]
 
 
-def test_plain_dagster_cli_when_fast_exit_is_off(two_workers: Stack, tmp_path: Path) -> None:
-    shim, log = recording_binary(two_workers.binary, tmp_path)
+def test_plain_dagster_cli_when_fast_exit_is_off(
+    two_workers: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shim, log = recording_binary(two_workers.binary, tmp_path, monkeypatch)
     with execute_job(
         recon("diamond"), instance=two_workers.instance, run_config=two_workers.run_config(binary=shim, fast_exit=False)
     ) as result:
@@ -116,3 +125,16 @@ def test_plain_dagster_cli_when_fast_exit_is_off(two_workers: Stack, tmp_path: P
         assert result.output_for_node("join") == 112
     argvs = [json.loads(line)["argv"] for line in log.read_text().splitlines()]
     assert len(argvs) == 4 and all(a[:3] == ["dagster", "api", "execute_step"] for a in argvs)
+
+
+def test_a_run_calls_taskiq_go_through_one_coprocess(two_workers: Stack, tmp_path: Path) -> None:
+    """Every submit, health check and worker lookup of a 10-step run goes to one co-process."""
+    starts = tmp_path / "starts"
+    shim = tmp_path / "taskiq-go"
+    shim.write_text(f'#!/bin/sh\necho "$1" >> {starts}\nexec {two_workers.binary} "$@"\n')
+    shim.chmod(shim.stat().st_mode | stat.S_IXUSR)
+    with execute_job(
+        recon("fan_out"), instance=two_workers.instance, run_config=two_workers.run_config(binary=str(shim))
+    ) as result:
+        assert result.success, events_text(two_workers.instance, result.run_id)[-4000:]
+    assert starts.read_text().split() == ["serve"]
