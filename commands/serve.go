@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/taskiq-go/taskiq-go/backend"
+	"github.com/taskiq-go/taskiq-go/ops"
 	"github.com/taskiq-go/taskiq-go/plan"
 	"github.com/taskiq-go/taskiq-go/serve"
 )
@@ -25,10 +26,10 @@ func serveCommand() *cli.Command {
 			"prints with --json, or {\"id\":1,\"error\":{\"code\":N,\"message\":\"...\"}} with N its exit code.\n" +
 			"Requests run concurrently and are answered as they finish. It exits 0 once stdin is\n" +
 			"closed and every request read has been answered.",
-		Flags: withConn(
+		Flags: append(withConn(
 			&cli.BoolFlag{Name: "stdio", Usage: "serve on stdin and stdout (the only transport)"},
 			&cli.IntFlag{Name: "concurrency", Value: serve.DefaultLimit, Usage: "answer at most `N` requests at once"},
-		),
+		), signingFlags()...),
 		Action: func(cliContext *cli.Context) error {
 			if !cliContext.Bool("stdio") {
 				return usagef("serve needs --stdio")
@@ -50,7 +51,11 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			srv := &serve.Server{Ops: &serveOps{s: s, be: be}, Code: codeFor, Message: message, Limit: cliContext.Int("concurrency")}
+			signer, err := resolveSigningKey(cliContext)
+			if err != nil {
+				return err
+			}
+			srv := &serve.Server{Ops: &serveOps{s: s, be: be, signer: signer}, Code: codeFor, Message: message, Limit: cliContext.Int("concurrency")}
 			in := cliContext.App.Reader
 			if in == nil {
 				in = os.Stdin
@@ -62,14 +67,15 @@ func serveCommand() *cli.Command {
 
 // serveOps are the commands' operations behind serve's requests.
 type serveOps struct {
-	s  *Settings
-	be *backend.Backend
+	s      *Settings
+	be     *backend.Backend
+	signer *plan.SigningKey
 }
 
 var _ serve.Ops = (*serveOps)(nil)
 
 func (o *serveOps) Submit(ctx context.Context, tasks []*plan.Task) (any, error) {
-	out, err := Submit(ctx, o.s, o.be, tasks, time.Now())
+	out, err := ops.Submit(ctx, o.be, ops.SubmitOptions{Tasks: tasks, BandURL: o.s.BandURL, Now: time.Now(), Signer: o.signer})
 	if err != nil {
 		return nil, err
 	}
@@ -77,17 +83,14 @@ func (o *serveOps) Submit(ctx context.Context, tasks []*plan.Task) (any, error) 
 }
 
 func (o *serveOps) Poll(ctx context.Context, ids []string, group string) ([]plan.Status, error) {
-	return Poll(ctx, o.be, ids, group)
+	return ops.Poll(ctx, o.be, ops.PollOptions{IDs: ids, Group: group})
 }
 
 func (o *serveOps) Cancel(ctx context.Context, ids []string, group, reason string) (any, error) {
-	ids, err := taskIDs(ctx, o.be, ids, group)
-	if err != nil {
-		return nil, err
-	}
-	return Cancel(ctx, o.be, ids, reason, time.Now())
+	out, _, err := ops.Cancel(ctx, o.be, ops.CancelOptions{IDs: ids, Group: group, Reason: reason}, time.Now())
+	return out, err
 }
 
 func (o *serveOps) Result(ctx context.Context, id string) (*plan.Result, error) {
-	return o.be.Store.GetResult(ctx, id)
+	return ops.Result(ctx, o.be, ops.ResultOptions{ID: id})
 }
