@@ -51,6 +51,14 @@ func (w *Worker) beat(ctx context.Context, r *run) {
 	default:
 	}
 	now := w.cfg.Now()
+	if deadline := w.treeDeadline(r.leaseUntil); now.After(deadline.Add(-w.deadlineGrace())) {
+		// This worker was frozen past its lease (the supervisor is
+		// stopping the command by now): extending the lease or the marker
+		// now could take them from the worker that runs the next attempt.
+		r.log.Error().Msg("lease lost: stopping the task")
+		r.stop(reasonLease, deadline)
+		return
+	}
 	// Extend the lease once half of it is gone (or when less than two
 	// heartbeats are left): an endpoint outage shorter than half the
 	// visibility timeout then costs no lease.
@@ -73,6 +81,11 @@ func (w *Worker) beat(ctx context.Context, r *run) {
 			r.leaseUntil = now.Add(w.cfg.VisibilityTimeout)
 		}
 	}
+	if p := r.proc.Load(); p != nil {
+		if err := p.Renew(w.treeDeadline(r.leaseUntil)); err != nil {
+			r.log.Warn().Err(err).Msg("cannot renew the task's supervisor")
+		}
+	}
 	if cancelled, err := w.store.CancelRequested(ctx, r.task.ID); err == nil && cancelled {
 		r.stop(reasonCancel, time.Time{})
 		return
@@ -84,6 +97,24 @@ func (w *Worker) beat(ctx context.Context, r *run) {
 	} else {
 		r.markedAt = now
 	}
+}
+
+// treeDeadline is when the command's supervisor kills its tree unless
+// renewed, for a lease that ends at leaseUntil: a margin before the lease
+// ends, so that the tree is dead before SQS may hand the message to another
+// worker. The margin also covers the time between the receive that started
+// the lease and the moment leaseUntil was taken.
+func (w *Worker) treeDeadline(leaseUntil time.Time) time.Time {
+	return leaseUntil.Add(-w.leaseMargin())
+}
+
+// deadlineGrace is the time between SIGTERM and SIGKILL when the supervisor
+// stops a command because the lease deadline passed.
+func (w *Worker) deadlineGrace() time.Duration { return min(w.cfg.KillGrace, w.leaseMargin()) }
+
+// leaseMargin is a tenth of the visibility timeout, between 200 ms and 5 s.
+func (w *Worker) leaseMargin() time.Duration {
+	return min(max(w.cfg.VisibilityTimeout/10, 200*time.Millisecond), 5*time.Second)
 }
 
 // Heartbeat is a worker's record in the store, for `taskiq-go workers`.
