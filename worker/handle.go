@@ -513,7 +513,8 @@ func (w *Worker) persist(log zerolog.Logger, what string, f func(context.Context
 	return w.persistWithin(log, what, 2*time.Minute, f)
 }
 
-// persistWithin retries a write for up to budget.
+// persistWithin retries a write for up to budget, and not at all when SQS
+// says a retry cannot help.
 func (w *Worker) persistWithin(log zerolog.Logger, what string, budget time.Duration, f func(context.Context) error) bool {
 	deadline := time.Now().Add(budget)
 	for i := 0; ; i++ {
@@ -522,6 +523,10 @@ func (w *Worker) persistWithin(log zerolog.Logger, what string, budget time.Dura
 		cancel()
 		if err == nil {
 			return true
+		}
+		if sqs.Permanent(err) {
+			log.Error().Err(err).Msgf("%s refused for good; not retrying", what)
+			return false
 		}
 		if time.Now().After(deadline) {
 			log.Error().Err(err).Msgf("giving up on the %s", what)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/taskiq-go/taskiq-go/plan"
+	"github.com/taskiq-go/taskiq-go/sqs"
 )
 
 // heartbeatLoop keeps every running attempt alive: it refreshes running
@@ -65,7 +66,10 @@ func (w *Worker) beat(ctx context.Context, r *run) {
 	if left := r.leaseUntil.Sub(now); left < max(w.cfg.VisibilityTimeout/2, 2*w.cfg.Heartbeat+time.Second) {
 		if err := w.queue.SetVisibility(ctx, r.q.URL, r.msg.ReceiptHandle, w.cfg.VisibilityTimeout); err != nil {
 			r.log.Warn().Err(err).Msg("cannot extend the lease")
-			if w.cfg.Now().After(r.leaseUntil.Add(-time.Second)) {
+			// A receipt SQS refuses for good (the message is visible
+			// again, or held by another receive) means the lease is gone
+			// already, whatever time is left on it here.
+			if sqs.Permanent(err) || w.cfg.Now().After(r.leaseUntil.Add(-time.Second)) {
 				// Another worker may take the task now: stop this copy
 				// rather than let two run. It takes over once the lease
 				// has run out and the running marker has gone stale.
@@ -73,6 +77,9 @@ func (w *Worker) beat(ctx context.Context, r *run) {
 				killBy := r.leaseUntil
 				if t := r.markedAt.Add(r.marker.StaleAfter()); t.After(killBy) {
 					killBy = t
+				}
+				if sqs.Permanent(err) {
+					killBy = w.cfg.Now().Add(w.deadlineGrace())
 				}
 				r.stop(reasonLease, killBy)
 				return
