@@ -46,10 +46,11 @@ func pollCommand() *cli.Command {
 			var sts []plan.Status
 			prog := newProgress(cliContext.App.ErrWriter, cliContext.Bool("wait"))
 			check := func(ctx context.Context) (bool, error) {
-				sts, err = Poll(ctx, be, ids, group)
+				got, err := Poll(ctx, be, ids, group)
 				if err != nil {
-					return false, err
+					return false, err // the last statuses read are kept
 				}
+				sts = got
 				done := !cliContext.Bool("wait") || allFinal(sts)
 				if !done {
 					prog.show(summary(sts))
