@@ -44,6 +44,13 @@ type run struct {
 	// leaseLost is set by execute when it stopped the command because the
 	// lease could not be kept.
 	leaseLost bool
+	// receivedAt is when the message was received (at the latest): SQS
+	// caps its visibility at VisibilityCap from then.
+	receivedAt time.Time
+	// handedOver is set once the lease has passed to a fresh copy of the
+	// message (see handOver): from then on the running marker alone holds
+	// the task, and the old receipt handle is gone.
+	handedOver bool
 	// proc is the command's supervisor once it runs; the heartbeat renews
 	// its deadline.
 	proc atomic.Pointer[supervisor.Proc]
@@ -133,6 +140,7 @@ func (w *Worker) claim(ctx context.Context, log zerolog.Logger, q QueueRef, task
 		return &run{
 			task: task, q: q, msg: m, log: log.With().Int("attempt", attempt).Logger(),
 			stopC:      make(chan struct{}),
+			receivedAt: now,
 			leaseUntil: now.Add(w.cfg.VisibilityTimeout),
 			markedAt:   now,
 			marker: plan.Running{
@@ -378,6 +386,11 @@ func (w *Worker) finish(r *run, res *plan.Result) {
 		w.persist(log, "running marker removal", func(ctx context.Context) error { return w.store.DeleteRunning(ctx, res.ID) })
 		delay := Backoff(res.Attempt, w.cfg.Jitter)
 		log.Info().Dur("retry_in", delay).Msg("attempt failed; will retry")
+		if r.handedOver {
+			// The message copy that holds the task now comes back within a
+			// visibility timeout and finds the attempt over.
+			return
+		}
 		w.persist(log, "retry scheduling", func(ctx context.Context) error {
 			return w.queue.SetVisibility(ctx, r.q.URL, r.msg.ReceiptHandle, delay)
 		})
@@ -386,7 +399,13 @@ func (w *Worker) finish(r *run, res *plan.Result) {
 	if res.Attempt > 1 {
 		w.persist(log, "attempt record", func(ctx context.Context) error { return w.store.PutAttempt(ctx, res) })
 	}
-	if w.recordFinal(log, res, r.msg) {
+	m := r.msg
+	if r.handedOver {
+		// Deleted at the handover; the fresh copy is acknowledged by the
+		// worker that next receives it, which finds the result.
+		m.ReceiptHandle = ""
+	}
+	if w.recordFinal(log, res, m) {
 		log.Info().Dur("took", res.FinishedAt.Sub(res.StartedAt)).Msg("task finished")
 	}
 }
@@ -444,6 +463,10 @@ func (w *Worker) release(r *run) {
 	}
 	w.persistWithin(log, "claim withdrawal", 5*time.Second, func(ctx context.Context) error { return w.store.Unclaim(ctx, r.task.ID, r.marker.Attempt) })
 	w.persistWithin(log, "running marker removal", 5*time.Second, func(ctx context.Context) error { return w.store.DeleteRunning(ctx, r.task.ID) })
+	if r.handedOver {
+		log.Info().Msg("task released; its message copy returns within a visibility timeout")
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := w.queue.SetVisibility(ctx, r.q.URL, r.msg.ReceiptHandle, 0); err != nil {
@@ -464,9 +487,11 @@ func (w *Worker) abandon(r *run) {
 	r.log.Warn().Msg("lease lost: the attempt is left to the next worker")
 }
 
-// ack hands a message to the batching acknowledger.
+// ack hands a message to the batching acknowledger (none: nothing to do).
 func (w *Worker) ack(m sqs.Message) {
-	w.acks.ack(m.QueueURL, m.ReceiptHandle)
+	if m.ReceiptHandle != "" {
+		w.acks.ack(m.QueueURL, m.ReceiptHandle)
+	}
 }
 
 func (w *Worker) retryLater(ctx context.Context, log zerolog.Logger, m sqs.Message, d time.Duration) {

@@ -52,6 +52,11 @@ func (w *Worker) beat(ctx context.Context, r *run) {
 	default:
 	}
 	now := w.cfg.Now()
+	if r.handedOver {
+		// The running marker is the lease now: a reader takes the task
+		// once it has gone stale.
+		r.leaseUntil = r.markedAt.Add(r.marker.StaleAfter())
+	}
 	if deadline := w.treeDeadline(r.leaseUntil); now.After(deadline.Add(-w.deadlineGrace())) {
 		// This worker was frozen past its lease (the supervisor is
 		// stopping the command by now): extending the lease or the marker
@@ -63,8 +68,13 @@ func (w *Worker) beat(ctx context.Context, r *run) {
 	// Extend the lease once half of it is gone (or when less than two
 	// heartbeats are left): an endpoint outage shorter than half the
 	// visibility timeout then costs no lease.
-	if left := r.leaseUntil.Sub(now); left < max(w.cfg.VisibilityTimeout/2, 2*w.cfg.Heartbeat+time.Second) {
-		if err := w.queue.SetVisibility(ctx, r.q.URL, r.msg.ReceiptHandle, w.cfg.VisibilityTimeout); err != nil {
+	if !r.handedOver && now.Add(2*w.cfg.VisibilityTimeout).After(r.receivedAt.Add(w.cfg.VisibilityCap)) {
+		w.handOver(ctx, r)
+	}
+	// Never ask for more than SQS's cap allows: it would refuse the call.
+	ext := min(w.cfg.VisibilityTimeout, r.receivedAt.Add(w.cfg.VisibilityCap).Sub(now))
+	if left := r.leaseUntil.Sub(now); !r.handedOver && ext > 0 && left < max(w.cfg.VisibilityTimeout/2, 2*w.cfg.Heartbeat+time.Second) {
+		if err := w.queue.SetVisibility(ctx, r.q.URL, r.msg.ReceiptHandle, ext); err != nil {
 			r.log.Warn().Err(err).Msg("cannot extend the lease")
 			// A receipt SQS refuses for good (the message is visible
 			// again, or held by another receive) means the lease is gone
@@ -85,7 +95,7 @@ func (w *Worker) beat(ctx context.Context, r *run) {
 				return
 			}
 		} else {
-			r.leaseUntil = now.Add(w.cfg.VisibilityTimeout)
+			r.leaseUntil = now.Add(ext)
 		}
 	}
 	if p := r.proc.Load(); p != nil {
@@ -104,6 +114,32 @@ func (w *Worker) beat(ctx context.Context, r *run) {
 	} else {
 		r.markedAt = now
 	}
+}
+
+// handOver passes a task's lease to a fresh copy of its message before SQS's
+// cap on the old one's visibility runs out (12 hours from its receipt): the
+// copy is sent, then the old message deleted. Whoever receives the copy
+// finds the attempt claimed and its running marker fresh, and keeps the copy
+// hidden for another visibility timeout without starting anything; should
+// this worker die, the marker goes stale, and the copy's next receiver runs
+// the next attempt. On a failure it is tried again at the next heartbeat.
+func (w *Worker) handOver(ctx context.Context, r *run) {
+	attrs := map[string]string{"taskiq_handover": r.msg.MessageID, "taskiq_worker": w.cfg.Info.String()}
+	if _, err := w.queue.Send(ctx, r.q.URL, sqs.Entry{Body: r.msg.Body, Attributes: attrs}); err != nil {
+		r.log.Warn().Err(err).Msg("cannot hand the lease over to a fresh message; will try again")
+		return
+	}
+	r.handedOver = true
+	r.leaseUntil = r.markedAt.Add(r.marker.StaleAfter())
+	errs, err := w.queue.DeleteBatch(ctx, r.q.URL, []string{r.msg.ReceiptHandle})
+	if err == nil && len(errs) > 0 {
+		err = errs[0]
+	}
+	if err != nil {
+		// It comes back at the cap and is kept hidden like the copy.
+		r.log.Warn().Err(err).Msg("cannot delete the message whose lease was handed over")
+	}
+	r.log.Info().Msg("lease handed over to a fresh copy of the message before SQS's visibility cap")
 }
 
 // treeDeadline is when the command's supervisor kills its tree unless
