@@ -41,8 +41,8 @@ func (w *Worker) heartbeatLoop(ctx context.Context) {
 	}
 }
 
-func (w *Worker) beat(ctx context.Context, r *run) {
-	ctx, cancel := context.WithTimeout(ctx, w.cfg.Heartbeat)
+func (w *Worker) beat(parent context.Context, r *run) {
+	ctx, cancel := context.WithTimeout(parent, w.cfg.Heartbeat)
 	defer cancel()
 	select {
 	case <-r.stopC:
@@ -65,16 +65,21 @@ func (w *Worker) beat(ctx context.Context, r *run) {
 		r.stop(reasonLease, deadline)
 		return
 	}
-	// Extend the lease once half of it is gone (or when less than two
-	// heartbeats are left): an endpoint outage shorter than half the
-	// visibility timeout then costs no lease.
 	if !r.handedOver && now.Add(2*w.cfg.VisibilityTimeout).After(r.receivedAt.Add(w.cfg.VisibilityCap)) {
 		w.handOver(ctx, r)
 	}
-	// Never ask for more than SQS's cap allows: it would refuse the call.
+	// Extend the lease once half of it is gone (or when less than two
+	// heartbeats are left): an endpoint outage shorter than half the
+	// visibility timeout then costs no lease. Never ask for more than
+	// SQS's cap allows: it would refuse the call.
 	ext := min(w.cfg.VisibilityTimeout, r.receivedAt.Add(w.cfg.VisibilityCap).Sub(now))
 	if left := r.leaseUntil.Sub(now); !r.handedOver && ext > 0 && left < max(w.cfg.VisibilityTimeout/2, 2*w.cfg.Heartbeat+time.Second) {
-		if err := w.queue.SetVisibility(ctx, r.q.URL, r.msg.ReceiptHandle, ext); err != nil {
+		// An extension is worth waiting for until the supervisor would
+		// begin stopping the command, however slow the endpoint is.
+		ectx, ecancel := context.WithDeadline(parent, later(now.Add(w.cfg.Heartbeat), w.treeDeadline(r.leaseUntil).Add(-w.deadlineGrace())))
+		err := w.queue.SetVisibility(ectx, r.q.URL, r.msg.ReceiptHandle, ext)
+		ecancel()
+		if err != nil {
 			r.log.Warn().Err(err).Msg("cannot extend the lease")
 			// A receipt SQS refuses for good (the message is visible
 			// again, or held by another receive) means the lease is gone
@@ -98,6 +103,10 @@ func (w *Worker) beat(ctx context.Context, r *run) {
 			r.leaseUntil = now.Add(ext)
 		}
 	}
+	// The extension may have taken the whole heartbeat: the cancel check
+	// and the marker get their own.
+	ctx, cancel2 := context.WithTimeout(parent, w.cfg.Heartbeat)
+	defer cancel2()
 	if p := r.proc.Load(); p != nil {
 		if err := p.Renew(w.treeDeadline(r.leaseUntil)); err != nil {
 			r.log.Warn().Err(err).Msg("cannot renew the task's supervisor")
@@ -140,6 +149,13 @@ func (w *Worker) handOver(ctx context.Context, r *run) {
 		r.log.Warn().Err(err).Msg("cannot delete the message whose lease was handed over")
 	}
 	r.log.Info().Msg("lease handed over to a fresh copy of the message before SQS's visibility cap")
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // treeDeadline is when the command's supervisor kills its tree unless
