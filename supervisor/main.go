@@ -200,6 +200,11 @@ func sweep(pid int) {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		if noChildren() {
+			// Every descendant has a live child of ours among its
+			// ancestors (orphans are reparented to us): none is left.
+			return
+		}
 		left := descendants()
 		if len(left) == 0 {
 			return
@@ -209,6 +214,15 @@ func sweep(pid int) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// noChildren reports whether the supervisor has no child left, live or
+// zombie (one reaped here is one the reaper would have reaped): the common
+// end of a task, which then needs no look through /proc.
+func noChildren() bool {
+	var ws syscall.WaitStatus
+	_, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+	return errors.Is(err, syscall.ECHILD)
 }
 
 // signalTree signals the command's process group and every other live

@@ -142,3 +142,28 @@ func TestStartError(t *testing.T) {
 		t.Fatalf("err = %v, want a 127 start error", err)
 	}
 }
+
+// BenchmarkTrue is the cost of running /bin/true under a supervisor, to
+// compare with BenchmarkTrueBare (a plain fork and exec).
+func BenchmarkTrue(b *testing.B) {
+	env := os.Environ()
+	for b.Loop() {
+		p, err := Start(Spec{Argv: []string{"true"}, Env: env})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := p.Wait(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkTrueBare(b *testing.B) {
+	for b.Loop() {
+		p, err := os.StartProcess("/bin/true", []string{"true"}, &os.ProcAttr{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		p.Wait()
+	}
+}
