@@ -166,6 +166,13 @@ func TestMain(m *testing.M) {
 		"signtask": mainSignTask,
 		// s3fault ENVFILE CONTROL TARGET: S3 answers 500 while CONTROL says (faults_test.go).
 		"s3fault": mainS3Fault,
+		// tree exit|sleep: write leader.pid, start a background child
+		// (bg.pid) and one in a session of its own (setsid.pid) that sleep
+		// five minutes, then exit 0 or sleep five minutes too.
+		"tree": mainTree,
+		// withpid FILE CMD ARGS...: write this process's pid to FILE, then
+		// become CMD (exec), so that FILE holds CMD's pid.
+		"withpid": mainWithPid,
 	})
 }
 
@@ -487,6 +494,7 @@ func TestScripts(t *testing.T) {
 			"sqssendfile": cmdSQSSendFile,
 			"s3grep":      cmdS3Grep,
 			"ssmput":      cmdSSMPut,
+			"sigpid":      cmdSigPid,
 		},
 	})
 }
@@ -1066,4 +1074,63 @@ func timeoutOption(ts *testscript.TestScript, args []string, def time.Duration) 
 		return d, args[2:]
 	}
 	return def, args
+}
+
+func mainTree() {
+	write := func(name string, pid int) { os.WriteFile(name, []byte(strconv.Itoa(pid)), 0o644) }
+	switch {
+	case len(os.Args) == 2 && (os.Args[1] == "exit" || os.Args[1] == "sleep"):
+	case len(os.Args) == 3 && os.Args[1] == "child":
+		write(os.Args[2], os.Getpid())
+		time.Sleep(5 * time.Minute)
+		return
+	default:
+		fmt.Fprintln(os.Stderr, "usage: tree exit|sleep")
+		os.Exit(2)
+	}
+	for _, c := range []struct {
+		file   string
+		setsid bool
+	}{{"bg.pid", false}, {"setsid.pid", true}} {
+		child := exec.Command("tree", "child", c.file+".tmp")
+		child.SysProcAttr = &syscall.SysProcAttr{Setsid: c.setsid}
+		if err := child.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		for _, err := os.Stat(c.file + ".tmp"); err != nil; _, err = os.Stat(c.file + ".tmp") {
+			time.Sleep(5 * time.Millisecond)
+		}
+		os.Rename(c.file+".tmp", c.file)
+	}
+	write("leader.pid", os.Getpid())
+	if os.Args[1] == "sleep" {
+		time.Sleep(5 * time.Minute)
+	}
+}
+
+func mainWithPid() {
+	if len(os.Args) < 3 {
+		fmt.Fprintln(os.Stderr, "usage: withpid FILE CMD ARGS...")
+		os.Exit(2)
+	}
+	path, err := exec.LookPath(os.Args[2])
+	if err == nil {
+		err = os.WriteFile(os.Args[1], []byte(strconv.Itoa(os.Getpid())), 0o644)
+	}
+	if err == nil {
+		err = syscall.Exec(path, os.Args[2:], os.Environ())
+	}
+	fmt.Fprintln(os.Stderr, "withpid:", err)
+	os.Exit(2)
+}
+
+// sigpid STOP|CONT|KILL FILE: send the signal to the process whose pid
+// FILE holds (a worker started with withpid).
+func cmdSigPid(ts *testscript.TestScript, neg bool, args []string) {
+	sigs := map[string]syscall.Signal{"STOP": syscall.SIGSTOP, "CONT": syscall.SIGCONT, "KILL": syscall.SIGKILL}
+	if neg || len(args) != 2 || sigs[args[0]] == 0 {
+		ts.Fatalf("usage: sigpid STOP|CONT|KILL FILE")
+	}
+	ts.Check(syscall.Kill(readPid(ts, args[1]), sigs[args[0]]))
 }

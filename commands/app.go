@@ -23,6 +23,8 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
+
+	"github.com/taskiq-go/taskiq-go/supervisor"
 )
 
 // Build information, stamped by the release build with -ldflags -X.
@@ -34,6 +36,9 @@ var (
 
 // Main runs the command line and returns the exit code.
 func Main(args []string) int {
+	if supervising(args) {
+		return supervisor.Main()
+	}
 	// Most commands live for a few milliseconds and allocate little: the
 	// garbage collector only slows their start (about 2 ms of 15). It runs
 	// once the heap reaches 64 MiB; long-running commands (work, dev) turn

@@ -54,7 +54,7 @@ func pollCommand() *cli.Command {
 			check := func(ctx context.Context) (bool, error) {
 				sts, err = poller.Poll(ctx)
 				if err != nil {
-					return false, err
+					return false, err // the last statuses read are kept
 				}
 				done := !cliContext.Bool("wait") || ops.AllFinal(sts)
 				if !done {

@@ -26,6 +26,8 @@ func workerFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "visibility-timeout", Value: 30 * time.Second, Usage: "lease taken on each message; the heartbeat extends it while the task runs"},
 		&cli.DurationFlag{Name: "heartbeat", Value: 3 * time.Second, Usage: "how often leases are extended, running markers refreshed and cancels checked"},
 		&cli.DurationFlag{Name: "wait-time", Value: 20 * time.Second, Usage: "long-poll wait of one receive (at most 20s)"},
+		// SQS's 12-hour cap on a message's visibility, made small in tests.
+		&cli.DurationFlag{Name: "visibility-cap", Hidden: true, Value: 12 * time.Hour},
 		&cli.DurationFlag{Name: "kill-grace", Value: 10 * time.Second, Usage: "time between SIGTERM and SIGKILL when a task is stopped"},
 		&cli.DurationFlag{Name: "shutdown-grace", Value: 30 * time.Second, Usage: "on SIGTERM, how long running tasks may go on before they are stopped and released"},
 		&cli.IntFlag{Name: "max-tasks", Usage: "exit after finishing `N` tasks (0: no limit)"},
@@ -86,6 +88,7 @@ func workerConfig(cliContext *cli.Context, s *Settings, log zerolog.Logger) (wor
 		Heartbeat:         cliContext.Duration("heartbeat"),
 		WaitTime:          min(cliContext.Duration("wait-time"), 20*time.Second),
 		KillGrace:         cliContext.Duration("kill-grace"),
+		VisibilityCap:     cliContext.Duration("visibility-cap"),
 		ShutdownGrace:     cliContext.Duration("shutdown-grace"),
 		MaxTasks:          cliContext.Int("max-tasks"),
 		IdleExit:          cliContext.Duration("idle-exit"),

@@ -22,23 +22,32 @@ type WaitOptions struct {
 }
 
 // Wait calls check until it reports done, the timeout passes
-// (ErrWaitTimeout) or ctx is cancelled (ErrInterrupted).
+// (ErrWaitTimeout) or ctx is cancelled (ErrInterrupted). A check runs on a
+// context that ends with the timeout, so that a slow one (the SDK retrying
+// through an outage) cannot carry the wait past it.
 func Wait(ctx context.Context, o WaitOptions, check func(context.Context) (bool, error)) error {
 	interval := o.Interval
 	if interval <= 0 {
 		interval = 500 * time.Millisecond
 	}
 	var deadline <-chan time.Time
+	checkCtx := ctx
 	if o.Timeout > 0 {
 		t := time.NewTimer(o.Timeout)
 		defer t.Stop()
 		deadline = t.C
+		var cancel context.CancelFunc
+		checkCtx, cancel = context.WithTimeout(ctx, o.Timeout)
+		defer cancel()
 	}
 	for {
-		done, err := check(ctx)
+		done, err := check(checkCtx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ErrInterrupted
+			}
+			if checkCtx.Err() != nil {
+				return ErrWaitTimeout
 			}
 			return err
 		}

@@ -66,7 +66,21 @@ func wrap(op, queueURL string, err error) error {
 	if err == nil {
 		return nil
 	}
-	return fmt.Errorf("sqs %s %s: %w", op, queueURL, awserr.Classify(err))
+	err = fmt.Errorf("sqs %s %s: %w", op, queueURL, awserr.Classify(err))
+	if isPermanentAPI(err) {
+		return markPermanent(err)
+	}
+	return err
+}
+
+// entryError is the error of one failed entry of a batch call: permanent
+// when SQS blames the request (sender fault) or the code says so.
+func entryError(op string, code, msg *string, senderFault bool) error {
+	err := fmt.Errorf("sqs %s: %s: %s", op, aws.ToString(code), aws.ToString(msg))
+	if senderFault || permanentCode(aws.ToString(code)) {
+		return markPermanent(err)
+	}
+	return err
 }
 
 func stringAttrs(m map[string]string) map[string]types.MessageAttributeValue {
@@ -271,7 +285,7 @@ func (c *Client) DeleteBatch(ctx context.Context, queueURL string, receipts []st
 		}
 		for _, f := range out.Failed {
 			if i, err := strconv.Atoi(aws.ToString(f.Id)); err == nil && i >= start && i < end {
-				errs[i] = fmt.Errorf("sqs delete batch: %s: %s", aws.ToString(f.Code), aws.ToString(f.Message))
+				errs[i] = entryError("delete batch", f.Code, f.Message, f.SenderFault)
 			}
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/taskiq-go/taskiq-go/sqs"
 )
 
 // ackDelay is how long an acknowledgement may wait for others to share its
@@ -78,14 +80,25 @@ func (a *acker) flush(pending map[string][]string) {
 			cancel()
 			var again []string
 			for j, r := range receipts {
-				if err != nil || errs[j] != nil {
+				e := err
+				if e == nil {
+					e = errs[j]
+				}
+				switch {
+				case e == nil:
+				case sqs.Permanent(e):
+					// A receipt no longer valid (the message came back and
+					// went to another receive, or is gone): no retry can
+					// delete it, and its result is stored already.
+					a.log.Warn().Err(e).Msg("message deletion refused for good; not retrying")
+				default:
 					again = append(again, r)
 					if err == nil {
-						a.log.Warn().Err(errs[j]).Msg("message deletion failed")
+						a.log.Warn().Err(e).Msg("message deletion failed")
 					}
 				}
 			}
-			if err != nil {
+			if err != nil && !sqs.Permanent(err) {
 				a.log.Warn().Err(err).Int("messages", len(receipts)).Msg("message deletion failed")
 			}
 			receipts = again

@@ -4,9 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/taskiq-go/taskiq-go/lifecycle"
 	"github.com/taskiq-go/taskiq-go/plan"
 	"github.com/taskiq-go/taskiq-go/sqs"
+	"github.com/taskiq-go/taskiq-go/supervisor"
 )
 
 // stop reasons: why a running command is being stopped.
@@ -44,6 +44,16 @@ type run struct {
 	// leaseLost is set by execute when it stopped the command because the
 	// lease could not be kept.
 	leaseLost bool
+	// receivedAt is when the message was received (at the latest): SQS
+	// caps its visibility at VisibilityCap from then.
+	receivedAt time.Time
+	// handedOver is set once the lease has passed to a fresh copy of the
+	// message (see handOver): from then on the running marker alone holds
+	// the task, and the old receipt handle is gone.
+	handedOver bool
+	// proc is the command's supervisor once it runs; the heartbeat renews
+	// its deadline.
+	proc atomic.Pointer[supervisor.Proc]
 }
 
 // stop asks the attempt to end for reason (by killBy at the latest, when
@@ -175,6 +185,7 @@ func (w *Worker) claim(ctx context.Context, log zerolog.Logger, q QueueRef, task
 	return &run{
 		task: task, q: q, msg: m, log: log.With().Int("attempt", d.Attempt).Logger(),
 		stopC:      make(chan struct{}),
+		receivedAt: now,
 		leaseUntil: now.Add(w.cfg.VisibilityTimeout),
 		markedAt:   now,
 		marker:     marker(d.Attempt),
@@ -213,23 +224,25 @@ func (w *Worker) execute(ctx context.Context, r *run) *plan.Result {
 	}
 	defer stderr.close()
 
-	cmd := exec.Command(t.Argv[0], t.Argv[1:]...)
-	cmd.Env = env
-	cmd.Dir = t.Dir
-	cmd.Stdout, cmd.Stderr = stdout.f, stderr.f
-	// Its own process group, so that stopping it stops everything it spawned.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		code := 126
-		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
-			code = 127
+	// The command runs under its own supervisor, which holds the lease
+	// deadline: should this worker die or freeze, the supervisor stops the
+	// command's whole tree before another worker may take the task.
+	proc, err := supervisor.Start(supervisor.Spec{
+		Argv: t.Argv, Env: env, Dir: t.Dir, Stdout: stdout.f, Stderr: stderr.f,
+		Deadline: w.treeDeadline(r.marker.LeaseUntil), Grace: w.deadlineGrace(),
+	})
+	if err != nil {
+		var se *supervisor.StartError
+		if errors.As(err, &se) {
+			return fail(se.Code, se.Msg)
 		}
-		return fail(code, fmt.Sprintf("cannot start %q: %v", t.Argv[0], err))
+		return fail(126, fmt.Sprintf("cannot start %q: %v", t.Argv[0], err))
 	}
-	r.log.Info().Int("pid", cmd.Process.Pid).Msg("task started")
+	r.proc.Store(proc)
+	r.log.Info().Int("pid", proc.Pid()).Msg("task started")
 	w.cfg.Metrics.TaskStarted(r.q.Name)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	done := make(chan ended, 1)
+	go func() { e, err := proc.Wait(); done <- ended{e, err} }()
 
 	var timeout <-chan time.Time
 	if t.Timeout > 0 {
@@ -238,9 +251,15 @@ func (w *Worker) execute(ctx context.Context, r *run) *plan.Result {
 		timeout = timer.C
 	}
 	reason := ""
-	var waitErr error
+	var end ended
 	select {
-	case waitErr = <-done:
+	case end = <-done:
+		if end.exit.By == "deadline" {
+			// The supervisor found the lease deadline passed without a
+			// renewal: this worker was too slow or frozen to keep it.
+			reason = reasonLease
+			r.log.Error().Str("reason", reason).Msg("the supervisor stopped the task: its lease deadline passed")
+		}
 	case <-timeout:
 		reason = "timed out"
 	case <-r.stopC:
@@ -248,15 +267,16 @@ func (w *Worker) execute(ctx context.Context, r *run) *plan.Result {
 	case <-ctx.Done():
 		reason = reasonShutdown
 	}
-	if reason != "" {
+	if reason != "" && end == (ended{}) {
 		r.log.Info().Str("reason", reason).Msg("stopping task")
 		grace := w.cfg.KillGrace
 		if reason == reasonLease {
 			// Whatever the kill grace, the command must not outlive the
-			// moment another worker may start it.
+			// moment another worker may start it (the supervisor holds
+			// an earlier deadline still).
 			grace = min(grace, r.killBy.Sub(w.cfg.Now()))
 		}
-		waitErr = w.kill(cmd.Process.Pid, done, grace)
+		end = w.kill(proc, done, grace)
 	}
 	res.FinishedAt = w.cfg.Now()
 	if reason == reasonShutdown || reason == reasonLease {
@@ -265,20 +285,23 @@ func (w *Worker) execute(ctx context.Context, r *run) *plan.Result {
 		return nil
 	}
 	defer func() { w.cfg.Metrics.TaskEnded(r.q.Name, res.State, res.FinishedAt.Sub(res.StartedAt)) }()
-	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	ws := end.exit.Status
 	switch {
+	case end.err != nil:
+		r.log.Error().Err(end.err).Msg("the task's supervisor was lost")
+		res.Error = end.err.Error()
 	case ws.Signaled():
 		res.Signal = unix(ws.Signal())
 		res.ExitCode = plan.IntPtr(128 + int(ws.Signal()))
-	case cmd.ProcessState != nil:
-		res.ExitCode = plan.IntPtr(cmd.ProcessState.ExitCode())
+	default:
+		res.ExitCode = plan.IntPtr(ws.ExitStatus())
 	}
 	switch {
 	case reason == "timed out":
 		res.State, res.Error = plan.StateTimedOut, fmt.Sprintf("timed out after %s", t.Timeout.Std())
 	case reason == reasonCancel:
 		res.State, res.Error = plan.StateCancelled, "cancelled while running"
-	case waitErr == nil && res.ExitCode != nil && *res.ExitCode == 0:
+	case end.err == nil && res.ExitCode != nil && *res.ExitCode == 0:
 		res.State = plan.StateSucceeded
 	default:
 		res.State = plan.StateFailed
@@ -302,25 +325,24 @@ func join(a, b string) string {
 	return a + "; " + b
 }
 
-// kill stops the process group: SIGTERM, grace, then SIGKILL (at once on
-// Abort). It returns the command's wait error.
-func (w *Worker) kill(pid int, done <-chan error, grace time.Duration) error {
-	_ = syscall.Kill(-pid, syscall.SIGTERM)
-	timer := time.NewTimer(max(grace, 0))
-	defer timer.Stop()
-	var err error
+// ended is how a supervised command ended, or why that is unknown.
+type ended struct {
+	exit supervisor.Exit
+	err  error
+}
+
+// kill stops the command's tree through its supervisor: SIGTERM, grace,
+// then SIGKILL (at once on Abort; by the lease deadline at the latest,
+// which the supervisor holds). It returns how the command ended.
+func (w *Worker) kill(p *supervisor.Proc, done <-chan ended, grace time.Duration) ended {
+	_ = p.Stop(grace)
 	select {
-	case err = <-done:
-	case <-timer.C:
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
-		err = <-done
+	case e := <-done:
+		return e
 	case <-w.abort:
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
-		err = <-done
+		_ = p.Kill()
+		return <-done
 	}
-	// The leader is gone; children that ignored SIGTERM must go too.
-	_ = syscall.Kill(-pid, syscall.SIGKILL)
-	return err
 }
 
 // unix names a signal the way shells do ("SIGTERM").
@@ -369,6 +391,11 @@ func (w *Worker) finish(r *run, res *plan.Result) {
 		w.persist(log, "running marker removal", func(ctx context.Context) error { return w.store.DeleteRunning(ctx, res.ID, res.Attempt) })
 		delay := Backoff(res.Attempt, w.cfg.Jitter)
 		log.Info().Dur("retry_in", delay).Msg("attempt failed; will retry")
+		if r.handedOver {
+			// The message copy that holds the task now comes back within a
+			// visibility timeout and finds the attempt over.
+			return
+		}
 		w.persist(log, "retry scheduling", func(ctx context.Context) error {
 			return w.queue.SetVisibility(ctx, r.q.URL, r.msg.ReceiptHandle, delay)
 		})
@@ -377,7 +404,13 @@ func (w *Worker) finish(r *run, res *plan.Result) {
 	if res.Attempt > 1 {
 		w.persist(log, "attempt record", w.storeWrite(log, func(ctx context.Context) error { return w.store.PutAttempt(ctx, res) }))
 	}
-	if w.recordFinal(log, res, r.msg, func() bool { return w.lease(r).Held(w.cfg.Now()) }) {
+	m := r.msg
+	if r.handedOver {
+		// Deleted at the handover; the fresh copy is acknowledged by the
+		// worker that next receives it, which finds the result.
+		m.ReceiptHandle = ""
+	}
+	if w.recordFinal(log, res, m, func() bool { return w.lease(r).Held(w.cfg.Now()) }) {
 		log.Info().Dur("took", res.FinishedAt.Sub(res.StartedAt)).Msg("task finished")
 	}
 }
@@ -448,6 +481,10 @@ func (w *Worker) release(r *run) {
 	}
 	w.persistWithin(log, "claim withdrawal", 5*time.Second, func(ctx context.Context) error { return w.store.Unclaim(ctx, r.task.ID, r.marker.Attempt) })
 	w.persistWithin(log, "running marker removal", 5*time.Second, func(ctx context.Context) error { return w.store.DeleteRunning(ctx, r.task.ID, r.marker.Attempt) })
+	if r.handedOver {
+		log.Info().Msg("task released; its message copy returns within a visibility timeout")
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := w.queue.SetVisibility(ctx, r.q.URL, r.msg.ReceiptHandle, 0); err != nil {
@@ -468,9 +505,11 @@ func (w *Worker) abandon(r *run) {
 	r.log.Warn().Msg("lease lost: the attempt is left to the next worker")
 }
 
-// ack hands a message to the batching acknowledger.
+// ack hands a message to the batching acknowledger (none: nothing to do).
 func (w *Worker) ack(m sqs.Message) {
-	w.acks.ack(m.QueueURL, m.ReceiptHandle)
+	if m.ReceiptHandle != "" {
+		w.acks.ack(m.QueueURL, m.ReceiptHandle)
+	}
 }
 
 func (w *Worker) retryLater(ctx context.Context, log zerolog.Logger, m sqs.Message, d time.Duration) {
@@ -518,7 +557,8 @@ func (w *Worker) persist(log zerolog.Logger, what string, f func(context.Context
 	return w.persistWithin(log, what, 15*time.Minute, f)
 }
 
-// persistWithin retries a write for up to budget.
+// persistWithin retries a write for up to budget, and not at all when SQS
+// says a retry cannot help.
 func (w *Worker) persistWithin(log zerolog.Logger, what string, budget time.Duration, f func(context.Context) error) bool {
 	deadline := time.Now().Add(budget)
 	for i := 0; ; i++ {
@@ -529,6 +569,10 @@ func (w *Worker) persistWithin(log zerolog.Logger, what string, budget time.Dura
 			return true
 		}
 		if errors.Is(err, errLeaseGone) {
+			return false
+		}
+		if sqs.Permanent(err) {
+			log.Error().Err(err).Msgf("%s refused for good; not retrying", what)
 			return false
 		}
 		if time.Now().After(deadline) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/taskiq-go/taskiq-go/plan"
+	"github.com/taskiq-go/taskiq-go/sqs"
 )
 
 // heartbeatLoop keeps every running attempt alive: it refreshes running
@@ -40,8 +41,8 @@ func (w *Worker) heartbeatLoop(ctx context.Context) {
 	}
 }
 
-func (w *Worker) beat(ctx context.Context, r *run) {
-	ctx, cancel := context.WithTimeout(ctx, w.cfg.Heartbeat)
+func (w *Worker) beat(parent context.Context, r *run) {
+	ctx, cancel := context.WithTimeout(parent, w.cfg.Heartbeat)
 	defer cancel()
 	select {
 	case <-r.stopC:
@@ -51,22 +52,45 @@ func (w *Worker) beat(ctx context.Context, r *run) {
 	default:
 	}
 	now := w.cfg.Now()
-	if !w.lease(r).Held(now) {
+	if r.handedOver {
+		// The running marker is the lease now: a reader takes the task
+		// once it has gone stale.
+		r.leaseUntil = r.markedAt.Add(r.marker.StaleAfter())
+	}
+	if deadline := w.treeDeadline(r.leaseUntil); !w.lease(r).Held(now) || now.After(deadline.Add(-w.deadlineGrace())) {
 		// The worker was frozen or starved past the lease it last
-		// extended: another worker may hold the task now. Extending with
-		// the old receipt could succeed on some endpoints and let two
-		// copies run; stop this one at once instead.
+		// extended (the supervisor is stopping the command by now):
+		// another worker may hold the task. Extending the lease or the
+		// marker with the old receipt could take them from the worker
+		// that runs the next attempt; stop this copy at once instead.
 		r.log.Error().Time("lease_until", r.leaseUntil).Msg("lease lost: stopping the task")
-		r.stop(reasonLease, now)
+		killBy := deadline
+		if !w.lease(r).Held(now) || deadline.Before(now) {
+			killBy = now
+		}
+		r.stop(reasonLease, killBy)
 		return
+	}
+	if !r.handedOver && now.Add(2*w.cfg.VisibilityTimeout).After(r.receivedAt.Add(w.cfg.VisibilityCap)) {
+		w.handOver(ctx, r)
 	}
 	// Extend the lease once half of it is gone (or when less than two
 	// heartbeats are left): an endpoint outage shorter than half the
-	// visibility timeout then costs no lease.
-	if left := r.leaseUntil.Sub(now); left < max(w.cfg.VisibilityTimeout/2, 2*w.cfg.Heartbeat+time.Second) {
-		if err := w.queue.SetVisibility(ctx, r.q.URL, r.msg.ReceiptHandle, w.cfg.VisibilityTimeout); err != nil {
+	// visibility timeout then costs no lease. Never ask for more than
+	// SQS's cap allows: it would refuse the call.
+	ext := min(w.cfg.VisibilityTimeout, r.receivedAt.Add(w.cfg.VisibilityCap).Sub(now))
+	if left := r.leaseUntil.Sub(now); !r.handedOver && ext > 0 && left < max(w.cfg.VisibilityTimeout/2, 2*w.cfg.Heartbeat+time.Second) {
+		// An extension is worth waiting for until the supervisor would
+		// begin stopping the command, however slow the endpoint is.
+		ectx, ecancel := context.WithDeadline(parent, later(now.Add(w.cfg.Heartbeat), w.treeDeadline(r.leaseUntil).Add(-w.deadlineGrace())))
+		err := w.queue.SetVisibility(ectx, r.q.URL, r.msg.ReceiptHandle, ext)
+		ecancel()
+		if err != nil {
 			r.log.Warn().Err(err).Msg("cannot extend the lease")
-			if w.cfg.Now().After(r.leaseUntil.Add(-time.Second)) {
+			// A receipt SQS refuses for good (the message is visible
+			// again, or held by another receive) means the lease is gone
+			// already, whatever time is left on it here.
+			if sqs.Permanent(err) || w.cfg.Now().After(r.leaseUntil.Add(-time.Second)) {
 				// Another worker may take the task now: stop this copy
 				// rather than let two run. It takes over once the lease
 				// has run out and the running marker has gone stale.
@@ -75,11 +99,23 @@ func (w *Worker) beat(ctx context.Context, r *run) {
 				if t := r.markedAt.Add(r.marker.StaleAfter()); t.After(killBy) {
 					killBy = t
 				}
+				if sqs.Permanent(err) {
+					killBy = w.cfg.Now().Add(w.deadlineGrace())
+				}
 				r.stop(reasonLease, killBy)
 				return
 			}
 		} else {
-			r.leaseUntil = now.Add(w.cfg.VisibilityTimeout)
+			r.leaseUntil = now.Add(ext)
+		}
+	}
+	// The extension may have taken the whole heartbeat: the cancel check
+	// and the marker get their own.
+	ctx, cancel2 := context.WithTimeout(parent, w.cfg.Heartbeat)
+	defer cancel2()
+	if p := r.proc.Load(); p != nil {
+		if err := p.Renew(w.treeDeadline(r.leaseUntil)); err != nil {
+			r.log.Warn().Err(err).Msg("cannot renew the task's supervisor")
 		}
 	}
 	if cancelled, err := w.store.CancelRequested(ctx, r.task.ID); err == nil && cancelled {
@@ -93,6 +129,57 @@ func (w *Worker) beat(ctx context.Context, r *run) {
 	} else {
 		r.markedAt = now
 	}
+}
+
+// handOver passes a task's lease to a fresh copy of its message before SQS's
+// cap on the old one's visibility runs out (12 hours from its receipt): the
+// copy is sent, then the old message deleted. Whoever receives the copy
+// finds the attempt claimed and its running marker fresh, and keeps the copy
+// hidden for another visibility timeout without starting anything; should
+// this worker die, the marker goes stale, and the copy's next receiver runs
+// the next attempt. On a failure it is tried again at the next heartbeat.
+func (w *Worker) handOver(ctx context.Context, r *run) {
+	attrs := map[string]string{"taskiq_handover": r.msg.MessageID, "taskiq_worker": w.cfg.Info.String()}
+	if _, err := w.queue.Send(ctx, r.q.URL, sqs.Entry{Body: r.msg.Body, Attributes: attrs}); err != nil {
+		r.log.Warn().Err(err).Msg("cannot hand the lease over to a fresh message; will try again")
+		return
+	}
+	r.handedOver = true
+	r.leaseUntil = r.markedAt.Add(r.marker.StaleAfter())
+	errs, err := w.queue.DeleteBatch(ctx, r.q.URL, []string{r.msg.ReceiptHandle})
+	if err == nil && len(errs) > 0 {
+		err = errs[0]
+	}
+	if err != nil {
+		// It comes back at the cap and is kept hidden like the copy.
+		r.log.Warn().Err(err).Msg("cannot delete the message whose lease was handed over")
+	}
+	r.log.Info().Msg("lease handed over to a fresh copy of the message before SQS's visibility cap")
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// treeDeadline is when the command's supervisor kills its tree unless
+// renewed, for a lease that ends at leaseUntil: a margin before the lease
+// ends, so that the tree is dead before SQS may hand the message to another
+// worker. The margin also covers the time between the receive that started
+// the lease and the moment leaseUntil was taken.
+func (w *Worker) treeDeadline(leaseUntil time.Time) time.Time {
+	return leaseUntil.Add(-w.leaseMargin())
+}
+
+// deadlineGrace is the time between SIGTERM and SIGKILL when the supervisor
+// stops a command because the lease deadline passed.
+func (w *Worker) deadlineGrace() time.Duration { return min(w.cfg.KillGrace, w.leaseMargin()) }
+
+// leaseMargin is a tenth of the visibility timeout, between 200 ms and 5 s.
+func (w *Worker) leaseMargin() time.Duration {
+	return min(max(w.cfg.VisibilityTimeout/10, 200*time.Millisecond), 5*time.Second)
 }
 
 // Heartbeat is a worker's record in the store, for `taskiq-go workers`.

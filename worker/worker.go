@@ -72,6 +72,11 @@ type Config struct {
 	// Secrets resolves tasks' secret references when they start (nil:
 	// a task with secrets fails).
 	Secrets SecretResolver
+	// VisibilityCap is how long after its receipt SQS keeps a message
+	// hidden at most, however often its visibility is extended (default
+	// 12 h, SQS's limit; tests make it small). A task that runs longer
+	// hands its lease over to a fresh copy of its message before then.
+	VisibilityCap time.Duration
 	// Info identifies this worker in results and markers.
 	Info plan.WorkerInfo
 	// Version is reported in the worker's heartbeat record.
@@ -113,6 +118,9 @@ func (c *Config) defaults() {
 	}
 	if c.MaxLostAttempts <= 0 {
 		c.MaxLostAttempts = 3
+	}
+	if c.VisibilityCap <= 0 {
+		c.VisibilityCap = 12 * time.Hour
 	}
 	if c.Now == nil {
 		c.Now = time.Now

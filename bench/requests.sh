@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Requests per task, end to end: submit a batch of N tasks, run one worker,
+# and `poll --wait` all the ids, every AWS request going through a counting
+# proxy (bench/requests) that names each by service and operation. Runs on
+# the embedded dev endpoint and on moto_server (bench/requests.sh dev|moto;
+# default both). Setup (queues, bucket) is not counted.
+#
+#   TASKS=200 bash bench/requests.sh [dev|moto]...
+#
+# moto needs its venv: VENV=/path/to/.venv (see scripts/moto.sh).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+tasks="${TASKS:-200}"
+emulators=("$@")
+[ ${#emulators[@]} -gt 0 ] || emulators=(dev moto)
+make -s build
+work="$(mktemp -d)"
+go build -o "$work/countproxy" ./bench/requests
+pids=()
+cleanup() {
+	kill "${pids[@]}" 2>/dev/null || true
+	wait 2>/dev/null || true
+	if [ -n "${moto_started:-}" ]; then bash scripts/moto.sh stop >/dev/null 2>&1 || true; fi
+}
+trap cleanup EXIT
+
+run() { # EMULATOR
+	local em=$1 dir="$work/$1"
+	mkdir -p "$dir"
+	(
+		export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true
+		if [ "$em" = dev ]; then
+			bin/taskiq-go dev --addr 127.0.0.1:0 --env-file "$dir/dev.env" --log-level warn >/dev/null 2>"$dir/dev.log" &
+			echo $! >"$dir/endpoint.pid"
+			for _ in $(seq 200); do [ -s "$dir/dev.env" ] && break; sleep 0.05; done
+			# shellcheck disable=SC1091
+			. "$dir/dev.env"
+		else
+			endpoint="$(bash scripts/moto.sh start)"
+			export AWS_ENDPOINT_URL="$endpoint" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1
+			name="rq$RANDOM$RANDOM"
+			export TASKIQ_GO_QUEUE_URL="$endpoint/123456789012/$name" TASKIQ_GO_BUCKET="$name"
+			bin/taskiq-go init --expire-days 0 >/dev/null
+		fi
+		"$work/countproxy" -target "$AWS_ENDPOINT_URL" -env-file "$dir/proxy.env" 2>"$dir/proxy.log" &
+		echo $! >"$dir/proxy.pid"
+		for _ in $(seq 200); do [ -s "$dir/proxy.env" ] && break; sleep 0.05; done
+		# shellcheck disable=SC1091
+		. "$dir/proxy.env"
+		curl -fsS "$AWS_ENDPOINT_URL/__counts/reset" >/dev/null
+		ids=()
+		for i in $(seq -f '%04g' "$tasks"); do ids+=("rq-$i"); done
+		printf '{"id":"%s","argv":["true"]}\n' "${ids[@]}" | bin/taskiq-go submit --batch - >/dev/null
+		bin/taskiq-go work --concurrency 4 --max-tasks "$tasks" --log-level warn 2>"$dir/work.log" &
+		wpid=$!
+		bin/taskiq-go poll --wait --timeout 300s "${ids[@]}" >"$dir/poll.out"
+		wait "$wpid"
+		echo "== $em: $tasks tasks (batch submit, one worker at concurrency 4, poll --wait of all ids)"
+		curl -fsS "$AWS_ENDPOINT_URL/__counts/report?tasks=$tasks"
+		kill "$(cat "$dir/proxy.pid")" 2>/dev/null || true
+		if [ -f "$dir/endpoint.pid" ]; then kill "$(cat "$dir/endpoint.pid")" 2>/dev/null || true; fi
+	)
+	if [ "$em" = moto ]; then moto_started=1; fi
+}
+for em in "${emulators[@]}"; do run "$em"; done

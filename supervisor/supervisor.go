@@ -1,0 +1,249 @@
+// Package supervisor runs one task's command under a small watchdog
+// process: the same binary, re-executed in a hidden mode (see Main), that
+// holds the task's lease deadline and stops the command's whole process
+// tree by itself when the deadline passes without a renewal or when the
+// worker that started it dies, and that leaves nothing of the task behind
+// when the command ends.
+//
+// The worker talks to its supervisor over two pipes: a control pipe it
+// writes (the command to run, then renewals and stop requests, one JSON
+// line each) and a status pipe it reads (the task's pid or why it could not
+// start, then how it ended). The end of the control pipe, which the kernel
+// closes when the worker dies however it dies, is itself a stop request.
+//
+// What holds where: on Linux the supervisor is a child subreaper
+// (PR_SET_CHILD_SUBREAPER), so every process the task leaves behind,
+// background children and setsid escapees included, is reparented to it and
+// killed before it reports the exit; it is also told of its worker's death
+// by PR_SET_PDEATHSIG. Elsewhere (macOS) it stops the task's process group
+// only: descendants that left the group (setsid) are not found, and the
+// worker's death is noticed by the control pipe's end alone.
+package supervisor
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Arg is the first argument that turns the binary into a supervisor: the
+// command line checks for it before anything else (see Main).
+const Arg = "__taskiq_go_supervise"
+
+// Spec is the command a supervisor runs and the lease it holds.
+type Spec struct {
+	// Argv is the command and its arguments; Argv[0] is looked up in the
+	// worker's PATH.
+	Argv []string
+	// Env is the command's whole environment.
+	Env []string
+	// Dir is the command's working directory ("": the worker's).
+	Dir string
+	// Stdout and Stderr receive the command's output (nil: /dev/null).
+	Stdout, Stderr *os.File
+	// Deadline is the moment by which the command's tree must be dead
+	// unless Renew moves it: the supervisor sends SIGTERM Grace before it
+	// and SIGKILL at it. The zero time means no deadline.
+	Deadline time.Time
+	// Grace is the time between SIGTERM and SIGKILL when the deadline
+	// passes or the worker dies.
+	Grace time.Duration
+}
+
+// StartError says why a command could not be started, with the exit code a
+// shell would give (127: not found, 126: not runnable).
+type StartError struct {
+	Code int
+	Msg  string
+}
+
+func (e *StartError) Error() string { return e.Msg }
+
+// Exit is how a supervised command ended.
+type Exit struct {
+	// Status is the command's wait status.
+	Status syscall.WaitStatus
+	// By says who stopped it: "" (it ended by itself), "stop" or "kill"
+	// (asked by the worker), "deadline" (the lease deadline passed) or
+	// "worker" (the worker died).
+	By string
+}
+
+// control is one line on the control pipe.
+type control struct {
+	Op       string        `json:"op,omitempty"` // "" (the spec), "renew", "stop", "kill"
+	Argv     []string      `json:"argv,omitempty"`
+	Env      []string      `json:"env,omitempty"`
+	Dir      string        `json:"dir,omitempty"`
+	Deadline int64         `json:"deadline,omitempty"` // unix nanoseconds
+	Grace    time.Duration `json:"grace,omitempty"`
+}
+
+// status is one line on the status pipe.
+type status struct {
+	Event  string `json:"event"` // "started", "failed", "exited"
+	Pid    int    `json:"pid,omitempty"`
+	Code   int    `json:"code,omitempty"`
+	Error  string `json:"error,omitempty"`
+	Status int    `json:"status,omitempty"`
+	By     string `json:"by,omitempty"`
+}
+
+// Proc is a command running under its supervisor.
+type Proc struct {
+	cmd *exec.Cmd
+	pid int
+
+	mu  sync.Mutex
+	ctl *os.File
+	enc *json.Encoder
+
+	st *bufio.Reader
+	sf *os.File
+}
+
+// nestedEnv marks a supervisor's own environment (never a command's, which
+// is Spec.Env), so that a binary that fails to enter the supervisor mode
+// cannot start supervisors without end.
+const nestedEnv = "TASKIQ_GO_SUPERVISOR_CHILD"
+
+// Start starts a supervisor for spec and returns once the command runs, or
+// with a *StartError when it could not be started.
+func Start(spec Spec) (*Proc, error) {
+	if len(spec.Argv) == 0 {
+		return nil, &StartError{Code: 126, Msg: "no command"}
+	}
+	if os.Getenv(nestedEnv) != "" {
+		// This process was started as a supervisor but did not enter the
+		// supervisor mode (a binary whose main does not call Main): were
+		// it to start another, each would start the next.
+		return nil, errors.New("supervisor: this binary does not run the supervisor mode (its main must call supervisor.Main for the hidden argument)")
+	}
+	ctlR, ctlW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("supervisor pipe: %w", err)
+	}
+	stR, stW, err := os.Pipe()
+	if err != nil {
+		ctlR.Close()
+		ctlW.Close()
+		return nil, fmt.Errorf("supervisor pipe: %w", err)
+	}
+	cmd := &exec.Cmd{
+		Path:        selfPath(),
+		Args:        []string{os.Args[0], Arg},
+		Env:         append(os.Environ(), nestedEnv+"=1"),
+		Stdout:      spec.Stdout,
+		Stderr:      spec.Stderr,
+		ExtraFiles:  []*os.File{ctlR, stW},
+		SysProcAttr: supervisorAttr(),
+	}
+	err = cmd.Start()
+	ctlR.Close()
+	stW.Close()
+	if err != nil {
+		ctlW.Close()
+		stR.Close()
+		return nil, fmt.Errorf("cannot start the supervisor: %w", err)
+	}
+	p := &Proc{cmd: cmd, ctl: ctlW, enc: json.NewEncoder(ctlW), st: bufio.NewReader(stR), sf: stR}
+	first := control{Argv: spec.Argv, Env: spec.Env, Dir: spec.Dir, Grace: spec.Grace}
+	if !spec.Deadline.IsZero() {
+		first.Deadline = spec.Deadline.UnixNano()
+	}
+	if err := p.send(first); err != nil {
+		p.abandon()
+		return nil, fmt.Errorf("cannot talk to the supervisor: %w", err)
+	}
+	s, err := p.read()
+	if err != nil {
+		p.abandon()
+		return nil, fmt.Errorf("supervisor: %w", err)
+	}
+	switch s.Event {
+	case "started":
+		p.pid = s.Pid
+		return p, nil
+	case "failed":
+		p.abandon()
+		return nil, &StartError{Code: s.Code, Msg: s.Error}
+	}
+	p.abandon()
+	return nil, fmt.Errorf("supervisor: unexpected %q", s.Event)
+}
+
+// Pid is the command's process id (its process group's too).
+func (p *Proc) Pid() int { return p.pid }
+
+// Renew moves the deadline by which the command must be dead.
+func (p *Proc) Renew(deadline time.Time) error {
+	return p.send(control{Op: "renew", Deadline: deadline.UnixNano()})
+}
+
+// Stop sends the command's tree SIGTERM, then SIGKILL after grace (or at
+// the deadline, whichever comes first).
+func (p *Proc) Stop(grace time.Duration) error {
+	return p.send(control{Op: "stop", Grace: max(grace, 0)})
+}
+
+// Kill sends the command's tree SIGKILL at once.
+func (p *Proc) Kill() error { return p.send(control{Op: "kill"}) }
+
+// Wait waits until the command and everything it left behind are gone, and
+// returns how the command ended. When the supervisor itself is lost (killed
+// from outside), the command's process group is killed and an error
+// returned.
+func (p *Proc) Wait() (Exit, error) {
+	s, err := p.read()
+	p.mu.Lock()
+	p.ctl.Close()
+	p.mu.Unlock()
+	p.sf.Close()
+	werr := p.cmd.Wait()
+	if err == nil && s.Event != "exited" {
+		err = fmt.Errorf("unexpected %q", s.Event)
+	}
+	if err != nil {
+		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
+		if werr != nil {
+			err = fmt.Errorf("%w (%v)", err, werr)
+		}
+		return Exit{}, fmt.Errorf("supervisor lost: %w", err)
+	}
+	return Exit{Status: syscall.WaitStatus(s.Status), By: s.By}, nil
+}
+
+func (p *Proc) send(c control) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.enc.Encode(c)
+}
+
+func (p *Proc) read() (status, error) {
+	var s status
+	line, err := p.st.ReadBytes('\n')
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			err = errors.New("it ended without a word")
+		}
+		return s, err
+	}
+	if err := json.Unmarshal(line, &s); err != nil {
+		return s, fmt.Errorf("bad status line: %w", err)
+	}
+	return s, nil
+}
+
+// abandon ends a supervisor that did not start its command.
+func (p *Proc) abandon() {
+	p.ctl.Close()
+	p.sf.Close()
+	_ = p.cmd.Wait()
+}
