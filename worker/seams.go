@@ -37,6 +37,8 @@ type Store interface {
 	PutLog(ctx context.Context, id string, attempt int, stream string, body io.ReadSeeker, size int64) (string, error)
 	PutWorker(ctx context.Context, workerID string, v any) error
 	DeleteWorker(ctx context.Context, workerID string) error
+	WorkerStop(ctx context.Context, workerID string) (*s3results.WorkerStopRequest, error)
+	DeleteWorkerStop(ctx context.Context, workerID string) error
 }
 
 var (
