@@ -25,9 +25,10 @@ _STDERR_TAIL = 2000
 #: events are written before its process exits, so this only trips when the
 #: step refused to run (a duplicate attempt) or its events were lost.
 SUCCEEDED_WITHOUT_EVENTS_GRACE = 15.0
-#: The fast-exit wrapper of the dagster CLI (see dagster_taskiq.step_entry).
+#: The fast-exit wrapper of the dagster CLI, warm through a fork server when the
+#: worker has one (see dagster_taskiq_step and dagster_taskiq.step_entry).
 STEP_ENTRY_SCRIPT = "dagster-taskiq-step"
-STEP_ENTRY_MODULE = "dagster_taskiq.step_entry"
+STEP_ENTRY_MODULE = "dagster_taskiq_step"
 
 
 def _step_key(ctx: StepHandlerContext) -> str:
