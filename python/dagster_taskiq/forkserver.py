@@ -136,13 +136,70 @@ def changed(snapshot: dict[str, int]) -> str | None:
 # -- the warm parent ---------------------------------------------------------------------
 
 
+#: What a step process imports after ``dagster`` itself: the CLI, the instance
+#: and its SQL storages (SQLAlchemy, Alembic), the executor's logging and the
+#: filesystem IO manager. Measured: about 460 modules, 2.5 s of CPU per step
+#: when left to each child.
+WARM_MODULES = (
+    "dagster._cli.api",
+    "dagster._core.instance.factory",
+    "dagster._core.storage.sqlite_storage",
+    "dagster._core.storage.event_log.sqlite",
+    "dagster._core.storage.runs.sqlite",
+    "dagster._core.storage.schedules.sqlite",
+    "dagster._core.storage.local_compute_log_manager",
+    "dagster._core.storage.root",
+    "dagster._core.storage.fs_io_manager",
+    "dagster._core.execution.api",
+    "dagster._core.execution.plan.execute_plan",
+    "dagster._daemon",
+    "dagster._utils.test.definitions",
+    "dagster._core.workspace.autodiscovery",
+    "alembic.command",
+    "alembic.config",
+    "alembic.autogenerate",
+    "sqlalchemy",
+    "rich",
+    "structlog",
+    "fsspec",
+    "upath",
+    "watchdog.observers",
+    "watchdog.events",
+)
+
+
+def _instance_modules() -> list[str]:
+    """Modules of the classes the instance in $DAGSTER_HOME configures (storage, launcher...)."""
+    home = os.environ.get("DAGSTER_HOME")
+    if not home or not os.path.exists(os.path.join(home, "dagster.yaml")):
+        return []
+    from dagster._core.instance.ref import InstanceRef
+
+    ref = InstanceRef.from_dir(home)
+    names = []
+    for attr in dir(ref):
+        module = getattr(getattr(ref, attr, None), "module_name", None) if attr.endswith("_data") else None
+        if isinstance(module, str):
+            names.append(module)
+    return names
+
+
 def preload(names: Sequence[str]) -> None:
     """Imports what every step needs, then the user's modules and files."""
     import dagster  # noqa: F401
     import dagster._cli  # noqa: F401
-    import dagster._cli.api  # noqa: F401
     from dagster._core.code_pointer import load_python_file
 
+    try:
+        instance_modules = _instance_modules()
+    except Exception as exc:  # noqa: BLE001 - only a warm-up
+        _log(f"cannot read the instance's dagster.yaml to warm its storage: {exc!r}")
+        instance_modules = []
+    for module in (*WARM_MODULES, *instance_modules):
+        try:
+            importlib.import_module(module)
+        except Exception:  # noqa: BLE001 - an optional module or another Dagster version
+            pass
     for name in names:
         if name.endswith(".py") or os.sep in name:
             load_python_file(os.path.abspath(name), None)
@@ -244,7 +301,10 @@ class WarmParent:
         conn.settimeout(REQUEST_TIMEOUT)
         try:
             request, fds = recv_request(conn)
-        except (OSError, EOFError, ValueError) as exc:
+        except EOFError:
+            conn.close()  # a probe (`worker start` waiting for the socket) or a client that died
+            return
+        except (OSError, ValueError) as exc:
             _log(f"dropping a client whose request could not be read: {exc!r}")
             conn.close()
             return
