@@ -190,3 +190,30 @@ def test_fork_server_dying_mid_run_fails_the_step_and_the_worker_carries_on(warm
         assert again.success, events_text(warm.instance, again.run_id)[-4000:]
     assert worker.alive()
     assert "the fork server exited" in worker.log(), worker.log()[-3000:]
+
+
+def test_code_that_cannot_be_imported_warm_starts_cold(warm: Stack, tmp_path: Path) -> None:
+    broken = tmp_path / "broken_code.py"
+    broken.write_text("raise ImportError('not importable in the warm parent')\n")
+    worker = start_warm_worker(
+        warm.binary,
+        worker_env(warm.dev.env, warm.dagster_home),
+        warm.root,
+        "w-broken",
+        queues=["special"],
+        concurrency=1,
+        start_args=["--preload", str(broken)],
+    )
+    warm.workers.append(worker)
+    try:
+        with execute_job(recon("identify"), instance=warm.instance, run_config=warm.run_config(queue="special")) as result:
+            assert result.success, events_text(warm.instance, result.run_id)[-4000:]
+            me = result.output_for_node("whoami")
+        assert "dagster_taskiq.forkserver" not in me["parent"], me
+        assert "not importable in the warm parent" in worker.log() and "steps start cold" in worker.log()
+        task = TaskiqCli(binary=warm.binary).poll_group(result.run_id)[0]
+        stderr = TaskiqCli(binary=warm.binary).result(task.id).get("stderr") or {}
+        assert "starting the step cold" in str(stderr.get("tail") or stderr.get("data") or ""), stderr
+    finally:
+        worker.stop()
+        warm.workers.remove(worker)
