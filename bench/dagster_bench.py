@@ -35,6 +35,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -293,7 +294,7 @@ class CelerySystem(System):
         celery_bin = str(Path(sys.executable).parent / "dagster-celery")
         for i in range(2):
             argv = [celery_bin, "worker", "start", "-A", "dagster_celery.app", "-y", str(self.yaml)]
-            argv += ["-n", f"celery-{i}", "-q", "dagster", "-l", "WARNING", "--", "-c", str(slots)]
+            argv += ["-n", f"celery-{i}", "-q", "dagster", "-l", "INFO", "--", "-c", str(slots)]
             self.workers.append(self.bench.procs.start(f"celery-worker-{i}", argv, self.bench.worker_env))
         # a Celery worker is ready once it has said so on its log
         for i in range(2):
@@ -366,6 +367,8 @@ class Bench:
         self.home.mkdir()
         (self.home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
         os.environ["DAGSTER_HOME"] = str(self.home)
+        with DagsterInstance.get() as instance:  # its SQLite files, before workers race to create them
+            instance.get_runs(limit=1)
         venv_bin = str(Path(sys.executable).parent)
         self.worker_env = {
             **os.environ,
@@ -515,6 +518,7 @@ def main() -> int:
     parser.add_argument("--json", dest="json_out", help="also write every figure to this file")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that the workers are stopped
     jobs = args.jobs.split(",")
     names = args.systems.split(",")
     workdir = Path(tempfile.mkdtemp(prefix="dagster-bench-"))
