@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import array
+import gc
 import importlib
 import json
 import os
@@ -267,6 +268,10 @@ class WarmParent:
         else:
             _log(f"warm parent ready in {time.monotonic() - started:.2f}s (preloaded: {' '.join(self.names) or '-'})")
         _send_line(self.control, {"watch": mtimes(user_code_files())})
+        # What is imported now is shared with every child: keep the collector
+        # from touching it, so that a child does not copy those pages.
+        gc.collect()
+        gc.freeze()
         self.sel.register(self.control, selectors.EVENT_READ, None)
         while not (self.draining and not self.children):
             for key, _ in self.sel.select(timeout=1.0):
