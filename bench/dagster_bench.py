@@ -1,12 +1,31 @@
-"""Wall time of a Dagster job of 16 independent no-op ops: taskiq_executor vs multiprocess_executor.
+"""Dagster on taskiq-go beside dagster-celery and multiprocess_executor, same jobs, same machine.
 
-    .venv/bin/python bench/dagster_bench.py [--runs 3] [--workers 2] [--concurrency 1]
+    bash bench/venv-celery.sh && make build
+    .venv-bench/bin/python bench/dagster_bench.py [--runs 3] [--jobs fan16,chain10,fan202]
+        [--systems taskiq-dev,taskiq-moto,celery,multiprocess] [--json out.json]
 
-Starts its own `taskiq-go dev` endpoint with WORKERS in-process workers of
-CONCURRENCY slots each, and gives Dagster's multiprocess_executor the same
-parallelism (max_concurrent = WORKERS * CONCURRENCY). Runs alternate between the
-two executors after one warm-up run of each. Prints wall times, their ratio, the
-latency each step gains, and each step's in-process time from the event log.
+Systems:
+  taskiq-dev    dagster-taskiq on the embedded `taskiq-go dev` endpoint, two warm
+                workers (`dagster-taskiq worker start`, fork server with this file
+                preloaded)
+  taskiq-moto   the same on moto_server (SQS + S3)
+  celery        dagster-celery 0.29 with Celery's SQS transport on the same
+                moto_server, two Celery workers (`dagster-celery worker start`),
+                results in a filesystem backend
+  multiprocess  Dagster's multiprocess_executor, max_concurrent = the slots
+
+Jobs: fan16 (16 independent no-op ops) and chain10 (10 no-ops in a chain) on
+2 workers x 1 slot; fan202 (one op mapping 200 dynamic no-ops, one collect:
+202 steps) on 2 workers x 8 slots. Each job group starts its workers once,
+warms every system up with one run, then runs the systems interleaved
+(rotating the order) --runs times.
+
+Per run: wall; ready gap (upstream STEP_SUCCESS to the step's STEP_START,
+median over steps with an upstream); boot (the step's first event in the log,
+its launch, to STEP_START, median); orchestrator CPU (this process and its
+children) and the processes it started (taskiq-go calls, through a counting
+shim; multiprocess's step processes); worker CPU per step (every process of
+the workers' trees, /proc).
 """
 
 from __future__ import annotations
@@ -14,17 +33,25 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+import yaml
 from dagster import (
     DagsterEventType,
     DagsterInstance,
+    DynamicOut,
+    DynamicOutput,
     execute_job,
     job,
     multiprocess_executor,
@@ -34,8 +61,17 @@ from dagster._core.definitions.reconstruct import ReconstructableJob
 
 from dagster_taskiq import taskiq_executor
 
+try:
+    from dagster_celery import celery_executor
+except ImportError:  # the test venv: no celery system
+    celery_executor = None
+
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = 16
+THIS = str(Path(__file__).resolve())
+MOTO_REGION = "us-east-1"
+
+
+# -- jobs ----------------------------------------------------------------------------------
 
 
 @op
@@ -43,175 +79,487 @@ def noop() -> None:
     return None
 
 
-def _graph() -> None:
-    for i in range(STEPS):
+@op
+def link(prev: int | None = None) -> int:
+    return 1
+
+
+@op(out=DynamicOut(int))
+def spread():  # type: ignore[no-untyped-def]
+    for i in range(200):
+        yield DynamicOutput(i, mapping_key=str(i))
+
+
+@op
+def leaf(n: int) -> int:
+    return n
+
+
+@op
+def gather(values: list[int]) -> int:
+    return len(values)
+
+
+def _fan16() -> None:
+    for i in range(16):
         noop.alias(f"noop_{i:02d}")()
 
 
-@job(executor_def=taskiq_executor)
-def noops_taskiq() -> None:
-    _graph()
+def _chain10() -> None:
+    value = link.alias("link_00")()
+    for i in range(1, 10):
+        value = link.alias(f"link_{i:02d}")(value)
 
 
-@job(executor_def=multiprocess_executor)
-def noops_multiprocess() -> None:
-    _graph()
+def _fan202() -> None:
+    gather(spread().map(leaf).collect())
 
 
-#: Variants that run an existing job with another config.
-JOBS = {"noops_taskiq_plain": "noops_taskiq"}
+GRAPHS: dict[str, Callable[[], None]] = {"fan16": _fan16, "chain10": _chain10, "fan202": _fan202}
+STEPS = {"fan16": 16, "chain10": 10, "fan202": 202}
+SLOTS = {"fan16": 1, "chain10": 1, "fan202": 8}
+EXECUTORS: dict[str, Any] = {"taskiq": taskiq_executor, "mp": multiprocess_executor}
+if celery_executor is not None:
+    EXECUTORS["celery"] = celery_executor
+for _graph_name, _graph in GRAPHS.items():
+    for _kind, _executor in EXECUTORS.items():
+        globals()[f"{_graph_name}_{_kind}"] = job(name=f"{_graph_name}_{_kind}", executor_def=_executor)(_graph)
 
 
-def start_dev(
-    binary: str, workdir: Path, workers: int, concurrency: int
-) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
-    env_file = workdir / "dev.env"
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    log = open(workdir / "dev.log", "wb")
-    proc = subprocess.Popen(
-        [
-            binary,
-            "dev",
-            "--addr",
-            "127.0.0.1:0",
-            "--env-file",
-            str(env_file),
-            "--workers",
-            str(workers),
-            "--concurrency",
-            str(concurrency),
-            "--log-level",
-            "warn",
-        ],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-    deadline = time.monotonic() + 30
-    while not (env_file.exists() and "TASKIQ_GO_QUEUE_URL" in env_file.read_text()):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"taskiq-go dev did not start; see {workdir / 'dev.log'}")
+# -- processes -------------------------------------------------------------------------------
+
+
+def _wait(what: str, fn: Callable[[], Any], timeout: float = 60) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise SystemExit(f"dagster_bench: timed out waiting for {what}")
         time.sleep(0.05)
+
+
+def _env_file(path: Path) -> dict[str, str]:
     values = {}
-    for line in env_file.read_text().splitlines():
+    for line in path.read_text().splitlines():
         if line.startswith("export ") and "=" in line:
             name, value = line[len("export ") :].split("=", 1)
             values[name] = value.strip("'\"")
-    return proc, values
+    return values
 
 
-def step_latencies(instance: DagsterInstance, run_id: str) -> list[float]:
-    """Per step: seconds from its process reporting in (STEP_WORKER_STARTED) to STEP_SUCCESS.
+class Procs:
+    """Background processes, each in its own session, stopped on exit."""
 
-    Launch-to-start is not comparable: taskiq_executor queues every ready step
-    at once while multiprocess_executor launches only into free slots.
-    """
-    began: dict[str, float] = {}
-    done: dict[str, float] = {}
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = open(self.workdir / f"{name}.log", "ab")
+        proc = subprocess.Popen(
+            argv, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+        )
+        self.procs.append(proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen[bytes]) -> None:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(proc.pid, 9)
+        except OSError:
+            pass
+        proc.wait()
+        if proc in self.procs:
+            self.procs.remove(proc)
+
+    def stop_all(self) -> None:
+        for proc in reversed(list(self.procs)):
+            self.stop(proc)
+
+
+def tree_cpu(root_pids: list[int]) -> float:
+    """CPU seconds of these processes and all their descendants, live and reaped."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        stats[pid] = fields
+        children.setdefault(int(fields[1]), []).append(pid)
+    total, todo = 0, list(root_pids)
+    while todo:
+        pid = todo.pop()
+        f = stats.get(pid)
+        if f is None:
+            continue
+        total += sum(int(x) for x in f[11:15])  # utime stime cutime cstime
+        todo.extend(children.get(pid, []))
+    return total / tick
+
+
+# -- systems ---------------------------------------------------------------------------------
+
+
+class System:
+    """One way of running the jobs: its endpoint, workers and executor config."""
+
+    name = ""
+    kind = ""
+
+    def __init__(self, bench: Bench) -> None:
+        self.bench = bench
+        self.workers: list[subprocess.Popen[bytes]] = []
+
+    def start_workers(self, slots: int) -> None:  # noqa: B027 - multiprocess has none
+        pass
+
+    def stop_workers(self) -> None:
+        for w in self.workers:
+            self.bench.procs.stop(w)
+        self.workers = []
+
+    def executor_config(self, slots: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def worker_pids(self) -> list[int]:
+        return [w.pid for w in self.workers]
+
+
+class TaskiqSystem(System):
+    kind = "taskiq"
+
+    def __init__(self, bench: Bench, name: str, env: dict[str, str]) -> None:
+        super().__init__(bench)
+        self.name = name
+        self.env = env
+
+    def start_workers(self, slots: int) -> None:
+        env = {**self.bench.worker_env, **self.env}
+        for i in range(2):
+            argv = [sys.executable, "-m", "dagster_taskiq.worker_cli", "worker", "start", "--binary", self.bench.binary]
+            argv += ["-n", f"{self.name}-{i}", "-c", str(slots), "--preload", THIS, "--", "--heartbeat", "2s"]
+            self.workers.append(self.bench.procs.start(f"{self.name}-worker-{i}", argv, env))
+        cli = [self.bench.binary, "workers", "--json"]
+        _wait(
+            f"{self.name} workers",
+            lambda: subprocess.run(cli, env=env, capture_output=True, text=True).stdout.count('"worker"') >= 2,
+        )
+
+    def executor_config(self, slots: int) -> dict[str, Any]:
+        config = {
+            "binary": self.bench.shim,
+            "queue_url": self.env["TASKIQ_GO_QUEUE_URL"],
+            "endpoint_url": self.env["AWS_ENDPOINT_URL"],
+        }
+        if self.env.get("TASKIQ_GO_BUCKET"):
+            config["bucket"] = self.env["TASKIQ_GO_BUCKET"]
+        if self.env.get("AWS_REGION"):
+            config["region_name"] = self.env["AWS_REGION"]
+        return config
+
+
+class CelerySystem(System):
+    name = kind = "celery"
+
+    def __init__(self, bench: Bench, moto_endpoint: str) -> None:
+        super().__init__(bench)
+        host = moto_endpoint.split("://", 1)[1]
+        results = bench.workdir / "celery-results"
+        results.mkdir(exist_ok=True)
+        self.config = {
+            "broker": f"sqs://testing:testing@{host}",
+            "backend": f"file://{results}",
+            "config_source": {
+                "broker_transport_options": {"region": MOTO_REGION, "is_secure": False},
+                "worker_hijack_root_logger": False,
+            },
+        }
+        self.yaml = bench.workdir / "celery.yaml"
+        self.yaml.write_text(yaml.safe_dump({"execution": {"config": self.config}}))
+
+    def start_workers(self, slots: int) -> None:
+        celery_bin = str(Path(sys.executable).parent / "dagster-celery")
+        for i in range(2):
+            argv = [celery_bin, "worker", "start", "-A", "dagster_celery.app", "-y", str(self.yaml)]
+            argv += ["-n", f"celery-{i}", "-q", "dagster", "-l", "INFO", "--", "-c", str(slots)]
+            self.workers.append(self.bench.procs.start(f"celery-worker-{i}", argv, self.bench.worker_env))
+        # a Celery worker is ready once it has said so on its log
+        for i in range(2):
+            log = self.bench.workdir / f"celery-worker-{i}.log"
+            _wait("celery workers", lambda log=log: log.exists() and b"ready" in log.read_bytes(), timeout=120)
+
+    def executor_config(self, slots: int) -> dict[str, Any]:
+        return dict(self.config)
+
+
+class MultiprocessSystem(System):
+    name = "multiprocess"
+    kind = "mp"
+
+    def executor_config(self, slots: int) -> dict[str, Any]:
+        return {"max_concurrent": 2 * slots}
+
+
+# -- measuring -------------------------------------------------------------------------------
+
+
+def _upstreams(job_name: str, step_keys: list[str]) -> dict[str, list[str]]:
+    if job_name == "chain10":
+        return {f"link_{i:02d}": [f"link_{i - 1:02d}"] for i in range(1, 10)}
+    if job_name == "fan202":
+        leaves = [k for k in step_keys if k.startswith("leaf[")]
+        return {**{k: ["spread"] for k in leaves}, "gather": leaves}
+    return {}
+
+
+def timings(instance: DagsterInstance, run_id: str, job_name: str) -> tuple[list[float], list[float]]:
+    """Ready gaps and boots of a run's steps."""
+    first: dict[str, float] = {}
+    start: dict[str, float] = {}
+    success: dict[str, float] = {}
     for entry in instance.all_logs(run_id):
         ev = entry.dagster_event
         if ev is None or not ev.step_key:
             continue
-        if ev.event_type == DagsterEventType.STEP_WORKER_STARTED:
-            began.setdefault(ev.step_key, entry.timestamp)
+        first.setdefault(ev.step_key, entry.timestamp)
+        if ev.event_type == DagsterEventType.STEP_START:
+            start.setdefault(ev.step_key, entry.timestamp)
         elif ev.event_type == DagsterEventType.STEP_SUCCESS:
-            done.setdefault(ev.step_key, entry.timestamp)
-    return [done[k] - began[k] for k in done if k in began]
+            success.setdefault(ev.step_key, entry.timestamp)
+    gaps = [
+        start[k] - max(success[u] for u in ups)
+        for k, ups in _upstreams(job_name, list(start)).items()
+        if k in start and all(u in success for u in ups)
+    ]
+    boots = [start[k] - first[k] for k in start]
+    return gaps, boots
 
 
-def run_once(instance: DagsterInstance, name: str, config: dict[str, Any]) -> tuple[float, list[float]]:
-    recon = ReconstructableJob.for_file(str(Path(__file__).resolve()), name)
-    run_config = {"execution": {"config": config}, "loggers": {"console": {"config": {"log_level": "ERROR"}}}}
-    started = time.monotonic()
-    result = execute_job(recon, instance=instance, run_config=run_config, raise_on_error=False)
-    wall = time.monotonic() - started
-    if not result.success:
-        raise SystemExit(f"{name} run {result.run_id} failed")
-    return wall, step_latencies(instance, result.run_id)
+def _self_cpu() -> float:
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
+        self.args = args
+        self.workdir = workdir
+        self.binary = args.binary
+        self.procs = Procs(workdir)
+        self.calls = workdir / "calls"
+        self.shim = str(workdir / "taskiq-go")
+        Path(self.shim).write_text(f'#!/bin/sh\nprintf x >> {self.calls}\nexec {self.binary} "$@"\n')
+        os.chmod(self.shim, 0o755)
+        self.home = workdir / "dagster_home"
+        self.home.mkdir()
+        (self.home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        os.environ["DAGSTER_HOME"] = str(self.home)
+        with DagsterInstance.get() as instance:  # its SQLite files, before workers race to create them
+            instance.get_runs(limit=1)
+        venv_bin = str(Path(sys.executable).parent)
+        self.worker_env = {
+            **os.environ,
+            "DAGSTER_HOME": str(self.home),
+            "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
+            "PYTHONPATH": str(ROOT / "bench"),
+        }
+
+    def start_dev(self) -> dict[str, str]:
+        env_file = self.workdir / "dev.env"
+        self.procs.start(
+            "dev",
+            [self.binary, "dev", "--addr", "127.0.0.1:0", "--env-file", str(env_file), "--log-level", "warn"],
+            self.worker_env,
+        )
+        _wait("taskiq-go dev", lambda: env_file.exists() and "TASKIQ_GO_QUEUE_URL" in env_file.read_text())
+        return _env_file(env_file)
+
+    def start_moto(self) -> str:
+        port = _free_port()
+        self.procs.start("moto", [str(Path(sys.executable).parent / "moto_server"), "-p", str(port)], self.worker_env)
+        endpoint = f"http://127.0.0.1:{port}"
+        _wait("moto_server", lambda: _answers(endpoint), timeout=60)
+        return endpoint
+
+    def moto_taskiq_env(self, endpoint: str) -> dict[str, str]:
+        env = {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_REGION": MOTO_REGION,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "TASKIQ_GO_QUEUE_URL": f"{endpoint}/123456789012/taskiq-bench",
+            "TASKIQ_GO_BUCKET": "taskiq-bench",
+        }
+        subprocess.run(
+            [self.binary, "init", "--expire-days", "0"],
+            env={**self.worker_env, **env},
+            check=True,
+            capture_output=True,
+        )
+        return env
+
+    def run_once(self, system: System, job_name: str) -> dict[str, Any]:
+        name = f"{job_name}_{system.kind}"
+        recon = ReconstructableJob.for_file(THIS, name)
+        slots = SLOTS[job_name]
+        run_config = {
+            "execution": {"config": system.executor_config(slots)},
+            "loggers": {"console": {"config": {"log_level": "ERROR"}}},
+        }
+        self.calls.write_text("")
+        saved = dict(os.environ)
+        os.environ.update(getattr(system, "env", {}))  # the endpoint's credentials, for the executor's calls
+        try:
+            return self._measure(system, job_name, recon, run_config)
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+    def _measure(self, system: System, job_name: str, recon: ReconstructableJob, run_config: dict[str, Any]) -> dict[str, Any]:
+        cpu0, wcpu0 = _self_cpu(), tree_cpu(system.worker_pids())
+        started = time.monotonic()
+        with DagsterInstance.get() as instance:
+            result = execute_job(recon, instance=instance, run_config=run_config, raise_on_error=False)
+            wall = time.monotonic() - started
+            cpu, wcpu = _self_cpu() - cpu0, tree_cpu(system.worker_pids()) - wcpu0
+            if not result.success:
+                raise SystemExit(f"dagster_bench: {system.name} {job_name} run {result.run_id} failed")
+            gaps, boots = timings(instance, result.run_id, job_name)
+        procs = len(self.calls.read_text()) if system.kind == "taskiq" else (STEPS[job_name] if system.kind == "mp" else 0)
+        if system.kind == "mp":
+            wcpu = cpu  # the steps are the orchestrator's children
+        return {
+            "wall_s": round(wall, 3),
+            "ready_gap_ms": round(statistics.median(gaps) * 1000, 1) if gaps else None,
+            "boot_ms": round(statistics.median(boots) * 1000, 1) if boots else None,
+            "orchestrator_cpu_s": round(cpu, 3),
+            "orchestrator_procs": procs,
+            "worker_cpu_per_step_s": round(wcpu / STEPS[job_name], 3),
+        }
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _answers(endpoint: str) -> bool:
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(endpoint + "/moto-api/", timeout=1)
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+@contextmanager
+def systems(bench: Bench, names: list[str]) -> Iterator[list[System]]:
+    out: list[System] = []
+    try:
+        moto = bench.start_moto() if {"taskiq-moto", "celery"} & set(names) else ""
+        for name in names:
+            if name == "taskiq-dev":
+                out.append(TaskiqSystem(bench, name, bench.start_dev()))
+            elif name == "taskiq-moto":
+                out.append(TaskiqSystem(bench, name, bench.moto_taskiq_env(moto)))
+            elif name == "celery":
+                if celery_executor is None:
+                    raise SystemExit("dagster_bench: dagster-celery is not installed (bash bench/venv-celery.sh)")
+                out.append(CelerySystem(bench, moto))
+            elif name == "multiprocess":
+                out.append(MultiprocessSystem(bench))
+            else:
+                raise SystemExit(f"dagster_bench: unknown system {name}")
+        yield out
+    finally:
+        bench.procs.stop_all()
+
+
+def summarize(results: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    for job_name, by_system in results.items():
+        summary[job_name] = {}
+        for system, runs in by_system.items():
+            row: dict[str, Any] = {}
+            for key in runs[0]:
+                values = [r[key] for r in runs if r[key] is not None]
+                row[key] = round(statistics.median(values), 3) if values else None
+            summary[job_name][system] = row
+        celery = summary[job_name].get("celery")
+        for row in summary[job_name].values():
+            if celery and celery["wall_s"]:
+                row["wall_vs_celery"] = round(row["wall_s"] / celery["wall_s"], 2)
+    return summary
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--jobs", default="fan16,chain10,fan202")
+    parser.add_argument("--systems", default="taskiq-dev,taskiq-moto,celery,multiprocess")
     parser.add_argument("--binary", default=os.environ.get("TASKIQ_GO_BIN") or str(ROOT / "bin" / "taskiq-go"))
-    parser.add_argument("--json", dest="json_out", help="also write the figures to this file")
-    parser.add_argument(
-        "--plain", action="store_true", help="also time taskiq_executor with fast_exit off (plain `dagster` CLI)"
-    )
+    parser.add_argument("--json", dest="json_out", help="also write every figure to this file")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = parser.parse_args()
-    parallelism = args.workers * args.concurrency
-
-    with tempfile.TemporaryDirectory(prefix="dagster-bench-") as tmp:
-        workdir = Path(tmp)
-        home = workdir / "dagster_home"
-        home.mkdir()
-        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-        dev, env = start_dev(args.binary, workdir, args.workers, args.concurrency)
-        os.environ.update(env)
-        try:
-            with DagsterInstance.from_config(str(home)) as instance:
-                configs = {
-                    "noops_taskiq": {"binary": args.binary},
-                    "noops_multiprocess": {"max_concurrent": parallelism},
-                }
-                if args.plain:
-                    configs["noops_taskiq_plain"] = {"binary": args.binary, "fast_exit": False}
-                for name, config in configs.items():  # warm-up: bytecode caches, sqlite files
-                    run_once(instance, JOBS.get(name, name), config)
-                walls: dict[str, list[float]] = {name: [] for name in configs}
-                lat: dict[str, list[float]] = {name: [] for name in configs}
-                for i in range(args.runs):
-                    order = list(configs) if i % 2 == 0 else list(reversed(configs))
-                    for name in order:
-                        wall, latencies = run_once(instance, JOBS.get(name, name), configs[name])
-                        walls[name].append(wall)
-                        lat[name].extend(latencies)
-                        print(f"run {i + 1}: {name:<20} {wall:6.2f}s", flush=True)
-        finally:
-            dev.terminate()
-            dev.wait(timeout=30)
-
-    tq, mp = statistics.median(walls["noops_taskiq"]), statistics.median(walls["noops_multiprocess"])
-    waves = STEPS / parallelism
-    figures = {
-        "steps": STEPS,
-        "parallelism": parallelism,
-        "runs": args.runs,
-        "taskiq_wall_s": walls["noops_taskiq"],
-        "multiprocess_wall_s": walls["noops_multiprocess"],
-        "taskiq_median_s": round(tq, 3),
-        "multiprocess_median_s": round(mp, 3),
-        "ratio": round(tq / mp, 3),
-        "added_latency_per_step_ms": round((tq - mp) / waves * 1000, 1),
-        "taskiq_step_process_ms": round(statistics.median(lat["noops_taskiq"]) * 1000, 1),
-        "multiprocess_step_process_ms": round(statistics.median(lat["noops_multiprocess"]) * 1000, 1),
-    }
-    print()
-    print(f"16 no-op steps, parallelism {parallelism}, {args.runs} runs each (median wall time)")
-    print(f"  taskiq_executor       {tq:6.2f}s")
-    print(f"  multiprocess_executor {mp:6.2f}s")
-    print(f"  ratio                 {tq / mp:6.3f}")
-    print(f"  added latency per step (wall difference / {waves:g} waves): {figures['added_latency_per_step_ms']} ms")
-    print(
-        f"  in-process step time, worker started to success (median): "
-        f"taskiq {figures['taskiq_step_process_ms']} ms, multiprocess {figures['multiprocess_step_process_ms']} ms"
-    )
-    if "noops_taskiq_plain" in walls:
-        plain = statistics.median(walls["noops_taskiq_plain"])
-        figures["taskiq_plain_wall_s"] = walls["noops_taskiq_plain"]
-        figures["taskiq_plain_median_s"] = round(plain, 3)
-        figures["plain_ratio"] = round(plain / mp, 3)
-        figures["plain_added_latency_per_step_ms"] = round((plain - mp) / waves * 1000, 1)
-        print(
-            f"  taskiq_executor, fast_exit off {plain:6.2f}s  ratio {plain / mp:6.3f}  "
-            f"added latency per step {figures['plain_added_latency_per_step_ms']} ms"
-        )
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that the workers are stopped
+    jobs = args.jobs.split(",")
+    names = args.systems.split(",")
+    workdir = Path(tempfile.mkdtemp(prefix="dagster-bench-"))
+    bench = Bench(args, workdir)
+    results: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    try:
+        with ExitStack() as stack:
+            all_systems = stack.enter_context(systems(bench, names))
+            for slots in sorted({SLOTS[j] for j in jobs}):
+                group = [j for j in jobs if SLOTS[j] == slots]
+                for system in all_systems:
+                    system.start_workers(slots)
+                try:
+                    for job_name in group:
+                        results[job_name] = {s.name: [] for s in all_systems}
+                        for system in all_systems:  # warm-up: caches, sqlite files, Celery's queues
+                            bench.run_once(system, job_name)
+                        for i in range(args.runs):
+                            k = i % len(all_systems)
+                            for system in all_systems[k:] + all_systems[:k]:
+                                figures = bench.run_once(system, job_name)
+                                results[job_name][system.name].append(figures)
+                                print(f"{job_name:<8} run {i + 1} {system.name:<13} {json.dumps(figures)}", flush=True)
+                finally:
+                    for system in all_systems:
+                        system.stop_workers()
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"work directory: {workdir}", file=sys.stderr)
+    summary = summarize(results)
+    print("\nmedians")
+    cols = ["wall_s", "wall_vs_celery", "ready_gap_ms", "boot_ms", "orchestrator_cpu_s", "orchestrator_procs"]
+    cols.append("worker_cpu_per_step_s")
+    print(f"{'job':<8} {'system':<13} " + " ".join(f"{c:>22}" for c in cols))
+    for job_name, rows in summary.items():
+        for system, row in rows.items():
+            print(f"{job_name:<8} {system:<13} " + " ".join(f"{str(row.get(c)):>22}" for c in cols))
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps(figures, indent=2) + "\n")
+        Path(args.json_out).write_text(json.dumps({"runs": results, "medians": summary}, indent=2) + "\n")
     return 0
 
 

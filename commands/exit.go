@@ -91,7 +91,7 @@ func codeFor(err error) int {
 		return ExitConfig
 	case errors.Is(err, errInterrupted):
 		return ExitInterrupted
-	case errors.Is(err, plan.ErrTaskNotFound):
+	case errors.Is(err, plan.ErrTaskNotFound), errors.Is(err, errNoWorker):
 		return ExitNoTask
 	case errors.Is(err, plan.ErrQueueNotFound), errors.Is(err, plan.ErrBucketNotFound):
 		return ExitNoQueue

@@ -3,7 +3,9 @@ package commands
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/taskiq-go/taskiq-go/backend"
+	"github.com/taskiq-go/taskiq-go/s3results"
 	"github.com/taskiq-go/taskiq-go/worker"
 )
 
@@ -22,10 +25,15 @@ func workersCommand() *cli.Command {
 			"host, worker id, version, queues served, slots used and free, the tasks running, and the\n" +
 			"age of the last heartbeat. A worker whose heartbeat is older than three heartbeats is\n" +
 			"marked stale (it was killed or lost its connection); one that stopped cleanly removed its\n" +
-			"record. Stale records older than --forget are not shown unless --all is given.",
+			"record. Stale records older than --forget are not shown unless --all is given.\n\n" +
+			"--stop ID (repeatable) or --stop-all asks live workers to shut down gracefully, as on\n" +
+			"SIGTERM: each sees the request at its next heartbeat, takes no new task, lets its running\n" +
+			"tasks finish (up to its --shutdown-grace) and exits 0. It prints the workers asked.",
 		Flags: withConn(
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per worker"},
 			&cli.BoolFlag{Name: "all", Usage: "also show long-stale workers"},
+			&cli.StringSliceFlag{Name: "stop", Usage: "ask the worker `ID` to shut down gracefully (repeatable)"},
+			&cli.BoolFlag{Name: "stop-all", Usage: "ask every live worker to shut down gracefully"},
 			&cli.DurationFlag{Name: "forget", Value: 10 * time.Minute, Usage: "hide stale workers silent for longer than `DURATION`"},
 		),
 		Action: func(cliContext *cli.Context) error {
@@ -41,6 +49,17 @@ func workersCommand() *cli.Command {
 				return err
 			}
 			out := cliContext.App.Writer
+			if ids := cliContext.StringSlice("stop"); len(ids) > 0 || cliContext.Bool("stop-all") {
+				asked, err := StopWorkers(cliContext.Context, be, ws, ids, time.Now())
+				for _, req := range asked {
+					if cliContext.Bool("json") {
+						_ = writeJSON(out, req)
+					} else {
+						fmt.Fprintf(out, "%s\tstop requested\n", req.Worker)
+					}
+				}
+				return err
+			}
 			for _, w := range ws {
 				if w.Stale && !cliContext.Bool("all") && w.Age > cliContext.Duration("forget") {
 					continue
@@ -63,6 +82,37 @@ func workersCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// errNoWorker is a --stop of a worker id with no live heartbeat.
+var errNoWorker = errors.New("no live worker with that id")
+
+// StopWorkers stores a stop request for each named worker, or for every
+// live one when ids is empty. A named worker must be live in ws.
+func StopWorkers(ctx context.Context, be *backend.Backend, ws []WorkerStatus, ids []string, now time.Time) ([]s3results.WorkerStopRequest, error) {
+	live := map[string]bool{}
+	all := len(ids) == 0
+	for _, w := range ws {
+		if !w.Stale {
+			live[w.Worker] = true
+			if all && !slices.Contains(ids, w.Worker) {
+				ids = append(ids, w.Worker)
+			}
+		}
+	}
+	sort.Strings(ids)
+	var asked []s3results.WorkerStopRequest
+	for _, id := range ids {
+		if !live[id] {
+			return asked, fmt.Errorf("stop %s: %w", id, errNoWorker)
+		}
+		req := s3results.WorkerStopRequest{Worker: id, RequestedAt: now}
+		if err := be.Store.PutWorkerStop(ctx, req); err != nil {
+			return asked, err
+		}
+		asked = append(asked, req)
+	}
+	return asked, nil
 }
 
 // WorkerStatus is a worker's heartbeat record as `workers` reports it.

@@ -21,6 +21,7 @@ import (
 //	PREFIX/tasks/ID/logs/N/stdout|stderr   full output of attempt N when not inline
 //	PREFIX/groups/GROUP/ID                 group membership
 //	PREFIX/workers/WORKER.json             worker heartbeats
+//	PREFIX/worker-stops/WORKER.json        a request that the worker shut down gracefully
 type Keys struct {
 	Prefix string
 }
@@ -99,3 +100,8 @@ func (k Keys) Worker(workerID string) string { return k.join("workers", workerID
 
 // WorkerDir is the prefix holding every worker's heartbeat.
 func (k Keys) WorkerDir() string { return k.join("workers") + "/" }
+
+// WorkerStop is the request that a worker shut down gracefully, which the
+// worker looks for at each heartbeat. It lives outside WorkerDir so that
+// listing heartbeats never reads it.
+func (k Keys) WorkerStop(workerID string) string { return k.join("worker-stops", workerID+".json") }

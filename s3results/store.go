@@ -350,6 +350,38 @@ func (s *Store) DeleteWorker(ctx context.Context, workerID string) error {
 	return s.delete(ctx, s.keys.Worker(workerID))
 }
 
+// WorkerStopRequest asks a worker to shut down as on SIGTERM: it takes no
+// new task and finishes the ones running. A worker started after
+// RequestedAt ignores it, so a stale request never stops a new worker that
+// reuses the id.
+type WorkerStopRequest struct {
+	Worker      string    `json:"worker"`
+	RequestedAt time.Time `json:"requested_at"`
+}
+
+// PutWorkerStop stores a stop request for a worker.
+func (s *Store) PutWorkerStop(ctx context.Context, req WorkerStopRequest) error {
+	return s.putJSON(ctx, s.keys.WorkerStop(req.Worker), req, false)
+}
+
+// WorkerStop reads the stop request for a worker; nil when there is none.
+func (s *Store) WorkerStop(ctx context.Context, workerID string) (*WorkerStopRequest, error) {
+	var req WorkerStopRequest
+	err := s.getJSON(ctx, s.keys.WorkerStop(workerID), &req)
+	if errors.Is(err, ErrNoObject) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &req, nil
+}
+
+// DeleteWorkerStop removes a worker's stop request once it has stopped.
+func (s *Store) DeleteWorkerStop(ctx context.Context, workerID string) error {
+	return s.delete(ctx, s.keys.WorkerStop(workerID))
+}
+
 // Objects is what exists for one task, as one LIST of its prefix tells:
 // no object is read.
 type Objects struct {

@@ -221,4 +221,24 @@ func (w *Worker) beatWorker(ctx context.Context) {
 	if err := w.store.PutWorker(ctx, w.cfg.Info.ID, hb); err != nil {
 		w.log.Warn().Err(err).Msg("cannot write the worker heartbeat")
 	}
+	w.checkStopRequest(ctx)
+}
+
+// checkStopRequest shuts the worker down as a stop signal does when
+// `taskiq-go workers --stop` asked it to since it started.
+func (w *Worker) checkStopRequest(ctx context.Context) {
+	if w.stopRequested.Load() {
+		return
+	}
+	req, err := w.store.WorkerStop(ctx, w.cfg.Info.ID)
+	if err != nil {
+		w.log.Warn().Err(err).Msg("cannot read the stop request")
+		return
+	}
+	if req == nil || req.RequestedAt.Before(w.started) {
+		return
+	}
+	w.stopRequested.Store(true)
+	w.log.Info().Time("requested_at", req.RequestedAt).Msg("stop requested: finishing running tasks, taking no new ones")
+	w.requestStop()
 }

@@ -168,6 +168,15 @@ func (c countedStore) DeleteWorker(ctx context.Context, workerID string) error {
 	return c.note("delete_worker", c.s.DeleteWorker(ctx, workerID))
 }
 
+func (c countedStore) WorkerStop(ctx context.Context, workerID string) (*s3results.WorkerStopRequest, error) {
+	req, err := c.s.WorkerStop(ctx, workerID)
+	return req, c.note("get_worker_stop", err)
+}
+
+func (c countedStore) DeleteWorkerStop(ctx context.Context, workerID string) error {
+	return c.note("delete_worker_stop", c.s.DeleteWorkerStop(ctx, workerID))
+}
+
 func isExists(err error) bool { return errors.Is(err, plan.ErrExists) }
 
 func (c countedStore) Check(ctx context.Context) error {

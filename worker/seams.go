@@ -39,6 +39,8 @@ type Store interface {
 	DeleteWorker(ctx context.Context, workerID string) error
 	// Check tells whether the store can be reached, to probe it while down.
 	Check(ctx context.Context) error
+	WorkerStop(ctx context.Context, workerID string) (*s3results.WorkerStopRequest, error)
+	DeleteWorkerStop(ctx context.Context, workerID string) error
 }
 
 var (

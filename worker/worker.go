@@ -153,6 +153,11 @@ type Worker struct {
 	// stopping is set once shutdown begins: both for Healthy.
 	lastReceive atomic.Int64
 	stopping    atomic.Bool
+	// stopRequested is set when a stop request in the store ended the fetch loop.
+	stopRequested atomic.Bool
+	// requestStop ends the fetch loop as a stop signal does; the heartbeat
+	// calls it when a stop request for this worker is in the store.
+	requestStop context.CancelFunc
 	started     time.Time
 	// pollOpenUntil is, once the stop signal has cut a long poll short,
 	// when SQS ends that poll on its side (unix nanoseconds), for release.
@@ -216,6 +221,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	workCtx, stopWork := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer stopWork(nil)
 
+	ctx, w.requestStop = context.WithCancel(ctx)
+	defer w.requestStop()
+
 	hbCtx, stopHB := context.WithCancel(context.WithoutCancel(ctx))
 	hbDone := make(chan struct{})
 	go func() { defer close(hbDone); w.heartbeatLoop(hbCtx) }()
@@ -250,6 +258,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = w.store.DeleteWorker(cctx, w.cfg.Info.ID)
+	if w.stopRequested.Load() {
+		_ = w.store.DeleteWorkerStop(cctx, w.cfg.Info.ID)
+	}
 	w.log.Info().Int("finished", w.Finished()).Msg("worker stopped")
 	return fetchErr
 }

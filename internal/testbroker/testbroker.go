@@ -539,3 +539,16 @@ func (s *Store) GetDeadLetter(ctx context.Context, id string) (*s3results.DeadLe
 	}
 	return &d, nil
 }
+
+// WorkerStop implements s3results.Store.WorkerStop: no stop requests here.
+func (s *Store) WorkerStop(ctx context.Context, workerID string) (*s3results.WorkerStopRequest, error) {
+	if err := s.check("get_worker_stop"); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+// DeleteWorkerStop implements s3results.Store.DeleteWorkerStop.
+func (s *Store) DeleteWorkerStop(ctx context.Context, workerID string) error {
+	return s.check("delete_worker_stop")
+}

@@ -560,6 +560,26 @@ class TaskiqCli:
             return
         self.run(["cancel", "--json", "--group", group])
 
+    # -- workers -------------------------------------------------------------------
+
+    def workers(self) -> list[dict[str, Any]]:
+        """Heartbeat records of the live workers (``workers --json``), newest first."""
+        return _lines(self.run(["workers", "--json"]).stdout)
+
+    def stop_workers(self, ids: Sequence[str] = (), all_workers: bool = False) -> list[dict[str, Any]]:
+        """Asks workers to shut down gracefully (``workers --stop``); returns the requests stored."""
+        args = ["--stop-all"] if all_workers else [a for worker in ids for a in ("--stop", worker)]
+        return _lines(self.run(["workers", "--json", *args]).stdout)
+
+    def spawn(self, args: Sequence[str], env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Starts a long-running ``taskiq-go ARGS`` (``work``) in this process's session,
+        with the same environment as :meth:`run` plus ``env``; the caller waits for it."""
+        full_env = {**os.environ, **self._extra_env, **self.connection.to_env(), **(env or {})}
+        try:
+            return subprocess.Popen([self.binary, *args], env=full_env, stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            raise TaskiqBinaryNotFound(f"cannot run {self.binary}: {exc}; {INSTALL_HINT}") from exc
+
 
 def _lines(out: str) -> list[dict[str, Any]]:
     objects: list[dict[str, Any]] = []

@@ -7,6 +7,12 @@ CPU during which the worker's slot stays taken. This entry point runs the same
 CLI, then does what interpreter exit would still do that matters (wait for
 non-daemon threads, run atexit handlers, flush stdio) and leaves with
 ``os._exit``, as multiprocessing's children do.
+
+This is the cold path. ``dagster-taskiq-step`` itself is the thin client in
+``dagster_taskiq_step``, which hands the step to a warm fork server
+(:mod:`dagster_taskiq.forkserver`) when one is configured and reachable, and
+comes here otherwise; the fork server's children run :func:`run_dagster_cli`
+too.
 """
 
 from __future__ import annotations
@@ -19,9 +25,16 @@ import traceback
 
 
 def main() -> None:
+    """Runs ``dagster ARGS`` and leaves with its exit code through ``os._exit``."""
+    os._exit(run_dagster_cli(sys.argv[1:]))
+
+
+def run_dagster_cli(args: list[str]) -> int:
+    """Runs the dagster CLI with ``args``; returns its exit code once threads,
+    atexit handlers and stdio are done, for the caller to ``os._exit`` with."""
     from dagster._cli import main as dagster_main
 
-    sys.argv = ["dagster", *sys.argv[1:]]
+    sys.argv = ["dagster", *args]
     code = 0
     try:
         dagster_main()
@@ -41,7 +54,7 @@ def main() -> None:
             stream.flush()
         except (OSError, ValueError):
             pass
-    os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

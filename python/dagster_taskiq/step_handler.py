@@ -30,9 +30,10 @@ SUCCEEDED_WITHOUT_EVENTS_GRACE = 15.0
 #: the first check of a round polls them all. The executor sets it to half
 #: its interval.
 HEALTH_CACHE_SECONDS = 1.0
-#: The fast-exit wrapper of the dagster CLI (see dagster_taskiq.step_entry).
+#: The fast-exit wrapper of the dagster CLI, warm through a fork server when the
+#: worker has one (see dagster_taskiq_step and dagster_taskiq.step_entry).
 STEP_ENTRY_SCRIPT = "dagster-taskiq-step"
-STEP_ENTRY_MODULE = "dagster_taskiq.step_entry"
+STEP_ENTRY_MODULE = "dagster_taskiq_step"
 
 
 def _step_key(ctx: StepHandlerContext) -> str:

@@ -13,7 +13,7 @@ import yaml
 from dagster import DagsterInstance, DagsterRunStatus
 
 from dagster_taskiq import report
-from harness import DevServer, Proc, find_test_binary, start_worker, wait_for, worker_env
+from harness import DevServer, Proc, find_test_binary, start_warm_worker, start_worker, wait_for, worker_env
 
 #: Seconds between step health checks in the tests' executor config.
 HEALTH_CHECK_INTERVAL = 2
@@ -43,9 +43,15 @@ class Stack:
         return dict(self.dev.env)
 
     def start_worker(
-        self, worker_id: str, queues: Sequence[str] = (), concurrency: int = 4, extra_args: Sequence[str] = ()
+        self,
+        worker_id: str,
+        queues: Sequence[str] = (),
+        concurrency: int = 4,
+        extra_args: Sequence[str] = (),
+        warm: bool = False,
     ) -> Proc:
-        proc = start_worker(
+        """A `taskiq-go work`, or with warm a `dagster-taskiq worker start` (fork server and worker)."""
+        proc = (start_warm_worker if warm else start_worker)(
             self.binary,
             worker_env(self.dev.env, self.dagster_home),
             self.root,
@@ -128,9 +134,10 @@ def stack(taskiq_bin: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 @pytest.fixture(scope="module")
 def two_workers(stack: Stack) -> Stack:
-    """Worker w-special serves the queues default and special; w-plain serves only default."""
-    stack.start_worker("w-special", ["default", "special"])
-    stack.start_worker("w-plain", ["default"])
+    """Worker w-special serves the queues default and special; w-plain serves only default.
+    Both are warm: their steps are forked from a fork server's warm parent."""
+    stack.start_worker("w-special", ["default", "special"], warm=True)
+    stack.start_worker("w-plain", ["default"], warm=True)
     return stack
 
 

@@ -195,3 +195,23 @@ def pid_alive(pid: int) -> bool:
         return stat.rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def start_warm_worker(
+    binary: str,
+    env: Mapping[str, str],
+    log_dir: Path,
+    worker_id: str,
+    queues: Sequence[str] = (),
+    concurrency: int = 4,
+    extra_args: Sequence[str] = (),
+    start_args: Sequence[str] = (),
+) -> Proc:
+    """`dagster-taskiq worker start`: taskiq-go work with a warm fork server; its
+    own process group holds the fork server and the worker, not the steps."""
+    argv = [sys.executable, "-m", "dagster_taskiq.worker_cli", "worker", "start", "--binary", binary]
+    argv += ["--worker-id", worker_id, "--concurrency", str(concurrency), *start_args]
+    for q in queues:
+        argv += ["--queue", q]
+    argv += ["--", "--heartbeat", "1s", *extra_args]
+    return Proc(f"worker-{worker_id}", argv, env, log_dir)

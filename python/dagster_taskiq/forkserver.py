@@ -1,0 +1,630 @@
+"""The fork server: Dagster steps started from a warm process, one fork each.
+
+``python -m dagster_taskiq.forkserver --socket PATH [--preload MODULE|FILE]...``
+listens on a Unix socket for ``dagster-taskiq-step`` clients (see
+:mod:`dagster_taskiq_step`). Two kinds of process do the work:
+
+* the *master* (this process) holds the socket and hands each accepted
+  connection to the current warm parent; it imports Dagster once, so a new
+  warm parent starts in the time it takes to import the user's code;
+* the *warm parent* (a fork of the master) imports the ``--preload`` modules
+  and files once, then forks one child per step request. The child joins the
+  client's process group, takes its stdin/stdout/stderr, environment, working
+  directory and argv, and runs ``dagster api execute_step`` as the cold entry
+  point would (:func:`dagster_taskiq.step_entry.run_dagster_cli`). The warm
+  parent sends the child's pid and, once it has reaped it, its exit status
+  to the client; it kills the child when the client's connection closes.
+
+New code is picked up as Celery users know it: after ``--max-tasks-per-child``
+steps the warm parent is replaced by a fresh one, and before each step the
+master compares the modification times of the warm parent's own code (every
+module it imported from outside the Python installation, plus the
+``--watch`` paths) with those it had when it started, and replaces it when one
+changed. A replaced warm parent takes no new step and exits once its running
+steps end. A warm parent that cannot import its ``--preload`` code answers
+every request with "cold", and the client starts the step cold.
+
+SIGTERM or SIGINT stops the master: it stops listening, lets the warm parents
+finish their running steps, and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import array
+import gc
+import importlib
+import json
+import os
+import random
+import selectors
+import signal
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dagster_taskiq_step import recv_request
+
+#: How long a warm parent waits for a connected client's request.
+REQUEST_TIMEOUT = 10.0
+#: How long a stopping master waits for its warm parents' steps before killing them.
+STOP_GRACE = 60.0
+
+
+def _log(message: str) -> None:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+    try:
+        os.write(2, f"{stamp} forkserver[{os.getpid()}]: {message}\n".encode())
+    except OSError:
+        pass
+
+
+def _send_line(sock: socket.socket, obj: dict[str, object]) -> None:
+    try:
+        sock.sendall(json.dumps(obj, separators=(",", ":")).encode() + b"\n")
+    except OSError:
+        pass  # the client is gone; its child is killed when the EOF is read
+
+
+def _close_fds(fds: Iterable[int]) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+# -- code the warm parent watches ------------------------------------------------------
+
+
+def _installed_roots() -> list[str]:
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    roots.add(str(Path(__file__).resolve().parent))  # dagster_taskiq itself
+    roots.add(str(Path(__file__).resolve().parent.parent / "dagster_taskiq_step"))
+    return [os.path.join(os.path.realpath(r), "") for r in roots if r]
+
+
+def user_code_files() -> list[str]:
+    """Files of the imported modules that are not part of the Python installation."""
+    roots = _installed_roots()
+    files: set[str] = set()
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if not path or not path.endswith(".py"):
+            continue
+        real = os.path.realpath(path)
+        if not any(real.startswith(r) for r in roots):
+            files.add(real)
+    return sorted(files)
+
+
+def _python_files(paths: Iterable[str]) -> list[str]:
+    out: list[str] = []
+    for p in paths:
+        if os.path.isdir(p):
+            for root, dirs, names in os.walk(p):
+                dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__pycache__"]
+                out.extend(os.path.join(root, n) for n in names if n.endswith(".py"))
+        else:
+            out.append(p)
+    return out
+
+
+def mtimes(files: Iterable[str]) -> dict[str, int]:
+    """Modification time (ns) of each file; -1 for a file that does not exist."""
+    out: dict[str, int] = {}
+    for f in files:
+        try:
+            out[f] = os.stat(f).st_mtime_ns
+        except OSError:
+            out[f] = -1
+    return out
+
+
+def changed(snapshot: dict[str, int]) -> str | None:
+    """The first file whose modification time differs from the snapshot's."""
+    now = mtimes(snapshot)
+    for f, t in snapshot.items():
+        if now[f] != t:
+            return f
+    return None
+
+
+# -- the warm parent ---------------------------------------------------------------------
+
+
+#: What a step process imports after ``dagster`` itself: the CLI, the instance
+#: and its SQL storages (SQLAlchemy, Alembic), the executor's logging and the
+#: filesystem IO manager. Measured: about 460 modules, 2.5 s of CPU per step
+#: when left to each child.
+WARM_MODULES = (
+    "dagster._cli.api",
+    "dagster._core.instance.factory",
+    "dagster._core.storage.sqlite_storage",
+    "dagster._core.storage.event_log.sqlite",
+    "dagster._core.storage.runs.sqlite",
+    "dagster._core.storage.schedules.sqlite",
+    "dagster._core.storage.local_compute_log_manager",
+    "dagster._core.storage.root",
+    "dagster._core.storage.fs_io_manager",
+    "dagster._core.execution.api",
+    "dagster._core.execution.plan.execute_plan",
+    "dagster._daemon",
+    "dagster._utils.test.definitions",
+    "dagster._core.workspace.autodiscovery",
+    "alembic.command",
+    "alembic.config",
+    "alembic.autogenerate",
+    "sqlalchemy",
+    "rich",
+    "structlog",
+    "fsspec",
+    "upath",
+    "watchdog.observers",
+    "watchdog.events",
+)
+
+
+def _instance_modules() -> list[str]:
+    """Modules of the classes the instance in $DAGSTER_HOME configures (storage, launcher...)."""
+    home = os.environ.get("DAGSTER_HOME")
+    if not home or not os.path.exists(os.path.join(home, "dagster.yaml")):
+        return []
+    from dagster._core.instance.ref import InstanceRef
+
+    ref = InstanceRef.from_dir(home)
+    names = []
+    for attr in dir(ref):
+        module = getattr(getattr(ref, attr, None), "module_name", None) if attr.endswith("_data") else None
+        if isinstance(module, str):
+            names.append(module)
+    return names
+
+
+def preload(names: Sequence[str]) -> None:
+    """Imports what every step needs, then the user's modules and files."""
+    import dagster  # noqa: F401
+    import dagster._cli  # noqa: F401
+    from dagster._core.code_pointer import load_python_file
+
+    try:
+        instance_modules = _instance_modules()
+    except Exception as exc:  # noqa: BLE001 - only a warm-up
+        _log(f"cannot read the instance's dagster.yaml to warm its storage: {exc!r}")
+        instance_modules = []
+    for module in (*WARM_MODULES, *instance_modules):
+        try:
+            importlib.import_module(module)
+        except Exception:  # noqa: BLE001 - an optional module or another Dagster version
+            pass
+    for name in names:
+        if name.endswith(".py") or os.sep in name:
+            load_python_file(os.path.abspath(name), None)
+        else:
+            importlib.import_module(name)
+
+
+@dataclass
+class _Child:
+    pid: int
+    conn: socket.socket
+    pidfd: int = -1
+    reaped: bool = False
+
+
+def _run_child(request: dict[str, object], fds: list[int]) -> int:
+    """In the forked child: become the step process the client would have been."""
+    from dagster_taskiq.step_entry import run_dagster_cli
+
+    try:
+        os.setpgid(0, int(request["pgid"]))  # type: ignore[call-overload]
+    except OSError:
+        pass  # another session: the client forwards signals instead
+    for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+        signal.signal(s, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for target, fd in enumerate(fds[:3]):
+        os.dup2(fd, target)
+    os.closerange(3, os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 4096)
+    env = request.get("env")
+    if isinstance(env, dict):
+        os.environ.clear()
+        os.environ.update({str(k): str(v) for k, v in env.items()})
+    for entry in reversed(os.environ.get("PYTHONPATH", "").split(os.pathsep)):
+        if entry and entry not in sys.path:
+            sys.path.insert(1, entry)
+    os.chdir(str(request.get("cwd") or "/"))
+    random.seed()
+    main_module = sys.modules.get("__main__")
+    if main_module is not None:  # so that click names the program `dagster`, not this module
+        main_module.__spec__ = None
+        main_module.__package__ = None
+    argv = request.get("argv")
+    return run_dagster_cli([str(a) for a in argv] if isinstance(argv, list) else [])
+
+
+class WarmParent:
+    """Forks one child per step request handed over by the master."""
+
+    def __init__(self, control: socket.socket, names: Sequence[str]) -> None:
+        self.control = control
+        self.cold_reason = ""
+        self.children: dict[int, _Child] = {}
+        self.sel = selectors.DefaultSelector()
+        self.draining = False
+        self.names = list(names)
+
+    def serve(self) -> int:
+        started = time.monotonic()
+        try:
+            preload(self.names)
+        except BaseException as exc:  # noqa: BLE001 - any import failure means cold starts
+            self.cold_reason = f"cannot import {' '.join(self.names) or 'dagster'} warm: {exc!r}"
+            _log(self.cold_reason + "; steps start cold")
+        else:
+            _log(f"warm parent ready in {time.monotonic() - started:.2f}s (preloaded: {' '.join(self.names) or '-'})")
+        _send_line(self.control, {"watch": mtimes(user_code_files())})
+        # What is imported now is shared with every child: keep the collector
+        # from touching it, so that a child does not copy those pages.
+        gc.collect()
+        gc.freeze()
+        self.sel.register(self.control, selectors.EVENT_READ, None)
+        while not (self.draining and not self.children):
+            for key, _ in self.sel.select(timeout=1.0):
+                if key.data is None:
+                    self._from_master()
+                else:
+                    kind, child = key.data
+                    if kind == "conn":
+                        self._from_client(child)
+                    else:
+                        self._reap(child)
+            self._reap_any()
+        return 0
+
+    def _from_master(self) -> None:
+        fds = array.array("i")
+        try:
+            msg, ancdata, _, _ = self.control.recvmsg(64, socket.CMSG_SPACE(16 * fds.itemsize))
+        except OSError:
+            msg, ancdata = b"", []
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(payload[: len(payload) - (len(payload) % fds.itemsize)])
+        if not msg:
+            self.draining = True
+            self.sel.unregister(self.control)
+            self.control.close()
+        for fd in fds:
+            self._start(socket.socket(fileno=fd))
+
+    def _start(self, conn: socket.socket) -> None:
+        conn.settimeout(REQUEST_TIMEOUT)
+        try:
+            request, fds = recv_request(conn)
+        except EOFError:
+            conn.close()  # a probe (`worker start` waiting for the socket) or a client that died
+            return
+        except (OSError, ValueError) as exc:
+            _log(f"dropping a client whose request could not be read: {exc!r}")
+            conn.close()
+            return
+        conn.settimeout(None)
+        if self.cold_reason or len(fds) < 3:
+            _send_line(conn, {"cold": self.cold_reason or "no stdin/stdout/stderr received"})
+            _close_fds(fds)
+            conn.close()
+            return
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = _run_child(request, fds)
+            except BaseException:  # noqa: BLE001 - report, then leave like a process would
+                traceback.print_exc()
+            os._exit(code)
+        _close_fds(fds)
+        pgid = int(request.get("pgid") or 0)
+        try:
+            os.setpgid(pid, pgid)  # both sides set it, so no race with the child's first steps
+        except OSError:
+            pass
+        try:
+            grouped = os.getpgid(pid) == pgid
+        except OSError:
+            grouped = False
+        child = _Child(pid, conn)
+        self.children[pid] = child
+        _send_line(conn, {"pid": pid, "grouped": grouped})
+        self.sel.register(conn, selectors.EVENT_READ, ("conn", child))
+        if hasattr(os, "pidfd_open"):
+            try:
+                child.pidfd = os.pidfd_open(pid)
+                self.sel.register(child.pidfd, selectors.EVENT_READ, ("pid", child))
+            except OSError:
+                child.pidfd = -1
+
+    def _from_client(self, child: _Child) -> None:
+        try:
+            data = child.conn.recv(4096)
+        except OSError:
+            data = b""
+        if data:
+            return  # nothing is expected from the client but its end
+        # The client died (or was killed alone): its step must not run on.
+        self.sel.unregister(child.conn)
+        if not child.reaped:
+            try:
+                os.kill(child.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            _log(f"client of step process {child.pid} went away: killed it")
+
+    def _reap(self, child: _Child, status: int | None = None) -> None:
+        if status is None:
+            try:
+                _, status = os.waitpid(child.pid, 0)
+            except ChildProcessError:
+                status = 0
+        child.reaped = True
+        code = os.waitstatus_to_exitcode(status)
+        _send_line(child.conn, {"signal": -code} if code < 0 else {"exit": code})
+        self.children.pop(child.pid, None)
+        for fileobj in (child.conn, child.pidfd):
+            if fileobj != -1:
+                try:
+                    self.sel.unregister(fileobj)
+                except (KeyError, ValueError):
+                    pass
+        child.conn.close()
+        if child.pidfd != -1:
+            os.close(child.pidfd)
+
+    def _reap_any(self) -> None:
+        """Reaps children without a pidfd (platforms without pidfd_open)."""
+        for pid, child in list(self.children.items()):
+            if child.pidfd != -1:
+                continue
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done, status = pid, 0
+            if done:
+                self._reap(child, status)
+
+
+# -- the master ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Parent:
+    pid: int
+    control: socket.socket
+    watch: dict[str, int] = field(default_factory=dict)
+    steps: int = 0
+    buffer: bytes = b""
+    alive: bool = True
+
+
+class Master:
+    """Holds the socket and hands each connection to the current warm parent."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.path: str = args.socket
+        self.names: list[str] = list(args.preload)
+        self.watch_paths: list[str] = list(args.watch)
+        self.max_tasks: int = args.max_tasks_per_child
+        self.sel = selectors.DefaultSelector()
+        self.parents: dict[int, _Parent] = {}
+        self.current: _Parent | None = None
+        self.stopping = False
+        self.listener = self._bind()
+
+    def _bind(self) -> socket.socket:
+        if os.path.exists(self.path):
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(self.path)
+            except OSError:
+                os.unlink(self.path)  # left by a server that died
+            else:
+                raise SystemExit(f"forkserver: another fork server listens on {self.path}")
+            finally:
+                probe.close()
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(self.path)
+        os.chmod(self.path, 0o600)
+        sock.listen(256)
+        return sock
+
+    def _spawn(self, why: str) -> _Parent:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                ours.close()
+                self.listener.close()
+                for p in self.parents.values():
+                    p.control.close()
+                self.sel.close()
+                for s in (signal.SIGTERM, signal.SIGINT):
+                    signal.signal(s, signal.SIG_IGN)  # the master tells it when to stop
+                code = WarmParent(theirs, self.names).serve()
+            except BaseException:  # noqa: BLE001
+                traceback.print_exc()
+            os._exit(code)
+        theirs.close()
+        parent = _Parent(pid, ours, watch=mtimes(_python_files(self.watch_paths)))
+        self.parents[pid] = parent
+        self.sel.register(ours, selectors.EVENT_READ, parent)
+        _log(f"started warm parent {pid} ({why})")
+        return parent
+
+    def _retire(self, parent: _Parent, why: str) -> None:
+        if self.current is parent:
+            self.current = None
+        if parent.alive:
+            _log(f"retiring warm parent {parent.pid} after {parent.steps} steps: {why}")
+            self._drop(parent)
+
+    def _drop(self, parent: _Parent) -> None:
+        try:
+            self.sel.unregister(parent.control)
+        except (KeyError, ValueError):
+            pass
+        parent.control.close()
+        parent.alive = False
+
+    def _route(self, conn: socket.socket) -> None:
+        parent = self.current
+        if parent is not None:
+            stale = changed(parent.watch)
+            if stale:
+                self._retire(parent, f"{stale} changed")
+                parent = None
+        if parent is None:
+            parent = self.current = self._spawn("code changed" if self.parents else "first step")
+        try:
+            parent.control.sendmsg(
+                [b"c"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [conn.fileno()]))]
+            )
+        except OSError as exc:
+            _log(f"cannot hand a step to warm parent {parent.pid}: {exc}")
+        conn.close()
+        parent.steps += 1
+        if self.max_tasks and parent.steps >= self.max_tasks:
+            self._retire(parent, f"--max-tasks-per-child {self.max_tasks} reached")
+            self.current = self._spawn("recycled")
+
+    def _from_parent(self, parent: _Parent) -> None:
+        try:
+            data = parent.control.recv(1 << 20)
+        except OSError:
+            data = b""
+        if not data:
+            if self.current is parent:
+                self.current = None
+            self._drop(parent)
+            return
+        parent.buffer += data
+        while b"\n" in parent.buffer:
+            line, parent.buffer = parent.buffer.split(b"\n", 1)
+            msg = json.loads(line)
+            if isinstance(msg.get("watch"), dict):
+                parent.watch.update({str(k): int(v) for k, v in msg["watch"].items()})
+
+    def _reap(self) -> None:
+        while self.parents:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            parent = self.parents.pop(pid, None)
+            if parent is None:
+                continue
+            if parent.alive:
+                _log(f"warm parent {pid} died ({os.waitstatus_to_exitcode(status)}): starting another")
+                self._drop(parent)
+                if self.current is parent:
+                    self.current = None
+                if not self.stopping:
+                    self.current = self._spawn("the last one died")
+
+    def _stop(self, signum: int, _frame: object) -> None:
+        self.stopping = True
+
+    def serve(self) -> int:
+        for s in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(s, self._stop)
+        self.sel.register(self.listener, selectors.EVENT_READ, None)
+        self.current = self._spawn("start")
+        _log(f"listening on {self.path}")
+        while not self.stopping:
+            for key, _ in self.sel.select(timeout=0.5):
+                if key.data is None:
+                    try:
+                        conn, _ = self.listener.accept()
+                    except OSError:
+                        continue
+                    self._route(conn)
+                else:
+                    self._from_parent(key.data)
+            self._reap()
+        return self._shutdown()
+
+    def _shutdown(self) -> int:
+        _log("stopping: no new steps; waiting for running ones")
+        self.sel.unregister(self.listener)
+        self.listener.close()
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+        for parent in list(self.parents.values()):
+            if parent.alive:
+                self._drop(parent)
+        deadline = time.monotonic() + STOP_GRACE
+        while self.parents and time.monotonic() < deadline:
+            self._reap()
+            time.sleep(0.05)
+        for pid in self.parents:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        _log("stopped")
+        return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m dagster_taskiq.forkserver``."""
+    p = argparse.ArgumentParser(
+        prog="python -m dagster_taskiq.forkserver",
+        description="Start Dagster steps warm: fork each from a process that imported Dagster and your code.",
+    )
+    p.add_argument("--socket", required=True, help="Unix socket to listen on ($DAGSTER_TASKIQ_FORKSERVER of steps)")
+    p.add_argument(
+        "--preload",
+        action="append",
+        default=[],
+        metavar="MODULE|FILE",
+        help="module or Python file the warm parent imports once (repeatable)",
+    )
+    p.add_argument(
+        "--watch",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="file or directory (its *.py) whose change restarts the warm parent (repeatable); "
+        "the preloaded code's own files are always watched",
+    )
+    p.add_argument(
+        "--max-tasks-per-child",
+        type=int,
+        default=0,
+        metavar="N",
+        help="replace the warm parent after N steps (0: never)",
+    )
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the fork server until SIGTERM or SIGINT."""
+    args = parser().parse_args(argv)
+    return Master(args).serve()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
