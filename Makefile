@@ -5,7 +5,7 @@
 GO      ?= go
 VENV    ?= .venv
 BIN     := bin/taskiq-go
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+VERSION ?= $(shell bash scripts/version.sh)
 LDFLAGS := -s -w -X github.com/taskiq-go/taskiq-go/commands.Version=$(VERSION)
 
 export VENV

@@ -22,6 +22,8 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
+
+	"github.com/taskiq-go/taskiq-go/plan"
 )
 
 // Build information, stamped by the release build with -ldflags -X.
@@ -188,7 +190,12 @@ func versionCommand() *cli.Command {
 			}
 			out := cliContext.App.Writer
 			if cliContext.Bool("json") {
-				return writeJSON(out, map[string]string{"version": Version, "commit": Commit, "date": Date})
+				return writeJSON(out, map[string]any{
+					"version": Version, "commit": Commit, "date": Date,
+					// What Task and Result records this binary reads and writes,
+					// so that a caller can tell a binary it cannot talk to.
+					"wire_version": plan.Version,
+				})
 			}
 			s := "taskiq-go " + Version
 			if Commit != "" {
