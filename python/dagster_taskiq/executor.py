@@ -88,6 +88,7 @@ def taskiq_executor(init_context: InitExecutorContext) -> Executor:
     settings = _merge_launcher_settings(TaskiqSettings.from_config(config), init_context.instance)
     cli = settings.make_cli()
     cli.preflight()  # fail the run at once, naming the problem, rather than at its first step
+    cli.check_wire_version()
     handler = TaskiqStepHandler(settings, cli)
     return TaskiqExecutor(
         handler,
