@@ -105,6 +105,9 @@ def main() -> None:
     check(pod["securityContext"].get("runAsNonRoot") is True, "the pod runs as non-root")
     probe = container["livenessProbe"]["httpGet"]
     check(probe["path"] == "/healthz" and probe["port"] == "metrics", "liveness probes /healthz on the metrics port")
+    live = container["livenessProbe"]
+    check(live["periodSeconds"] * live["failureThreshold"] > budget,
+          "the liveness probe (503 while draining) tolerates longer than the drain")
     metrics_port = [p["containerPort"] for p in container["ports"] if p["name"] == "metrics"]
     config = by_kind["ConfigMap"]["data"]
     check(metrics_port == [9090] and config["TASKIQ_GO_METRICS_ADDR"] == ":9090", "metrics served on :9090")

@@ -11,7 +11,16 @@ import socket
 import time
 from pathlib import Path
 
-from dagster import Config, DynamicOut, DynamicOutput, FilesystemIOManager, OpExecutionContext, job, op
+from dagster import (
+    Config,
+    DynamicOut,
+    DynamicOutput,
+    FilesystemIOManager,
+    OpExecutionContext,
+    in_process_executor,
+    job,
+    op,
+)
 from dagster_aws.s3 import S3PickleIOManager, S3Resource
 
 from dagster_taskiq import taskiq_executor
@@ -89,7 +98,7 @@ def after(context: OpExecutionContext, at: str) -> str:
     return at
 
 
-@job(resource_defs=S3_RESOURCES)
+@job(executor_def=in_process_executor, resource_defs=S3_RESOURCES)
 def in_process_s3() -> None:
     """Run whole by TaskiqRunLauncher on a worker, its steps in that worker's run process."""
     after(wait_for_marker())
