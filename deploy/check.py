@@ -83,7 +83,8 @@ def main() -> None:
     service = unit["Service"]
     exec_args = service["ExecStart"].split()[2:]
     docs = list(yaml.safe_load_all((DEPLOY / "kubernetes" / "worker.yaml").read_text()))
-    by_kind = {d["kind"]: d for d in docs}
+    by_kind = {d["kind"]: d for d in docs if d["metadata"]["name"] != "dagster-instance"}
+    instance = yaml.safe_load(next(d for d in docs if d["metadata"]["name"] == "dagster-instance")["data"]["dagster.yaml"])
     pod = by_kind["Deployment"]["spec"]["template"]["spec"]
     container = pod["containers"][0]
     task_def = json.loads((DEPLOY / "ecs" / "worker-task-definition.json").read_text())
@@ -111,6 +112,11 @@ def main() -> None:
     metrics_port = [p["containerPort"] for p in container["ports"] if p["name"] == "metrics"]
     config = by_kind["ConfigMap"]["data"]
     check(metrics_port == [9090] and config["TASKIQ_GO_METRICS_ADDR"] == ":9090", "metrics served on :9090")
+
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    check(mounts.get("dagster-instance") == config["DAGSTER_HOME"], "the instance's dagster.yaml is in DAGSTER_HOME")
+    check("postgres" in instance["storage"] and "S3ComputeLogManager" == instance["compute_logs"]["class"],
+          "the workers' instance is Postgres with S3 compute logs: nothing on local disk")
 
     # -- KEDA ---------------------------------------------------------------------------
     scaled = by_kind["ScaledObject"]["spec"]
