@@ -41,10 +41,9 @@ def main() -> None:
         return terminate(*sys.argv[2:])
     _, command, job_file, job_name, run_config = sys.argv
     assert command == "execute", command
-    with DagsterInstance.get() as instance:
-        result = execute_job(
-            ReconstructableJob.for_file(job_file, job_name), instance=instance, run_config=json.loads(run_config)
-        )
+    with DagsterInstance.get() as instance, execute_job(
+        ReconstructableJob.for_file(job_file, job_name), instance=instance, run_config=json.loads(run_config)
+    ) as result:
         run = instance.get_run_by_id(result.run_id)
         workers = {k: [w.worker_id for w in v] for k, v in step_workers(instance, result.run_id).items()}
         out = {"run_id": result.run_id, "status": run.status.value if run else None, "workers": workers}

@@ -132,6 +132,8 @@ def instance_yaml(pg: Postgres, env: dict[str, str]) -> dict[str, Any]:
                 "postgres_db": {
                     "hostname": "127.0.0.1", "port": pg.port, "username": "dagster", "password": "trust",
                     "db_name": "dagster",
+                    # SQLAlchemy 2.1 maps postgresql:// to psycopg 3; dagster-postgres brings psycopg2.
+                    "scheme": "postgresql+psycopg2",
                 }
             }
         },
@@ -146,7 +148,7 @@ def instance_yaml(pg: Postgres, env: dict[str, str]) -> dict[str, Any]:
             "class": "TaskiqRunLauncher",
             "config": {"queue_url": env["TASKIQ_GO_QUEUE_URL"], "endpoint_url": env["AWS_ENDPOINT_URL"]},
         },
-        "run_monitoring": {"enabled": True},
+        "run_monitoring": {"enabled": True, "poll_interval_seconds": 1},
     }
 
 
@@ -318,3 +320,35 @@ def test_launched_run_is_terminated_mid_step(cluster: Cluster, tmp_path: Path) -
     wait_for("the step's process to end", lambda: not pid_alive(pid), timeout=60)
     assert time.monotonic() - started < 120
     assert not Path(str(marker) + ".go").exists()
+
+
+def parent_pid(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def test_run_whose_worker_was_killed_is_resumed_by_run_monitoring(cluster: Cluster, tmp_path: Path) -> None:
+    """Last in the module: it leaves one worker. The orchestrator's dagster-daemon watches runs."""
+    daemon = Proc("daemon", [str(cluster.installed.bin / "dagster-daemon"), "run", "-f", cluster.job_file()],
+                  cluster.orchestrator_env(), tmp_path)
+    try:
+        marker = tmp_path / "marker"
+        config = {"ops": {"wait_for_marker": {"config": {"marker": str(marker)}}}}
+        run_id = cluster.driver("launch", cluster.job_file(), "in_process_s3", json.dumps(config))["run_id"]
+        first = wait_for("the run's step to start", lambda: read_if_exists(marker), timeout=300)
+        run_pid = int(first.rsplit(":", 2)[1])
+        worker_pid = parent_pid(run_pid)
+        victim = next(name for name, p in cluster.workers.items() if p.pid == worker_pid)
+        survivor = next(name for name in cluster.workers if name != victim)
+        first_task = cluster.instance.get_run_by_id(run_id).tags[TASK_ID_TAG]  # type: ignore[union-attr]
+        # The machine dies: the worker and the run it ran, at once.
+        marker.unlink()
+        cluster.workers[victim].kill()
+        os.killpg(run_pid, signal.SIGKILL)
+        again = wait_for("the resumed run to start the step again", lambda: read_if_exists(marker), timeout=300)
+        assert again.rsplit(":", 1)[1] == str(cluster.worker_dirs[survivor]), again
+        Path(str(marker) + ".go").write_text("go")
+        run = wait_status(cluster.instance, run_id, {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE}, 300)
+        assert run.status == DagsterRunStatus.SUCCESS, daemon.log()[-4000:] + cluster.logs()
+        assert run.tags[TASK_ID_TAG] != first_task and ".resume" in run.tags[TASK_ID_TAG], run.tags
+    finally:
+        daemon.stop()

@@ -77,6 +77,12 @@ def wheel_venv(base: Path) -> WheelVenv:
     """Builds (once per base) the wheel and a fresh venv holding it and the pinned packages."""
     if base in _built:
         return _built[base]
+    # For working on these tests: reuse a venv built before (its wheel, not a new one).
+    reuse = os.environ.get("DAGSTER_TASKIQ_TEST_WHEEL_DIR")
+    if reuse:
+        base = Path(reuse)
+        wheel = next((base / "dist").glob("dagster_taskiq-*-py3-none-*.whl"))
+        return _finish(base, wheel, base / "venv")
     wheel = build_wheel(base / "dist")
     root = base / "venv"
     venv.create(root, with_pip=True, clear=True)
@@ -89,8 +95,12 @@ def wheel_venv(base: Path) -> WheelVenv:
         timeout=1200,
     )
     subprocess.run([str(root / "bin" / "python"), "-m", "pip", "check"], check=True, env=env, timeout=120)
+    return _finish(base, wheel, root)
+
+
+def _finish(base: Path, wheel: Path, root: Path) -> WheelVenv:
     user_code = base / "user_code"
-    user_code.mkdir()
+    user_code.mkdir(exist_ok=True)
     for name in ("deployed_jobs.py", "deployed_driver.py"):
         shutil.copy2(TESTS_DIR / name, user_code / name)
     _built[base] = WheelVenv(wheel=wheel, root=root, user_code=user_code)
