@@ -13,6 +13,7 @@ from pathlib import Path
 
 from dagster import (
     Config,
+    Definitions,
     DynamicOut,
     DynamicOutput,
     FilesystemIOManager,
@@ -102,3 +103,7 @@ def after(context: OpExecutionContext, at: str) -> str:
 def in_process_s3() -> None:
     """Run whole by TaskiqRunLauncher on a worker, its steps in that worker's run process."""
     after(wait_for_marker())
+
+
+#: What `dagster-daemon run -f` (run monitoring) and code servers load.
+defs = Definitions(jobs=[fan_out_fs, fan_out_s3, in_process_s3])

@@ -30,7 +30,7 @@ from dagster import DagsterInstance, DagsterRunStatus
 
 from dagster_taskiq import TASK_ID_TAG
 from harness import Proc, parse_env_file, pid_alive, read_if_exists, wait_for
-from wheel_env import WheelVenv, wheel_venv
+from wheel_env import WheelVenv, in_dir, wheel_venv
 
 IO_BUCKET = "dagster-io"
 
@@ -223,8 +223,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         for wid in ("worker-a", "worker-b"):
             workdir = homes[wid].parent
             env = installed.env(**dev_env, DAGSTER_HOME=str(homes[wid]))
-            workers[wid] = Proc(wid, [installed.taskiq_go, "work", "--worker-id", wid, "--concurrency", "1",
-                                      "--heartbeat", "1s"], env, workdir)
+            argv = [installed.taskiq_go, "work", "--worker-id", wid, "--concurrency", "1", "--heartbeat", "1s"]
+            workers[wid] = Proc(wid, in_dir(workdir, argv), env, workdir)
             worker_dirs[wid] = workdir
             procs.append(workers[wid])
         # The test reads the same instance (Postgres) to watch runs.

@@ -15,7 +15,7 @@ import pytest
 
 from dagster_taskiq import WIRE_VERSION
 from harness import Proc, parse_env_file, read_if_exists, wait_for
-from wheel_env import BARE_PATH, WheelVenv, wheel_venv
+from wheel_env import BARE_PATH, WheelVenv, in_dir, wheel_venv
 
 PT_INTERP = 3
 
@@ -87,8 +87,8 @@ def dev_stack(installed: WheelVenv, tmp_path_factory: pytest.TempPathFactory) ->
         for wid in ("wheel-a", "wheel-b"):
             workdir = root / wid
             workdir.mkdir()
-            procs.append(Proc(wid, [installed.taskiq_go, "work", "--worker-id", wid, "--concurrency", "2",
-                                    "--heartbeat", "1s"], env, workdir))
+            argv = [installed.taskiq_go, "work", "--worker-id", wid, "--concurrency", "2", "--heartbeat", "1s"]
+            procs.append(Proc(wid, in_dir(workdir, argv), env, workdir))
         yield env
     finally:
         for proc in reversed(procs):

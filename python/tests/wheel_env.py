@@ -55,6 +55,11 @@ class WheelVenv:
 _built: dict[Path, WheelVenv] = {}
 
 
+def in_dir(workdir: Path, argv: list[str]) -> list[str]:
+    """argv run with workdir as its working directory (exec'd: the pid stays the program's)."""
+    return ["/bin/sh", "-c", 'cd "$0" && exec "$@"', str(workdir), *argv]
+
+
 def host_platform() -> str:
     system = {"linux": "linux", "darwin": "darwin"}[sys.platform]
     return f"{system}/{ARCH[platform.machine().lower()]}"
