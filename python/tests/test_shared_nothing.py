@@ -148,7 +148,8 @@ def instance_yaml(pg: Postgres, env: dict[str, str]) -> dict[str, Any]:
             "class": "TaskiqRunLauncher",
             "config": {"queue_url": env["TASKIQ_GO_QUEUE_URL"], "endpoint_url": env["AWS_ENDPOINT_URL"]},
         },
-        "run_monitoring": {"enabled": True, "poll_interval_seconds": 1},
+        # Resuming is off by default (0 attempts): the lost run is resumed, not failed.
+        "run_monitoring": {"enabled": True, "poll_interval_seconds": 1, "max_resume_run_attempts": 3},
     }
 
 
