@@ -34,6 +34,9 @@ from wheel_env import WheelVenv, in_dir, wheel_venv
 
 IO_BUCKET = "dagster-io"
 
+#: The first test also builds the wheel and installs a virtualenv (minutes on a busy machine).
+pytestmark = pytest.mark.timeout(1800)
+
 
 def free_port() -> int:
     with socket.socket() as s:

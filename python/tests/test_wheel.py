@@ -19,6 +19,9 @@ from wheel_env import BARE_PATH, WheelVenv, in_dir, wheel_venv
 
 PT_INTERP = 3
 
+#: The first test also builds the wheel and installs a virtualenv (minutes on a busy machine).
+pytestmark = pytest.mark.timeout(1800)
+
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> WheelVenv:
