@@ -5,12 +5,12 @@
 GO      ?= go
 VENV    ?= .venv
 BIN     := bin/taskiq-go
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+VERSION ?= $(shell bash scripts/version.sh)
 LDFLAGS := -s -w -X github.com/taskiq-go/taskiq-go/commands.Version=$(VERSION)
 
 export VENV
 
-.PHONY: all build test go-test go-test-moto go-test-awscli py-test venv demo bench fuzz lint clean
+.PHONY: all build test go-test go-test-moto go-test-awscli py-test venv demo bench fuzz lint clean wheels deploy-check
 
 all: build
 
@@ -22,8 +22,8 @@ venv:
 
 ## test: everything CI runs: vet, Go unit and golden tests on the embedded
 ## endpoint, the golden tests again on moto_server, the AWS CLI against dev,
-## the Dagster tests.
-test: lint go-test go-test-moto go-test-awscli py-test
+## the Dagster tests, the deployment recipes.
+test: lint go-test go-test-moto go-test-awscli py-test deploy-check
 
 lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
@@ -41,6 +41,16 @@ go-test-awscli:
 
 py-test: build venv
 	TASKIQ_GO_BIN=$(CURDIR)/$(BIN) $(VENV)/bin/python -m pytest -q python/tests
+
+## wheels: dist/ gets taskiq-go for linux and darwin on amd64 and arm64 (static, with
+## tar.gz archives and checksums.txt), the dagster-taskiq sdist, and one platform wheel
+## per target carrying its binary; all of one version (scripts/version.sh).
+wheels:
+	python3 scripts/wheels.py
+
+## deploy-check: every recipe in deploy/ through the validator that installs for it.
+deploy-check: build venv
+	TASKIQ_GO_BIN=$(CURDIR)/$(BIN) bash scripts/deploy-check.sh
 
 demo: build venv
 	bash scripts/demo.sh

@@ -25,6 +25,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/taskiq-go/taskiq-go/supervisor"
+	"github.com/taskiq-go/taskiq-go/plan"
 )
 
 // Build information, stamped by the release build with -ldflags -X.
@@ -223,7 +224,12 @@ func versionCommand() *cli.Command {
 			}
 			out := cliContext.App.Writer
 			if cliContext.Bool("json") {
-				return writeJSON(out, map[string]string{"version": Version, "commit": Commit, "date": Date})
+				return writeJSON(out, map[string]any{
+					"version": Version, "commit": Commit, "date": Date,
+					// What Task and Result records this binary reads and writes,
+					// so that a caller can tell a binary it cannot talk to.
+					"wire_version": plan.Version,
+				})
 			}
 			s := "taskiq-go " + Version
 			if Commit != "" {

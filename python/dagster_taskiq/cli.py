@@ -21,9 +21,12 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+import sysconfig
 import tempfile
 import threading
 import time
+import warnings
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from collections.abc import Iterable, Mapping, Sequence
@@ -37,14 +40,19 @@ BINARY_ENV_VAR = "TASKIQ_GO_BIN"
 BINARY_NAME = "taskiq-go"
 
 INSTALL_HINT = (
-    "install it with `go install github.com/taskiq-go/taskiq-go@latest` or build it from "
-    "source with `go build -o bin/taskiq-go .`, then put it on PATH, set "
-    f"${BINARY_ENV_VAR} to its path, or set `binary` in the dagster-taskiq config"
+    "`pip install dagster-taskiq` brings it on Linux and macOS (x86_64, arm64) in the "
+    "environment's bin/; elsewhere build it with `go build -o bin/taskiq-go .` in the "
+    f"taskiq-go source, then put it on PATH, set ${BINARY_ENV_VAR} to its path, or set "
+    "`binary` in the dagster-taskiq config"
 )
 
 #: Environment variable choosing how calls are made: ``coprocess`` (the default) or ``subprocess``.
 MODE_ENV_VAR = "DAGSTER_TASKIQ_CLI"
 MODES = ("coprocess", "subprocess")
+
+#: The wire-format version (Go's plan.Version) of the Task and Result records this
+#: package writes and reads; a binary that speaks another one is warned about.
+WIRE_VERSION = 1
 
 #: What taskiq-go's own exit codes mean (sysexits style).
 EXIT_CODES: Mapping[int, str] = {
@@ -183,8 +191,18 @@ class ConnectionSettings:
         return {k: v for k, v in pairs.items() if v}
 
 
+def bundled_binary() -> str | None:
+    """The binary a dagster-taskiq platform wheel installed beside this Python (its scripts dir)."""
+    dirs = [sysconfig.get_path("scripts"), os.path.dirname(os.path.abspath(sys.executable))]
+    for directory in dict.fromkeys(d for d in dirs if d):
+        path = os.path.join(directory, BINARY_NAME)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return None
+
+
 def find_binary(configured: str | None = None) -> str:
-    """Resolves the binary: config ``binary``, then ``$TASKIQ_GO_BIN``, then PATH."""
+    """Resolves the binary: config ``binary``, then ``$TASKIQ_GO_BIN``, then the bundled one, then PATH."""
     candidates: list[tuple[str, str]] = []
     if configured:
         candidates.append(("config `binary`", configured))
@@ -198,12 +216,12 @@ def find_binary(configured: str | None = None) -> str:
         raise TaskiqBinaryNotFound(
             f"taskiq-go binary not found: {source} is {value!r}, which is not an executable file; {INSTALL_HINT}"
         )
-    found = shutil.which(BINARY_NAME)
+    found = bundled_binary() or shutil.which(BINARY_NAME)
     if found:
         return found
     raise TaskiqBinaryNotFound(
         f"taskiq-go binary not found: no `binary` in the config, ${BINARY_ENV_VAR} is unset "
-        f"and `{BINARY_NAME}` is not on PATH; {INSTALL_HINT}"
+        f"and `{BINARY_NAME}` is neither beside this Python nor on PATH; {INSTALL_HINT}"
     )
 
 
@@ -348,6 +366,17 @@ def _forget_after_fork() -> None:
 
 atexit.register(close_coprocesses)
 os.register_at_fork(after_in_child=_forget_after_fork)
+
+class TaskiqVersionWarning(UserWarning):
+    """The taskiq-go binary found speaks another wire version than this package."""
+
+
+@dataclass(frozen=True)
+class BinaryVersion:
+    """What ``taskiq-go version --json`` prints."""
+
+    version: str
+    wire_version: int | None
 
 
 class TaskiqCli:
@@ -510,6 +539,27 @@ class TaskiqCli:
                 raise
         proc = self.run(["poll", "--json", "--group", group], ok_codes=(0, EXIT_UNKNOWN_TASK))
         return [] if proc.returncode == EXIT_UNKNOWN_TASK else _statuses(proc.stdout)
+
+    def version(self) -> BinaryVersion:
+        """The binary's version and wire version (None from a binary too old to say)."""
+        data = _one_object(self.run(["version", "--json"]).stdout, "version")
+        wire = data.get("wire_version")
+        return BinaryVersion(version=str(data.get("version") or ""), wire_version=int(wire) if wire is not None else None)
+
+    def check_wire_version(self) -> BinaryVersion:
+        """Warns (TaskiqVersionWarning) when the binary speaks another wire version than this package."""
+        found = self.version()
+        if found.wire_version != WIRE_VERSION:
+            warnings.warn(
+                TaskiqVersionWarning(
+                    f"taskiq-go at {self.binary} (version {found.version or 'unknown'}) speaks wire version "
+                    f"{found.wire_version if found.wire_version is not None else 'unknown'}, but this "
+                    f"dagster-taskiq speaks {WIRE_VERSION}: tasks and results may be refused; install the "
+                    "taskiq-go that comes with this dagster-taskiq"
+                ),
+                stacklevel=2,
+            )
+        return found
 
     def preflight(self) -> None:
         """Proves the settings work (config complete, endpoint reachable, store there) with one cheap poll."""

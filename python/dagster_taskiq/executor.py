@@ -94,6 +94,7 @@ def taskiq_executor(init_context: InitExecutorContext) -> Executor:
     settings = _merge_launcher_settings(TaskiqSettings.from_config(config), init_context.instance)
     cli = settings.make_cli()
     cli.preflight()  # fail the run at once, naming the problem, rather than at its first step
+    cli.check_wire_version()
     handler = TaskiqStepHandler(settings, cli)
     # One poll answers a whole round of health checks (see TaskiqStepHandler._health_status).
     handler.health_cache_seconds = check.int_elem(config, "health_check_interval") / 2

@@ -49,7 +49,7 @@ def test_binary_missing(stack: Stack, tmp_path: Path) -> None:
     missing = tmp_path / "nowhere" / "taskiq-go"
     text = failed_run_text(stack, binary=str(missing))
     assert "taskiq-go binary not found" in text and str(missing) in text, text[-3000:]
-    assert "go install" in text  # says how to install it
+    assert "pip install dagster-taskiq" in text  # says how to install it
 
 
 def test_binary_missing_everywhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -57,7 +57,7 @@ def test_binary_missing_everywhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
 
     monkeypatch.delenv("TASKIQ_GO_BIN", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(TaskiqBinaryNotFound, match=r"not on PATH.*go install"):
+    with pytest.raises(TaskiqBinaryNotFound, match=r"neither beside this Python nor on PATH.*pip install dagster-taskiq"):
         TaskiqCli()
 
 

@@ -134,7 +134,7 @@ def test_binary_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.delenv("TASKIQ_GO_BIN")
     assert find_binary(None) == on_path
     monkeypatch.setenv("TASKIQ_GO_BIN", str(tmp_path / "nope"))
-    with pytest.raises(TaskiqBinaryNotFound, match=r"\$TASKIQ_GO_BIN is .*nope.*go install"):
+    with pytest.raises(TaskiqBinaryNotFound, match=r"\$TASKIQ_GO_BIN is .*nope.*pip install dagster-taskiq"):
         find_binary(None)
 
 

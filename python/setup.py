@@ -1,0 +1,82 @@
+"""Build hooks that pyproject.toml cannot express.
+
+* The version is the project's one version (scripts/version.sh: from the git
+  tag), the same string the taskiq-go binary prints; an sdist carries it in
+  ``_version.txt``.
+* A wheel built from the sdist, when ``go`` is on PATH, carries the taskiq-go
+  binary built from the Go source the sdist holds under ``go/``, installed
+  into the environment's scripts directory (its ``bin/``), and is tagged for
+  this platform. ``make wheels`` builds the published platform wheels
+  without this path (scripts/wheels.py adds the cross-compiled binaries).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.bdist_wheel import bdist_wheel
+
+HERE = Path(__file__).resolve().parent
+GO_SOURCE = HERE / "go"
+VERSION_FILE = HERE / "_version.txt"
+
+def project_version() -> str:
+    if os.environ.get("TASKIQ_GO_VERSION"):
+        return os.environ["TASKIQ_GO_VERSION"]
+    if VERSION_FILE.is_file():
+        return VERSION_FILE.read_text().strip()
+    script = HERE.parent / "scripts" / "version.sh"
+    if script.is_file():
+        try:
+            return subprocess.run(["bash", str(script)], capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            pass
+    return "0.0.0.dev0"
+
+VERSION = project_version()
+
+def go_tool() -> str | None:
+    """`go`, when the Go source is here to build and building it is not switched off."""
+    if os.environ.get("DAGSTER_TASKIQ_NO_GO") or not (GO_SOURCE / "go.mod").is_file():
+        return None
+    return shutil.which("go")
+
+class BdistWheel(bdist_wheel):  # type: ignore[misc]
+    """A platform wheel with the binary built from source, when Go is present."""
+
+    def finalize_options(self) -> None:
+        super().finalize_options()
+        self._go = go_tool()
+        if self._go:
+            self.root_is_pure = False
+
+    def get_tag(self) -> tuple[str, str, str]:
+        python, abi, plat = super().get_tag()
+        if self._go:
+            return "py3", "none", plat
+        return python, abi, plat
+
+    def run(self) -> None:
+        if self._go:
+            out = Path(self.bdist_dir or "build").resolve().parent / "taskiq-go-bin" / "taskiq-go"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            module = "github.com/taskiq-go/taskiq-go"
+            ldflags = f"-s -w -X {module}/commands.Version={VERSION}"
+            env = {**os.environ, "CGO_ENABLED": "0"}
+            subprocess.run(
+                [self._go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(out), "."],
+                cwd=GO_SOURCE,
+                env=env,
+                check=True,
+            )
+            self.distribution.scripts = [str(out)]
+        super().run()
+
+
+setup(version=VERSION, cmdclass={"bdist_wheel": BdistWheel})
+

