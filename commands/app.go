@@ -24,8 +24,8 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
-	"github.com/taskiq-go/taskiq-go/supervisor"
 	"github.com/taskiq-go/taskiq-go/plan"
+	"github.com/taskiq-go/taskiq-go/supervisor"
 )
 
 // Build information, stamped by the release build with -ldflags -X.
