@@ -90,6 +90,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			initCommand(),
 			dlqCommand(),
 			devCommand(),
+			uiCommand(),
 			versionCommand(),
 		},
 	}

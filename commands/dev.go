@@ -109,6 +109,9 @@ func devCommand() *cli.Command {
 
 			ctx, more, stop := commandContext(cliContext)
 			defer stop()
+			if err := mountDevUI(ctx, srv, env, log); err != nil {
+				return err
+			}
 			n := cliContext.Int("workers")
 			if n <= 0 {
 				<-ctx.Done()

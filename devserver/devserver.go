@@ -29,6 +29,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -128,6 +129,7 @@ type Server struct {
 	mu       sync.Mutex
 	closed   bool
 	inflight sync.WaitGroup
+	mounts   map[string]http.Handler // see Mount
 
 	closeOnce sync.Once
 	closeErr  error
@@ -347,11 +349,41 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	defer s.inflight.Done()
 
+	if h := s.mounted(r.URL.Path); h != nil {
+		h.ServeHTTP(w, r)
+		return
+	}
 	if isSQS(r) {
 		s.sqs.ServeHTTP(w, r)
 		return
 	}
 	s.s3.ServeHTTP(w, r)
+}
+
+// Mount serves h for every path under prefix (which ends in "/") instead
+// of S3: `dev` serves the dashboard at /ui/ this way. A bucket of that name
+// is hidden from path-style requests.
+func (s *Server) Mount(prefix string, h http.Handler) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mounts == nil {
+		s.mounts = map[string]http.Handler{}
+	}
+	s.mounts[prefix] = h
+}
+
+func (s *Server) mounted(path string) http.Handler {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for p, h := range s.mounts {
+		if strings.HasPrefix(path, p) {
+			return h
+		}
+		if path+"/" == p {
+			return http.RedirectHandler(p, http.StatusMovedPermanently)
+		}
+	}
+	return nil
 }
 
 // Endpoint is the base URL for both services, e.g. "http://127.0.0.1:4566".

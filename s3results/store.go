@@ -473,3 +473,25 @@ func (s *Store) Statuses(ctx context.Context, ids []string, now time.Time) ([]pl
 	wg.Wait()
 	return out, errs
 }
+
+// GetAttempt reads the result record of one earlier attempt.
+func (s *Store) GetAttempt(ctx context.Context, id string, attempt int) (*plan.Result, error) {
+	data, err := s.get(ctx, s.keys.Attempt(id, attempt))
+	if errors.Is(err, errMissing) {
+		return nil, fmt.Errorf("task %s attempt %d: %w", id, attempt, plan.ErrTaskNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return plan.DecodeResult(data)
+}
+
+// GetClaim reads the claim a worker wrote when it took an attempt.
+func (s *Store) GetClaim(ctx context.Context, id string, attempt int) (*plan.Running, error) {
+	r := new(plan.Running)
+	err := s.getJSON(ctx, s.keys.Claim(id, attempt), r)
+	if errors.Is(err, errMissing) {
+		return nil, fmt.Errorf("task %s attempt %d: %w", id, attempt, plan.ErrTaskNotFound)
+	}
+	return r, err
+}
