@@ -50,6 +50,20 @@ async function act(path, body) {
   refresh();
 }
 
+// armed runs fn on a second click within five seconds: one stray click
+// must not cancel a whole group.
+function armed(btn, prompt, fn) {
+  if (btn.dataset.armed === "1") {
+    btn.dataset.armed = "";
+    fn();
+    return;
+  }
+  const label = btn.textContent;
+  btn.dataset.armed = "1";
+  btn.textContent = prompt;
+  setTimeout(() => { btn.dataset.armed = ""; btn.textContent = label; }, 5000);
+}
+
 function flash(msg, isError) {
   const f = document.getElementById("flash");
   f.textContent = msg;
@@ -161,7 +175,7 @@ const pages = {
       el("button", { type: "submit" }, "Filter"));
       const group = params.get("group");
       return [el("h1", {}, group ? "Tasks of group " + group : "Tasks"), f,
-        group && session.allow_actions ? el("p", {}, el("button", { class: "danger", id: "cancel-group", onclick: () => act("api/cancel", { group }) }, "Cancel every task of this group")) : null,
+        group && session.allow_actions ? el("p", {}, el("button", { class: "danger", id: "cancel-group", onclick: (ev) => armed(ev.target, "Click again to cancel every task of " + group, () => act("api/cancel", { group })) }, "Cancel every task of this group")) : null,
         el("div", { id: "task-summary", class: "chips" }), el("div", { id: "tasks-table" }),
         group ? null : el("p", { class: "note", id: "tasks-scope" },
           "Without a group this lists the tasks running on the workers and the tasks of the groups seen by this server. " +
