@@ -227,6 +227,18 @@ func TestDashboardInBrowser(t *testing.T) {
 	wait("redrive outcome", `document.querySelector('#flash').dataset.kind === "ok" && document.querySelector('#flash').textContent.includes("moved to")`)
 	shot("dlq-redriven")
 
+	// A whole group, with the second click the button asks for.
+	must(p.Navigate(ctx, rw+"#/tasks?group=br-cancel"))
+	wait("group cancel button", `document.querySelector('#cancel-group')`)
+	must(p.Eval(ctx, `document.querySelector('#cancel-group').click()`, nil))
+	wait("armed", `document.querySelector('#cancel-group').textContent.startsWith("Click again")`)
+	if st := states(t, env, "br-victim2"); st["br-victim2"] != "running" {
+		t.Fatalf("one click cancelled the group: %v", st)
+	}
+	must(p.Eval(ctx, `document.querySelector('#cancel-group').click()`, nil))
+	wait("group cancel outcome", `document.querySelector('#flash').textContent.includes("br-victim2: cancelling")`)
+	waitState(t, ctx, env, "cancelled", "br-victim2")
+
 	// dev serves the same dashboard at /ui/.
 	must(p.Navigate(ctx, endpoint+"/ui/#/workers"))
 	wait("dev ui worker row", `document.querySelector('#workers-table tr[data-worker="dev-1"]')`)
@@ -234,8 +246,6 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatal("dev's dashboard allows actions")
 	}
 	shot("dev-ui-workers")
-
-	taskiq(t, env, "cancel", "br-victim2")
 }
 
 // start runs taskiq-go ARGS in the background with env added, and stops it

@@ -80,7 +80,7 @@ func uiCommand() *cli.Command {
 			}
 			names := append([]string{plan.DefaultQueue}, s.QueueNames()...)
 			names = append(names, nameList(cliContext, "queue")...)
-			srv := ui.New(newUISource(s, be, names), ui.Options{AllowActions: cliContext.Bool("allow-actions"), Log: log})
+			srv := ui.New(newUISource(s, be, names), ui.Options{AllowActions: cliContext.Bool("allow-actions"), Log: log, LoopbackOnly: loopback})
 			ln, err := net.Listen("tcp", addr)
 			if err != nil {
 				return usagef("cannot listen on %s: %v", addr, errors.Unwrap(err))
@@ -145,7 +145,7 @@ func mountDevUI(ctx context.Context, srv *devserver.Server, env map[string]strin
 	if err != nil {
 		return err
 	}
-	h := ui.New(newUISource(s, be, []string{plan.DefaultQueue}), ui.Options{Log: log})
+	h := ui.New(newUISource(s, be, []string{plan.DefaultQueue}), ui.Options{Log: log, LoopbackOnly: true})
 	go h.Run(ctx)
 	srv.Mount("/ui/", http.StripPrefix("/ui", h))
 	log.Info().Str("url", srv.Endpoint()+"/ui/").Msg("dashboard ready")

@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -65,6 +66,10 @@ type Options struct {
 	Log zerolog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// LoopbackOnly refuses requests whose Host is not a loopback address
+	// or localhost: a web page whose own name resolves to 127.0.0.1 (DNS
+	// rebinding) must not read the dashboard as if it were its origin.
+	LoopbackOnly bool
 }
 
 // Server is the dashboard's handler.
@@ -117,7 +122,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Referrer-Policy", "same-origin")
 	w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'")
 	w.Header().Set("Cache-Control", "no-store")
+	if s.opts.LoopbackOnly && !loopbackHost(r.Host) {
+		s.fail(w, r, http.StatusMisdirectedRequest, errors.New("the dashboard answers only to a loopback host name (127.0.0.1, [::1] or localhost)"))
+		return
+	}
 	s.mux.ServeHTTP(w, r)
+}
+
+func loopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Run samples the queue depths every SampleEvery until ctx ends, so that

@@ -343,3 +343,21 @@ func TestIndexAndAssets(t *testing.T) {
 		t.Error("two servers share a CSRF token")
 	}
 }
+
+func TestLoopbackOnlyRefusesOtherHostNames(t *testing.T) {
+	h := New(newFake(), Options{LoopbackOnly: true})
+	for hostname, want := range map[string]int{
+		"127.0.0.1:8080":    http.StatusOK,
+		"localhost:8080":    http.StatusOK,
+		"[::1]:8080":        http.StatusOK,
+		"evil.example:8080": http.StatusMisdirectedRequest,
+		"10.1.2.3:8080":     http.StatusMisdirectedRequest,
+	} {
+		r := httptest.NewRequest("GET", "http://"+hostname+"/api/session", nil)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		if rec.Code != want {
+			t.Errorf("Host %s: %d, want %d", hostname, rec.Code, want)
+		}
+	}
+}
