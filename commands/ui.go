@@ -80,6 +80,11 @@ func uiCommand() *cli.Command {
 			}
 			names := append([]string{plan.DefaultQueue}, s.QueueNames()...)
 			names = append(names, nameList(cliContext, "queue")...)
+			for _, n := range names {
+				if _, err := s.QueueURLFor(n); err != nil {
+					return err
+				}
+			}
 			srv := ui.New(newUISource(s, be, names), ui.Options{AllowActions: cliContext.Bool("allow-actions"), Log: log, LoopbackOnly: loopback})
 			ln, err := net.Listen("tcp", addr)
 			if err != nil {
