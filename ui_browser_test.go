@@ -150,6 +150,8 @@ func TestDashboardInBrowser(t *testing.T) {
 	// Without a group: the running tasks and the groups seen so far.
 	must(p.Navigate(ctx, rw+"#/tasks"))
 	wait("known tasks", `document.querySelectorAll('#tasks-table tbody tr[data-id]').length >= 5 && document.querySelector('#tasks-scope')`)
+	wait("group list", `[...document.querySelectorAll('#group-list a')].map((a) => a.textContent).join(" ") === "br-cancel br-run"`)
+	shot("tasks-all")
 
 	// A running task's page follows it to its end without a reload.
 	must(p.Navigate(ctx, rw+"#/task/br-live"))

@@ -216,6 +216,10 @@ func (u *uiSource) GroupTasks(ctx context.Context, group string) ([]ui.TaskRow, 
 	return u.Tasks(ctx, ids)
 }
 
+func (u *uiSource) Groups(ctx context.Context, max int) ([]string, bool, error) {
+	return u.be.Store.Groups(ctx, max)
+}
+
 func (u *uiSource) Tasks(ctx context.Context, ids []string) ([]ui.TaskRow, error) {
 	sts, errs := u.be.Store.Statuses(ctx, ids, time.Now())
 	var out []ui.TaskRow

@@ -495,3 +495,24 @@ func (s *Store) GetClaim(ctx context.Context, id string, attempt int) (*plan.Run
 	}
 	return r, err
 }
+
+// Groups lists the names of the groups that have tasks, in key order, up
+// to max of them: one LIST page per thousand groups, never their members.
+func (s *Store) Groups(ctx context.Context, max int) (names []string, more bool, err error) {
+	dir := s.keys.join("groups") + "/"
+	in := &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket), Prefix: aws.String(dir), Delimiter: aws.String("/")}
+	p := s3.NewListObjectsV2Paginator(s.api, in)
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return names, false, s.wrap("list", dir, err)
+		}
+		for _, cp := range page.CommonPrefixes {
+			if len(names) == max {
+				return names, true, nil
+			}
+			names = append(names, strings.TrimSuffix(strings.TrimPrefix(aws.ToString(cp.Prefix), dir), "/"))
+		}
+	}
+	return names, false, nil
+}

@@ -46,6 +46,8 @@ const (
 	DefaultSampleEvery = 5 * time.Second
 	// maxKnownGroups bounds the groups remembered for the task list.
 	maxKnownGroups = 50
+	// maxGroupNames bounds the group names listed from the store.
+	maxGroupNames = 500
 	// dlqCacheFor is how long a read of the dead-letter queue is reused:
 	// reading it hides its messages for a moment, so open pages must not
 	// read it on every poll.
@@ -103,6 +105,7 @@ func New(src Source, opts Options) *Server {
 	s.mux.HandleFunc("GET /api/session", s.session)
 	s.mux.HandleFunc("GET /api/queues", s.queues)
 	s.mux.HandleFunc("GET /api/workers", s.workers)
+	s.mux.HandleFunc("GET /api/groups", s.groupNames)
 	s.mux.HandleFunc("GET /api/tasks", s.tasks)
 	s.mux.HandleFunc("GET /api/tasks/{id}", s.task)
 	s.mux.HandleFunc("GET /api/dlq", s.deadLetters)
@@ -357,6 +360,18 @@ func (s *Server) knownGroups() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string{}, s.groups...)
+}
+
+func (s *Server) groupNames(w http.ResponseWriter, r *http.Request) {
+	names, more, err := s.src.Groups(r.Context(), maxGroupNames)
+	if err != nil {
+		s.fail(w, r, http.StatusBadGateway, err)
+		return
+	}
+	if names == nil {
+		names = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"groups": names, "more": more})
 }
 
 func (s *Server) task(w http.ResponseWriter, r *http.Request) {

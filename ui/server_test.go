@@ -50,6 +50,15 @@ func (f *fakeSource) GroupTasks(_ context.Context, g string) ([]TaskRow, error) 
 	return rows, nil
 }
 
+func (f *fakeSource) Groups(_ context.Context, max int) ([]string, bool, error) {
+	var out []string
+	for g := range f.tasks {
+		out = append(out, g)
+	}
+	sort.Strings(out)
+	return out[:min(max, len(out))], len(out) > max, nil
+}
+
 func (f *fakeSource) Tasks(_ context.Context, ids []string) ([]TaskRow, error) {
 	var out []TaskRow
 	for _, rows := range f.tasks {
@@ -272,6 +281,9 @@ func TestJSONShapes(t *testing.T) {
 	}
 	if code, _ := get(t, h, "/api/tasks?group=nope"); code != http.StatusNotFound {
 		t.Errorf("unknown group: %d", code)
+	}
+	if code, g := get(t, h, "/api/groups"); code != 200 || !reflect.DeepEqual(g["groups"], []any{"run1"}) || g["more"] != false {
+		t.Errorf("groups: %d %v", code, g)
 	}
 	code, dl := get(t, h, "/api/dlq")
 	if code != 200 || dl["dead_letters"].([]any)[0].(map[string]any)["reason"] != "cannot decode" {

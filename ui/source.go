@@ -19,6 +19,9 @@ type Source interface {
 	// GroupTasks reports every task of a group; ErrNotFound when the group
 	// has no tasks.
 	GroupTasks(ctx context.Context, group string) ([]TaskRow, error)
+	// Groups lists up to max group names (in name order: the store keeps
+	// no time order of groups), and whether there are more.
+	Groups(ctx context.Context, max int) ([]string, bool, error)
 	// Tasks reports the named tasks; unknown ids are left out.
 	Tasks(ctx context.Context, ids []string) ([]TaskRow, error)
 	// Task reports one task with every attempt and its stored output;

@@ -179,7 +179,14 @@ const pages = {
         el("div", { id: "task-summary", class: "chips" }), el("div", { id: "tasks-table" }),
         group ? null : el("p", { class: "note", id: "tasks-scope" },
           "Without a group this lists the tasks running on the workers and the tasks of the groups seen by this server. " +
-          "A list of all recent tasks needs a task history index, which the store does not keep yet.")];
+          "A list of all recent tasks needs a task history index, which the store does not keep yet."),
+        group ? null : el("div", { id: "group-list" })];
+    },
+    async once(params) {
+      if (params.get("group")) return;
+      const d = await getJSON("api/groups");
+      replace("group-list", el("div", { id: "group-list" }, el("h2", {}, "Groups in the bucket" + (d.more ? " (first " + d.groups.length + ")" : "")),
+        el("p", { class: "chips" }, d.groups.length ? d.groups.map((g) => el("a", { class: "chip", href: "#/tasks?group=" + encodeURIComponent(g) }, g)) : "none")));
     },
     async update(params) {
       const q = new URLSearchParams();
@@ -284,6 +291,7 @@ function route() {
   current = { name, params };
   document.getElementById("main").replaceChildren(...pages[name].render(params).flat().filter(Boolean));
   document.body.dataset.page = name;
+  if (pages[name].once) pages[name].once(params).catch((e) => flash(e.message, true));
   refresh();
 }
 
