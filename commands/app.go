@@ -101,6 +101,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			keygenCommand(),
 			completionCommand(),
 			manCommand(),
+			uiCommand(),
 			versionCommand(),
 		},
 	}

@@ -170,6 +170,9 @@ func devCommand() *cli.Command {
 
 			ctx, more, stop := commandContext(cliContext)
 			defer stop()
+			if err := mountDevUI(ctx, srv, env, log); err != nil {
+				return err
+			}
 			if n <= 0 {
 				<-ctx.Done()
 				return nil

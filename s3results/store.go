@@ -471,3 +471,36 @@ func (s *Store) GetDeadLetter(ctx context.Context, id string) (*DeadLettered, er
 	}
 	return &d, nil
 }
+
+// GetAttempt reads the result record of one earlier attempt.
+func (s *Store) GetAttempt(ctx context.Context, id string, attempt int) (*plan.Result, error) {
+	data, err := s.get(ctx, s.keys.Attempt(id, attempt))
+	if errors.Is(err, ErrNoObject) {
+		return nil, fmt.Errorf("task %s attempt %d: %w", id, attempt, plan.ErrTaskNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return plan.DecodeResult(data)
+}
+
+// Groups lists the names of the groups that have tasks, in key order, up
+// to max of them: one LIST page per thousand groups, never their members.
+func (s *Store) Groups(ctx context.Context, max int) (names []string, more bool, err error) {
+	dir := s.keys.join("groups") + "/"
+	in := &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket), Prefix: aws.String(dir), Delimiter: aws.String("/")}
+	p := s3.NewListObjectsV2Paginator(s.api, in)
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return names, false, s.wrap("list", dir, err)
+		}
+		for _, cp := range page.CommonPrefixes {
+			if len(names) == max {
+				return names, true, nil
+			}
+			names = append(names, strings.TrimSuffix(strings.TrimPrefix(aws.ToString(cp.Prefix), dir), "/"))
+		}
+	}
+	return names, false, nil
+}
