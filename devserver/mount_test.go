@@ -29,8 +29,8 @@ func TestMountServesAPrefixBesideS3(t *testing.T) {
 	if code, _ := get("/ui"); code != http.StatusMovedPermanently {
 		t.Fatalf("/ui: %d, want a redirect to /ui/", code)
 	}
-	// The bucket is still S3's.
-	if code, body := get("/" + s.Bucket() + "/"); code != 200 || !strings.HasPrefix(body, "<?xml") {
+	// The bucket is still S3's, which wants a signature.
+	if code, body := get("/" + s.Bucket() + "/"); code != http.StatusForbidden || !strings.Contains(body, "MissingAuthenticationToken") {
 		t.Fatalf("bucket listing: %d %q", code, body)
 	}
 }
