@@ -20,7 +20,10 @@ export DAGSTER_TASKIQ_FORKSERVER="$PWD/.cache/forkserver.sock"
 "$venv/bin/python" -m dagster_taskiq.forkserver --socket "$DAGSTER_TASKIQ_FORKSERVER" \
 	--preload examples/demo_job.py 2>.cache/forkserver.log &
 fs=$!
+# Tasks get a clean environment: pass on what a Dagster step needs (the
+# instance, the code, the fork server's socket).
 bin/taskiq-go dev --addr 127.0.0.1:0 --workers 2 --concurrency 2 --env-file .cache/dev.env \
+	--pass-env 'DAGSTER_*' --pass-env PYTHONPATH --pass-env VIRTUAL_ENV \
 	--log-level warn >/dev/null 2>.cache/dev.log &
 dev=$!
 trap 'kill $dev 2>/dev/null; wait $dev 2>/dev/null || true; kill $fs 2>/dev/null; wait $fs 2>/dev/null || true' EXIT

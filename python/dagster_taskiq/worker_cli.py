@@ -37,6 +37,21 @@ from dagster_taskiq.config import TaskiqSettings
 from dagster_taskiq_step import FORKSERVER_ENV_VAR
 
 #: How long `worker start` waits for a new fork server's socket.
+#: What a Dagster step or run worker needs from the worker's environment,
+#: passed on to tasks (taskiq-go gives tasks a clean environment otherwise):
+#: the instance (DAGSTER_HOME), the code (PYTHONPATH, the virtualenv), the
+#: fork server's socket, and for run workers, which submit their steps, the
+#: connection and signing settings and the AWS credentials (IO managers and
+#: compute log managers on S3 need those too).
+STEP_PASS_ENV = (
+    "DAGSTER_*",
+    "PYTHONPATH",
+    "PYTHONHASHSEED",
+    "PYTHONUNBUFFERED",
+    "VIRTUAL_ENV",
+    "TASKIQ_GO_*",
+    "AWS_*",
+)
 FORKSERVER_START_TIMEOUT = 60.0
 
 
@@ -125,6 +140,8 @@ class WorkerProcesses:
 
     def work_argv(self) -> list[str]:
         argv = ["work"]
+        for name in (*STEP_PASS_ENV, *self.args.pass_env):
+            argv += ["--pass-env", name]
         if self.args.worker_id:
             argv += ["--worker-id", self.args.worker_id]
         if self.args.concurrency:
@@ -266,6 +283,13 @@ def parser() -> argparse.ArgumentParser:
     start.add_argument("--watch", action="append", default=[], metavar="PATH", help="restart warm code on change")
     start.add_argument("--max-tasks-per-child", type=int, default=0, metavar="N", help="recycle warm code after N")
     start.add_argument("--cold", action="store_true", help="no fork server: every step starts a fresh interpreter")
+    start.add_argument(
+        "--pass-env",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also pass the worker's variable NAME (or glob) to steps, beyond " + ", ".join(STEP_PASS_ENV),
+    )
     start.add_argument("work_args", nargs=argparse.REMAINDER, help="after --: more `taskiq-go work` flags")
 
     lst = sub.add_parser("list", parents=[common], help="show live workers and their queues")

@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from dagster_taskiq.worker_cli import STEP_PASS_ENV
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TESTS_DIR = Path(__file__).resolve().parent
 
@@ -176,6 +178,8 @@ def start_worker(
     extra_args: Sequence[str] = (),
 ) -> Proc:
     argv = [binary, "work", "--worker-id", worker_id, "--concurrency", str(concurrency), "--heartbeat", "1s"]
+    for name in STEP_PASS_ENV:
+        argv += ["--pass-env", name]
     for q in queues:
         argv += ["--queue", q]
     argv += list(extra_args)

@@ -26,6 +26,7 @@ import boto3
 import psycopg2
 import pytest
 import yaml
+from dagster_taskiq.worker_cli import STEP_PASS_ENV
 from dagster import DagsterInstance, DagsterRunStatus
 
 from dagster_taskiq import TASK_ID_TAG
@@ -228,6 +229,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             workdir = homes[wid].parent
             env = installed.env(**dev_env, DAGSTER_HOME=str(homes[wid]))
             argv = [installed.taskiq_go, "work", "--worker-id", wid, "--concurrency", "1", "--heartbeat", "1s"]
+            argv += [arg for name in STEP_PASS_ENV for arg in ("--pass-env", name)]
             workers[wid] = Proc(wid, in_dir(workdir, argv), env, workdir)
             worker_dirs[wid] = workdir
             procs.append(workers[wid])

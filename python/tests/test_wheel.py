@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from dagster_taskiq.worker_cli import STEP_PASS_ENV
 from dagster_taskiq import WIRE_VERSION
 from harness import Proc, parse_env_file, read_if_exists, wait_for
 from wheel_env import BARE_PATH, WheelVenv, in_dir, wheel_venv
@@ -91,6 +92,7 @@ def dev_stack(installed: WheelVenv, tmp_path_factory: pytest.TempPathFactory) ->
             workdir = root / wid
             workdir.mkdir()
             argv = [installed.taskiq_go, "work", "--worker-id", wid, "--concurrency", "2", "--heartbeat", "1s"]
+            argv += [arg for name in STEP_PASS_ENV for arg in ("--pass-env", name)]
             procs.append(Proc(wid, in_dir(workdir, argv), env, workdir))
         yield env
     finally:
