@@ -709,7 +709,14 @@ func cmdKillPid(ts *testscript.TestScript, neg bool, args []string) {
 	if len(args) != 1 {
 		ts.Fatalf("usage: killpid [-STOP|-CONT] FILE")
 	}
-	ts.Check(syscall.Kill(readPid(ts, args[0]), sig))
+	pid := readPid(ts, args[0])
+	ts.Check(syscall.Kill(pid, sig))
+	if sig == syscall.SIGSTOP {
+		// A script that fails while the process is stopped must not
+		// leave it stopped: it would never see the interrupt that ends
+		// background commands, and the test would hang.
+		ts.Defer(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
+	}
 }
 
 // readPid reads the pid a helper wrote to file, waiting briefly for the
