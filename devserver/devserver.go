@@ -422,7 +422,6 @@ func (s *Server) mounted(path string) http.Handler {
 	return nil
 }
 
-
 // Region is the region reported in ARNs; clients should sign for it.
 func (s *Server) Region() string { return s.opts.Region }
 
