@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dagster import Array, Field, IntSource, Noneable, StringSource
+from dagster import Permissive, Array, Field, IntSource, Noneable, StringSource
 from dagster._core.utils import parse_env_var
 
 from dagster_taskiq.cli import ConnectionSettings, TaskiqCli, TaskiqError
@@ -77,6 +77,14 @@ def connection_config_schema() -> dict[str, Field]:
             default_value=[],
             description="Environment variables for the task: NAME (copied from this process) or NAME=value.",
         ),
+        "secrets": Field(
+            Permissive(),
+            is_required=False,
+            default_value={},
+            description="Secret environment variables by reference, NAME: REF with REF env:VAR, "
+            "ssm:/path or secretsmanager:ID: the worker resolves each when the task starts, and "
+            "only the reference travels and is stored.",
+        ),
         "working_directory": _optional_string(
             "Working directory of the task on the worker; the worker's own by default.",
         ),
@@ -101,6 +109,7 @@ class TaskiqSettings:
     queue: str | None = None
     priority: int = 0
     env_vars: tuple[str, ...] = ()
+    secrets: tuple[tuple[str, str], ...] = ()
     working_directory: str | None = None
     task_timeout: str | None = None
     call_timeout: float = 60.0
@@ -121,6 +130,7 @@ class TaskiqSettings:
             queue=config.get("queue"),
             priority=int(config.get("priority") or 0),
             env_vars=tuple(config.get("env_vars") or ()),
+            secrets=tuple(sorted((str(k), str(v)) for k, v in (config.get("secrets") or {}).items())),
             working_directory=config.get("working_directory"),
             task_timeout=config.get("task_timeout"),
             call_timeout=float(config.get("call_timeout") or 60.0),
@@ -181,6 +191,8 @@ class TaskiqSettings:
             "group": group,
             "labels": dict(labels),
         }
+        if self.secrets:
+            spec["secrets"] = dict(self.secrets)
         queue = task_queue(queue_tags, self.queue)
         if queue:
             spec["queue"] = queue

@@ -181,6 +181,7 @@ def _merge_launcher_settings(settings: TaskiqSettings, instance: DagsterInstance
         queue=settings.queue,
         priority=settings.priority,
         env_vars=settings.env_vars,
+        secrets=settings.secrets or launcher.settings.secrets,
         working_directory=settings.working_directory or launcher.settings.working_directory,
         task_timeout=settings.task_timeout,
         call_timeout=settings.call_timeout,

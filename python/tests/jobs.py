@@ -284,3 +284,19 @@ def priority_fan() -> None:
 def priority_urgent() -> None:
     for name in URGENT_PRIORITIES:
         _urgent(name)()
+
+
+# -- secrets by reference ------------------------------------------------------------
+
+
+@op
+def read_secret() -> str:
+    """What the step sees of its secret PW: the worker resolved it before the step started."""
+    import os
+
+    return "same as HOME" if os.environ.get("PW") == os.environ.get("HOME") else f"PW={os.environ.get('PW')!r}"
+
+
+@job(executor_def=taskiq_executor, resource_defs=RESOURCES)
+def secret_reader() -> None:
+    read_secret()
