@@ -62,6 +62,18 @@ type Snapshot struct {
 // attempt holds shows as running, without its worker (it may be lost), and
 // the group is not read.
 func Peek(ctx context.Context, st Store, id string) (*Snapshot, error) {
+	snap, err := readEnd(ctx, st, id)
+	if err != nil || snap.Result != nil || snap.Refused != nil {
+		return snap, err
+	}
+	last := snap.LastClaim()
+	snap.claimed = last > 0 && !slices.Contains(snap.Attempts, last)
+	return snap, nil
+}
+
+// readEnd lists what exists for task id and reads how it ended, if it did:
+// its result, or why a worker refused it (and no attempt was taken since).
+func readEnd(ctx context.Context, st Store, id string) (*Snapshot, error) {
 	o, err := st.List(ctx, id)
 	if err != nil {
 		return nil, err
@@ -78,8 +90,11 @@ func Peek(ctx context.Context, st Store, id string) (*Snapshot, error) {
 		snap.Result, snap.Group = r, r.Group
 		return snap, nil
 	}
-	last := o.LastClaim()
-	snap.claimed = last > 0 && !slices.Contains(o.Attempts, last)
+	if o.DeadLetter && o.LastClaim() == 0 {
+		if d, err := st.GetDeadLetter(ctx, id); err == nil {
+			snap.Refused = d
+		}
+	}
 	return snap, nil
 }
 
@@ -98,28 +113,12 @@ func (s *Snapshot) Lost() int {
 // Read takes a snapshot of task id; plan.ErrTaskNotFound when nothing
 // exists for it.
 func Read(ctx context.Context, st Store, id string) (*Snapshot, error) {
-	o, err := st.List(ctx, id)
-	if err != nil {
-		return nil, err
+	snap, err := readEnd(ctx, st, id)
+	if err != nil || snap.Result != nil {
+		return snap, err
 	}
-	if !o.Any {
-		return nil, fmt.Errorf("task %s: %w", id, plan.ErrTaskNotFound)
-	}
-	snap := &Snapshot{Objects: *o}
-	if o.Result {
-		r, err := st.GetResult(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		snap.Result, snap.Group = r, r.Group
-		return snap, nil
-	}
+	o := &snap.Objects
 	last := o.LastClaim()
-	if last == 0 && o.DeadLetter {
-		if d, err := st.GetDeadLetter(ctx, id); err == nil {
-			snap.Refused = d
-		}
-	}
 	if last == 0 || slices.Contains(o.Attempts, last) {
 		// Queued, or waiting to be retried: the task record has the group.
 		if o.Submitted {
