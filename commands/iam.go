@@ -121,6 +121,15 @@ func IAMPolicy(s *Settings, queues []string, role, kmsKey string) (*Policy, []st
 		list.Condition = map[string]map[string][]string{"StringLikeIfExists": {"s3:prefix": {root + "*"}}}
 	}
 	objects := Statement{Sid: "TaskData", Effect: "Allow", Action: objectS3, Resource: []string{bucket + "/" + root + "*"}}
+	keys := s3results.Keys{Prefix: s.Prefix}
+	arns := func(patterns []string) []string {
+		out := make([]string, len(patterns))
+		for i, p := range patterns {
+			out[i] = bucket + "/" + p
+		}
+		return out
+	}
+	read := Statement{Sid: "ReadTaskData", Action: []string{"s3:GetObject"}, Resource: []string{bucket + "/" + root + "*"}}
 
 	p := &Policy{Version: "2012-10-17"}
 	add := func(st ...Statement) {
@@ -131,11 +140,15 @@ func IAMPolicy(s *Settings, queues []string, role, kmsKey string) (*Policy, []st
 	}
 	switch role {
 	case RoleSubmit:
-		add(Statement{Sid: "SendTasks", Action: producerSQS, Resource: bands}, list, objects)
+		add(Statement{Sid: "SendTasks", Action: producerSQS, Resource: bands}, list, read,
+			Statement{Sid: "WriteTasks", Action: []string{"s3:PutObject"}, Resource: arns(keys.SubmitterPuts())},
+			Statement{Sid: "WithdrawTasks", Action: []string{"s3:DeleteObject"}, Resource: arns(keys.SubmitterDeletes())})
 	case RoleWork:
 		add(Statement{Sid: "ConsumeTasks", Action: workerSQS, Resource: bands},
 			Statement{Sid: "DeadLetter", Action: []string{"sqs:SendMessage"}, Resource: []string{dlq}},
-			list, objects)
+			list, read,
+			Statement{Sid: "RecordAttempts", Action: []string{"s3:PutObject"}, Resource: arns(keys.WorkerPuts())},
+			Statement{Sid: "RemoveMarkers", Action: []string{"s3:DeleteObject"}, Resource: arns(keys.WorkerDeletes())})
 	case RoleAll:
 		add(Statement{Sid: "Queues", Action: allSQS, Resource: append(bands, dlq)}, list, objects)
 	case RoleInit:

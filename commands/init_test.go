@@ -1,6 +1,9 @@
 package commands
 
 import (
+	"github.com/taskiq-go/taskiq-go/s3results"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -49,8 +52,8 @@ func TestIAMPolicyRoles(t *testing.T) {
 	s := &Settings{QueueURL: "https://sqs.eu-west-1.amazonaws.com/123456789012/taskiq", Bucket: "b", Prefix: "p"}
 	s.DeadLetterURL = s.QueueURL + "-dlq"
 	sids := map[string]string{
-		RoleSubmit: "SendTasks ListTaskData TaskData",
-		RoleWork:   "ConsumeTasks DeadLetter ListTaskData TaskData",
+		RoleSubmit: "SendTasks ListTaskData ReadTaskData WriteTasks WithdrawTasks",
+		RoleWork:   "ConsumeTasks DeadLetter ListTaskData ReadTaskData RecordAttempts RemoveMarkers",
 		RoleAll:    "Queues ListTaskData TaskData",
 		RoleInit:   "CreateQueues CreateBucket",
 	}
@@ -106,6 +109,57 @@ func TestIAMPolicyKMS(t *testing.T) {
 			if last.Sid != "EncryptionKey" || got != want || strings.Join(last.Action, " ") != "kms:Decrypt kms:GenerateDataKey" {
 				t.Errorf("%s with %s: %+v", role, key, last)
 			}
+		}
+	}
+}
+
+// A submitter cannot write results or running markers, and a worker cannot
+// write task records, groups or cancel markers: the policy follows the key
+// layout, and each key a role writes is one of its patterns.
+func TestIAMPolicySeparatesRoles(t *testing.T) {
+	s := &Settings{QueueURL: "https://sqs.eu-west-1.amazonaws.com/123456789012/taskiq", Bucket: "b", Prefix: "p"}
+	s.DeadLetterURL = s.QueueURL + "-dlq"
+	puts := func(role string) []string {
+		p, _, err := IAMPolicy(s, []string{"default"}, role, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, st := range p.Statement {
+			if slices.Contains(st.Action, "s3:PutObject") {
+				out = append(out, st.Resource...)
+			}
+		}
+		return out
+	}
+	matches := func(patterns []string, key string) bool {
+		// IAM's "*" matches any run of characters, "/" included.
+		for _, p := range patterns {
+			re := "^" + strings.ReplaceAll(regexp.QuoteMeta(p), `\*`, ".*") + "$"
+			if regexp.MustCompile(re).MatchString("arn:aws:s3:::b/" + key) {
+				return true
+			}
+		}
+		return false
+	}
+	k := s3results.Keys{Prefix: "p"}
+	submit, work := puts(RoleSubmit), puts(RoleWork)
+	for _, key := range []string{k.Task("t1"), k.GroupMember("g", "t1"), k.Cancel("t1"), k.Claim("t1", 1)} {
+		if !matches(submit, key) {
+			t.Errorf("submit may not write %s", key)
+		}
+	}
+	for _, key := range []string{k.Result("t1"), k.Running("t1", 1), k.Attempt("t1", 1), k.Log("t1", 1, "stdout"), k.Worker("w1")} {
+		if matches(submit, key) {
+			t.Errorf("submit may write %s", key)
+		}
+		if !matches(work, key) {
+			t.Errorf("work may not write %s", key)
+		}
+	}
+	for _, key := range []string{k.Task("t1"), k.GroupMember("g", "t1"), k.Cancel("t1")} {
+		if matches(work, key) {
+			t.Errorf("work may write %s", key)
 		}
 	}
 }

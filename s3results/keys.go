@@ -105,3 +105,37 @@ func (k Keys) WorkerDir() string { return k.join("workers") + "/" }
 // worker looks for at each heartbeat. It lives outside WorkerDir so that
 // listing heartbeats never reads it.
 func (k Keys) WorkerStop(workerID string) string { return k.join("worker-stops", workerID+".json") }
+
+// Key patterns (IAM resource globs, "*" for an id, a group or a worker) of
+// what each role writes, so that the IAM policy follows the layout above:
+// a submitter's credential cannot write a result or a running marker, and a
+// worker's cannot write a task record, a group or a cancel marker.
+func (k Keys) patterns(parts ...string) []string {
+	out := make([]string, len(parts))
+	for i, p := range parts {
+		out[i] = k.Root() + p
+	}
+	return out
+}
+
+// SubmitterPuts are the keys submit and cancel write: task records, group
+// membership, cancel markers, and the claim cancel takes of an attempt no
+// worker holds (so that none may start it).
+func (k Keys) SubmitterPuts() []string {
+	return k.patterns("tasks/*/task.json", "groups/*", "tasks/*/cancel.json", "tasks/*/claims/*")
+}
+
+// SubmitterDeletes are the keys submit withdraws after a failed send.
+func (k Keys) SubmitterDeletes() []string { return k.patterns("tasks/*/task.json", "groups/*") }
+
+// WorkerPuts are the keys a worker writes while it runs attempts.
+func (k Keys) WorkerPuts() []string {
+	return k.patterns("tasks/*/claims/*", "tasks/*/running/*", "tasks/*/attempts/*", "tasks/*/result.json",
+		"tasks/*/logs/*", "tasks/*/deadletter.json", "workers/*")
+}
+
+// WorkerDeletes are the keys a worker removes: its markers and claims
+// given back, its heartbeat record and a stop request it obeyed.
+func (k Keys) WorkerDeletes() []string {
+	return k.patterns("tasks/*/claims/*", "tasks/*/running/*", "workers/*", "worker-stops/*")
+}
