@@ -116,6 +116,16 @@ def wait_until_queued(cli: TaskiqCli, run_id: str, step_keys: set[str]) -> dict[
     return states
 
 
+def wait_running(cli: TaskiqCli, run_id: str, step_key: str) -> None:
+    """Waits for a step's task to run: on a loaded machine the slot may take a moment
+    to pass from kickoff to hold after every other step was submitted."""
+
+    def running() -> bool:
+        return {s.id.split(".")[1]: s.state for s in cli.poll_group(run_id)}.get(step_key) == "running"
+
+    wait_for(f"step {step_key} to run", running, timeout=STALL_TIMEOUT, interval=0.2)
+
+
 def start_order(stack: Stack, run_ids: list[str], step_keys: set[str]) -> list[tuple[float, str]]:
     """(STEP_START timestamp, step key) of the given steps across runs, earliest first."""
     found = [
@@ -157,11 +167,13 @@ def test_ready_steps_start_highest_band_first(one_slot: Stack, tmp_path: Path) -
     run_config = one_slot.run_config(ops={"hold": {"config": {"gate_file": str(gate)}}})
     run = BackgroundRun(one_slot, "priority_fan", run_config, {})
     try:
-        states = wait_until_queued(cli, run.run_id, set(FAN_PRIORITIES))
-        assert states["hold"] == "running", states
+        wait_until_queued(cli, run.run_id, set(FAN_PRIORITIES))
+        wait_running(cli, run.run_id, "hold")
     finally:
         gate.write_text("open")
-    run.join()
+        # Always, so that no run thread outlives its test (Dagster's logging
+        # set-up is not safe in two runs starting at once in one process).
+        run.join()
 
     assert submitted_priorities(one_slot, [run.run_id]) == {**FAN_PRIORITIES, "kickoff": 1000, "hold": 1000}
     # Submitted highest first, against Dagster's own order (its dagster/priority tags say lowest first).
@@ -186,15 +198,16 @@ def test_run_priority_lifts_a_whole_run(one_slot: Stack, tmp_path: Path) -> None
     )
     urgent: BackgroundRun | None = None
     try:
-        states = wait_until_queued(cli, background.run_id, set(FAN_PRIORITIES))
-        assert states["hold"] == "running", states
+        wait_until_queued(cli, background.run_id, set(FAN_PRIORITIES))
+        wait_running(cli, background.run_id, "hold")
         urgent = BackgroundRun(one_slot, "priority_urgent", one_slot.run_config(), {RUN_PRIORITY_TAG: "10"})
         wait_until_queued(cli, urgent.run_id, set(URGENT_PRIORITIES))
     finally:
         gate.write_text("open")
-    background.join()
+        background.join()
+        if urgent is not None:
+            urgent.join()
     assert urgent is not None
-    urgent.join()
 
     effective = {**FAN_PRIORITIES, **{k: p + 10 for k, p in URGENT_PRIORITIES.items()}}
     run_ids = [background.run_id, urgent.run_id]
