@@ -342,14 +342,20 @@ def test_run_whose_worker_was_killed_is_resumed_by_run_monitoring(cluster: Clust
         run_id = cluster.driver("launch", cluster.job_file(), "in_process_s3", json.dumps(config))["run_id"]
         first = wait_for("the run's step to start", lambda: read_if_exists(marker), timeout=300)
         run_pid = int(first.rsplit(":", 2)[1])
-        worker_pid = parent_pid(run_pid)
-        victim = next(name for name, p in cluster.workers.items() if p.pid == worker_pid)
+        # The run runs under its task's supervisor, a child of the worker.
+        ancestors = [parent_pid(run_pid)]
+        while ancestors[-1] > 1 and len(ancestors) < 8:
+            ancestors.append(parent_pid(ancestors[-1]))
+        victim = next(name for name, p in cluster.workers.items() if p.pid in ancestors)
         survivor = next(name for name in cluster.workers if name != victim)
         first_task = cluster.instance.get_run_by_id(run_id).tags[TASK_ID_TAG]  # type: ignore[union-attr]
         # The machine dies: the worker and the run it ran, at once.
         marker.unlink()
         cluster.workers[victim].kill()
-        os.killpg(run_pid, signal.SIGKILL)
+        try:
+            os.killpg(run_pid, signal.SIGKILL)  # its supervisor may have stopped it already
+        except ProcessLookupError:
+            pass
         again = wait_for("the resumed run to start the step again", lambda: read_if_exists(marker), timeout=300)
         assert again.rsplit(":", 1)[1] == str(cluster.worker_dirs[survivor]), again
         Path(str(marker) + ".go").write_text("go")
