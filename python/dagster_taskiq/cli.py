@@ -338,13 +338,31 @@ _coprocesses: dict[tuple[str, tuple[tuple[str, str], ...]], CoProcess] = {}
 _coprocesses_lock = threading.Lock()
 
 
+#: Prefixes of the environment variables the binary reads its settings from.
+SETTINGS_ENV_PREFIXES = ("TASKIQ_GO_", "AWS_")
+
+
+def coprocess_key(binary: str, env: Mapping[str, str]) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """What makes two co-processes interchangeable: the binary, the directory it
+    reads a config file from, and every setting it takes from the environment."""
+    settings = sorted((k, v) for k, v in env.items() if k.startswith(SETTINGS_ENV_PREFIXES))
+    return (binary, (("", os.getcwd()), *settings))
+
+
 def shared_coprocess(binary: str, env_overrides: Mapping[str, str]) -> CoProcess:
-    """The co-process of this Python process for a binary and connection: one, shared by every caller."""
-    key = (binary, tuple(sorted(env_overrides.items())))
+    """The co-process of this Python process for a binary and connection: one, shared by every caller.
+
+    The key is the whole effective environment the binary would read, not only
+    the overrides: a process that changes ``AWS_ENDPOINT_URL`` or a
+    ``TASKIQ_GO_*`` setting gets a co-process that sees the change, instead of
+    one started with the old value.
+    """
+    env = {**os.environ, **env_overrides}
+    key = coprocess_key(binary, env)
     with _coprocesses_lock:
         found = _coprocesses.get(key)
         if found is None:
-            found = _coprocesses[key] = CoProcess(binary, {**os.environ, **env_overrides})
+            found = _coprocesses[key] = CoProcess(binary, env)
         return found
 
 

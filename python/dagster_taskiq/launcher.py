@@ -58,9 +58,10 @@ class TaskiqRunLauncher(RunLauncher, ConfigurableClass):
     watched, never failed; a run whose task ended while the run is still in
     progress (its process died, or a duplicate delivery refused to run it) is
     reported failed, so that monitoring resumes it (``max_resume_run_attempts``)
-    or fails it. ``terminate`` cancels every task of the run: its own and its
-    steps', since Dagster does not forward a termination to steps when it
-    expects to resume the run.
+    or fails it. ``terminate`` cancels the run's task, so that the run process
+    stops its steps itself, then, once that task ended or after
+    ``terminate_wait`` seconds, every task of the run: Dagster does not forward
+    a termination to steps when it expects to resume the run.
     """
 
     def __init__(
@@ -236,11 +237,19 @@ class TaskiqRunLauncher(RunLauncher, ConfigurableClass):
         if not task_id:
             return False
         self._instance.report_run_canceling(run)
-        # Every task of the run, its steps' too: when Dagster expects to resume the run
-        # it does not forward the termination to the steps.
-        self._cancel_group(run_id)
-        if self._terminate_wait > 0:
-            self._finish_cancel(run_id, task_id)
+        if self._terminate_wait <= 0:
+            self._cancel_group(run_id)
+            return True
+        # The run's own task first, so that the run process stops its steps through
+        # its executor (Dagster then records each step as interrupted); the rest of
+        # the group once that task has ended, since Dagster does not forward a
+        # termination to the steps when it expects to resume the run.
+        try:
+            self.cli.cancel([task_id])
+        except TaskiqCliError as exc:
+            if exc.exit_code != EXIT_UNKNOWN_TASK:
+                raise
+        self._finish_cancel(run_id, task_id)
         return True
 
     def _cancel_group(self, run_id: str) -> None:
@@ -251,17 +260,18 @@ class TaskiqRunLauncher(RunLauncher, ConfigurableClass):
                 raise
 
     def _finish_cancel(self, run_id: str, task_id: str) -> None:
-        """Marks the run canceled if its task ended without the run process saying so.
+        """Cancels the rest of the run's tasks once its own task ended (or after
+        ``terminate_wait``), and marks the run canceled if the run process did not.
 
         The run process normally handles SIGTERM by stopping its steps and
         reporting the run canceled; a process killed before it could leaves the
-        run canceling, so the launcher closes it. The run's tasks are cancelled
-        once more, for a step the run process launched just before it stopped.
+        run canceling, so the launcher closes it. The group cancel stops the steps
+        of a run process that expected to be resumed, and a step it launched just
+        before it stopped.
         """
         statuses = self.cli.wait([task_id], timeout=float(self._terminate_wait))
         status = next((s for s in statuses if s.id == task_id), None)
-        if status is not None and status.is_final:
-            self._cancel_group(run_id)
+        self._cancel_group(run_id)
         run = self._instance.get_run_by_id(run_id)
         if run is None or run.is_finished or status is None or not status.is_final:
             return

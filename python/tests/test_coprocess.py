@@ -123,3 +123,29 @@ def test_a_coprocess_that_cannot_start_says_why(dev: DevServer, tmp_path: Path) 
         assert "no bucket" in info.value.stderr
     finally:
         os.environ.update(env_backup)
+
+
+def test_a_changed_environment_gets_its_own_coprocess(dev: DevServer, tmp_path: Path) -> None:
+    # A caller without a connection reads the endpoint from os.environ. When that
+    # changes (a second endpoint, a test's next stack), calls must go to the new
+    # endpoint, not to a co-process started with the old one.
+    other = DevServer(find_test_binary(), tmp_path)
+    saved = {k: os.environ.get(k) for k in set(dev.env) | set(other.env)}
+    try:
+        os.environ.update(dev.env)
+        first = TaskiqCli(binary=find_test_binary(), mode="coprocess")
+        first.submit({"id": "cp-env-first", "argv": ["true"], "group": "cp-env"})
+        os.environ.update(other.env)
+        second = TaskiqCli(binary=find_test_binary(), mode="coprocess")
+        assert second.poll_group("cp-env") == []  # the second endpoint has none of the first's tasks
+        second.submit({"id": "cp-env-second", "argv": ["true"], "group": "cp-env"})
+        assert [s.id for s in second.poll_group("cp-env")] == ["cp-env-second"]
+        os.environ.update(dev.env)
+        assert [s.id for s in TaskiqCli(binary=find_test_binary()).poll_group("cp-env")] == ["cp-env-first"]
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        other.stop()
