@@ -185,6 +185,55 @@ def _instance_modules() -> list[str]:
     return names
 
 
+#: Dagster's own migration scripts: installed files that do not change while
+#: the fork server runs.
+DAGSTER_ALEMBIC_LOCATION = "dagster:_core/storage/alembic"
+
+
+def share_migration_scripts() -> bool:
+    """Reads Dagster's migration scripts once, here, for every child.
+
+    Each SQL storage a step opens checks its database's schema revision
+    against the newest migration script, and Alembic reads every one of
+    Dagster's 260-odd scripts again to find it: measured, 1.5 s of a step
+    child's 4.2 s on a loaded machine, three times per step (run, event log and
+    schedule storages). The scripts are part of the installed Dagster, so the
+    warm parent keeps the one parsed copy, and its children inherit it.
+    Scripts of any other location are read as before. False when this Alembic
+    has not the shape this relies on (the step then reads them as it would
+    cold).
+    """
+    try:
+        from alembic.script import ScriptDirectory
+        from dagster._core.storage.runs.sqlite import sqlite_run_storage
+        from dagster._core.storage.sql import get_alembic_config
+    except ImportError:
+        return False
+    original = ScriptDirectory.__dict__.get("from_config")
+    if not isinstance(original, classmethod):
+        return False
+    read = original.__func__
+    shared: dict[str, ScriptDirectory] = {}
+
+    def from_config(cls: type[ScriptDirectory], config: object) -> ScriptDirectory:
+        location = config.get_main_option("script_location")  # type: ignore[attr-defined]
+        if cls is not ScriptDirectory or location != DAGSTER_ALEMBIC_LOCATION:
+            return read(cls, config)  # type: ignore[no-any-return]
+        found = shared.get(location)
+        if found is None:
+            found = shared[location] = read(cls, config)
+        return found
+
+    ScriptDirectory.from_config = classmethod(from_config)  # type: ignore[assignment,method-assign]
+    try:
+        ScriptDirectory.from_config(get_alembic_config(sqlite_run_storage.__file__)).as_revision_number("head")
+    except Exception as exc:  # noqa: BLE001 - only a warm-up
+        ScriptDirectory.from_config = original  # type: ignore[assignment,method-assign]
+        _log(f"cannot read Dagster's migration scripts ahead: {exc!r}")
+        return False
+    return True
+
+
 def preload(names: Sequence[str]) -> None:
     """Imports what every step needs, then the user's modules and files."""
     import dagster  # noqa: F401
@@ -201,6 +250,7 @@ def preload(names: Sequence[str]) -> None:
             importlib.import_module(module)
         except Exception:  # noqa: BLE001 - an optional module or another Dagster version
             pass
+    share_migration_scripts()
     for name in names:
         if name.endswith(".py") or os.sep in name:
             load_python_file(os.path.abspath(name), None)
