@@ -325,9 +325,16 @@ def _upstreams(job_name: str, step_keys: list[str]) -> dict[str, list[str]]:
     return {}
 
 
-def timings(instance: DagsterInstance, run_id: str, job_name: str) -> tuple[list[float], list[float]]:
-    """Ready gaps and boots of a run's steps."""
+def timings(instance: DagsterInstance, run_id: str, job_name: str) -> dict[str, list[float]]:
+    """Per step of a run, in seconds: ``gap`` (upstream STEP_SUCCESS to STEP_START),
+    ``boot`` (first event to STEP_START), and the ready gap's three parts: ``react``
+    (upstream STEP_SUCCESS to the step's first event, the orchestrator noticing
+    and launching it), ``pickup`` (first event to the step process's first
+    event, STEP_WORKER_STARTED where the system emits one: queue, worker, process
+    start) and ``init`` (that event to STEP_START: the step process loading the
+    run and the job)."""
     first: dict[str, float] = {}
+    started: dict[str, float] = {}
     start: dict[str, float] = {}
     success: dict[str, float] = {}
     for entry in instance.all_logs(run_id):
@@ -335,17 +342,28 @@ def timings(instance: DagsterInstance, run_id: str, job_name: str) -> tuple[list
         if ev is None or not ev.step_key:
             continue
         first.setdefault(ev.step_key, entry.timestamp)
-        if ev.event_type == DagsterEventType.STEP_START:
+        if ev.event_type == DagsterEventType.STEP_WORKER_STARTED:
+            started.setdefault(ev.step_key, entry.timestamp)
+        elif ev.event_type == DagsterEventType.STEP_START:
             start.setdefault(ev.step_key, entry.timestamp)
         elif ev.event_type == DagsterEventType.STEP_SUCCESS:
             success.setdefault(ev.step_key, entry.timestamp)
-    gaps = [
-        start[k] - max(success[u] for u in ups)
-        for k, ups in _upstreams(job_name, list(start)).items()
-        if k in start and all(u in success for u in ups)
-    ]
-    boots = [start[k] - first[k] for k in start]
-    return gaps, boots
+    out: dict[str, list[float]] = {"gap": [], "boot": [], "react": [], "pickup": [], "init": []}
+    for k, ups in _upstreams(job_name, list(start)).items():
+        if k not in start or not all(u in success for u in ups):
+            continue
+        ready = max(success[u] for u in ups)
+        out["gap"].append(start[k] - ready)
+        out["react"].append(first[k] - ready)
+        if k in started:
+            out["pickup"].append(started[k] - first[k])
+            out["init"].append(start[k] - started[k])
+    out["boot"] = [start[k] - first[k] for k in start]
+    return out
+
+
+def _median_ms(values: list[float]) -> float | None:
+    return round(statistics.median(values) * 1000, 1) if values else None
 
 
 def _self_cpu() -> float:
@@ -437,14 +455,17 @@ class Bench:
             cpu, wcpu = _self_cpu() - cpu0, tree_cpu(system.worker_pids()) - wcpu0
             if not result.success:
                 raise SystemExit(f"dagster_bench: {system.name} {job_name} run {result.run_id} failed")
-            gaps, boots = timings(instance, result.run_id, job_name)
+            parts = timings(instance, result.run_id, job_name)
         procs = len(self.calls.read_text()) if system.kind == "taskiq" else (STEPS[job_name] if system.kind == "mp" else 0)
         if system.kind == "mp":
             wcpu = cpu  # the steps are the orchestrator's children
         return {
             "wall_s": round(wall, 3),
-            "ready_gap_ms": round(statistics.median(gaps) * 1000, 1) if gaps else None,
-            "boot_ms": round(statistics.median(boots) * 1000, 1) if boots else None,
+            "ready_gap_ms": _median_ms(parts["gap"]),
+            "react_ms": _median_ms(parts["react"]),
+            "pickup_ms": _median_ms(parts["pickup"]),
+            "init_ms": _median_ms(parts["init"]),
+            "boot_ms": _median_ms(parts["boot"]),
             "orchestrator_cpu_s": round(cpu, 3),
             "orchestrator_procs": procs,
             "worker_cpu_per_step_s": round(wcpu / STEPS[job_name], 3),
@@ -552,12 +573,12 @@ def main() -> int:
             print(f"work directory: {workdir}", file=sys.stderr)
     summary = summarize(results)
     print("\nmedians")
-    cols = ["wall_s", "wall_vs_celery", "ready_gap_ms", "boot_ms", "orchestrator_cpu_s", "orchestrator_procs"]
-    cols.append("worker_cpu_per_step_s")
-    print(f"{'job':<8} {'system':<13} " + " ".join(f"{c:>22}" for c in cols))
+    cols = ["wall_s", "wall_vs_celery", "ready_gap_ms", "react_ms", "pickup_ms", "init_ms", "boot_ms"]
+    cols += ["orchestrator_cpu_s", "orchestrator_procs", "worker_cpu_per_step_s"]
+    print(f"{'job':<8} {'system':<13} " + " ".join(f"{c:>14}" for c in cols))
     for job_name, rows in summary.items():
         for system, row in rows.items():
-            print(f"{job_name:<8} {system:<13} " + " ".join(f"{str(row.get(c)):>22}" for c in cols))
+            print(f"{job_name:<8} {system:<13} " + " ".join(f"{str(row.get(c)):>14}" for c in cols))
     if args.json_out:
         Path(args.json_out).write_text(json.dumps({"runs": results, "medians": summary}, indent=2) + "\n")
     return 0

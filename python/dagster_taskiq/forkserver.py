@@ -40,12 +40,15 @@ import random
 import selectors
 import signal
 import socket
+import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dagster_taskiq_step import recv_request
 
@@ -234,6 +237,44 @@ def share_migration_scripts() -> bool:
     return True
 
 
+def tail_without_watcher() -> bool:
+    """Makes the step's compute-log mirroring start one process, not two.
+
+    Dagster's local compute log manager mirrors a step's stdout and stderr
+    through a ``tail -F`` each, and starts beside each tail a Python watcher
+    whose only job is to kill the tail if the step process dies without
+    cleaning up: two interpreter starts per step, measured 0.11 CPU-seconds of
+    the 0.44 a warm no-op step costs. In a child that joined its task's process
+    group the watcher has nothing to do, because taskiq-go kills the task's
+    whole group (the tails are in it) when the task ends, however it ends. So
+    such a child runs the tails alone. False, and Dagster's own way, when this
+    Dagster has not the shape this relies on.
+    """
+    try:
+        from dagster._core.execution import compute_logs
+    except ImportError:
+        return False
+    fileno = getattr(compute_logs, "_fileno", None)
+    clean_up = getattr(compute_logs, "_clean_up_subprocess", None)
+    if not callable(getattr(compute_logs, "execute_posix_tail", None)) or not callable(fileno) or not callable(clean_up):
+        return False
+
+    @contextmanager
+    def execute_posix_tail(path: str, stream: Any) -> Iterator[tuple[int, None]]:
+        tail = None
+        try:
+            tail = subprocess.Popen(["tail", "-F", "-c", "+0", path], stdout=stream if fileno(stream) else None)
+            yield (tail.pid, None)
+        finally:
+            # as Dagster's: a wait users may set so that the tail's 1 s polling catches the end
+            time.sleep(float(os.getenv("DAGSTER_COMPUTE_LOG_TAIL_WAIT_AFTER_FINISH", "0")))
+            if tail is not None:
+                clean_up(tail)
+
+    compute_logs.execute_posix_tail = execute_posix_tail
+    return True
+
+
 def preload(names: Sequence[str]) -> None:
     """Imports what every step needs, then the user's modules and files."""
     import dagster  # noqa: F401
@@ -274,6 +315,8 @@ def _run_child(request: dict[str, object], fds: list[int]) -> int:
         os.setpgid(0, int(request["pgid"]))  # type: ignore[call-overload]
     except OSError:
         pass  # another session: the client forwards signals instead
+    else:
+        tail_without_watcher()
     for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
         signal.signal(s, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -20,7 +20,7 @@ from dagster._core.definitions.reconstruct import ReconstructableJob
 from conftest import Stack, events_text, make_stack
 from dagster_taskiq import TaskiqCli
 from harness import TESTS_DIR, Proc, pid_alive, read_if_exists, start_warm_worker, wait_for, worker_env
-from warm_jobs import CRASH_MARKER, recon
+from warm_jobs import CRASH_MARKER, WHOAMI_SAYS, recon
 
 WARM_JOBS = str(TESTS_DIR / "warm_jobs.py")
 
@@ -67,6 +67,13 @@ def test_step_is_a_fork_of_the_warm_parent_in_the_tasks_group(warm: Stack) -> No
     # in the task's process group, whose leader is the thin client taskiq-go started
     assert me["pgrp"] != me["pid"], me
     assert "dagster-taskiq-step" in me["group_leader"], me
+    # compute logs mirrored by a tail per stream, in the task's group, without
+    # Dagster's orphan watchers (the group is killed with the task)
+    assert sum(cmd.startswith("tail -F") for cmd in me["group"]) == 2, me["group"]
+    assert not any("watch_orphans" in cmd for cmd in me["group"]), me["group"]
+    cli = TaskiqCli(binary=warm.binary)
+    (task,) = [s for s in cli.poll_group(result.run_id) if ".whoami." in s.id]
+    assert WHOAMI_SAYS in cli.result(task.id)["stdout"]["data"]  # the tail mirrored it
 
 
 def test_cancelled_warm_step_takes_its_children_with_it(warm: Stack, tmp_path: Path) -> None:

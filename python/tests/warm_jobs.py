@@ -28,9 +28,24 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+WHOAMI_SAYS = "whoami: printed by the step"
+
+
+def _group_members(pgrp: int) -> list[str]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) == pgrp:
+                out.append(_cmdline(int(stat.parent.name)))
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
 @op
 def whoami() -> dict:  # type: ignore[type-arg]
     pid, ppid, pgrp = os.getpid(), os.getppid(), os.getpgrp()
+    print(WHOAMI_SAYS, flush=True)
     return {
         "pid": pid,
         "ppid": ppid,
@@ -38,6 +53,7 @@ def whoami() -> dict:  # type: ignore[type-arg]
         "parent": _cmdline(ppid),
         "group_leader": _cmdline(pgrp),
         "argv0": sys.argv[0],
+        "group": _group_members(pgrp),
     }
 
 
