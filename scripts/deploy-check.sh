@@ -4,8 +4,8 @@
 #   systemd unit         systemd-analyze verify (ExecStart pointed at bin/taskiq-go,
 #                        since verify requires the executable to exist)
 #   Kubernetes objects   kubernetes-validate --strict (bundled schemas, offline) for
-#                        the core kinds; KEDA's kinds have no schema offline and are
-#                        checked by deploy/check.py instead
+#                        the core kinds; KEDA's kinds by deploy/check_crds.py against
+#                        KEDA's own CRDs (vendored in deploy/schemas/keda/), strictly
 #   ECS, IAM, timings    deploy/check.py (botocore's ECS model, `taskiq-go init
 #                        --print-iam-policy`, one drain budget across recipes)
 #   Dockerfile.static    built with buildah (no daemon, scratch base) and the image
@@ -44,6 +44,9 @@ echo "ok"
 
 echo "== kubernetes-validate --strict deploy/kubernetes/worker.yaml"
 "$tools/bin/kubernetes-validate" --strict --no-warn deploy/kubernetes/worker.yaml
+
+echo "== deploy/check_crds.py deploy/kubernetes/worker.yaml (KEDA CRD schemas)"
+"$tools/bin/python" deploy/check_crds.py deploy/kubernetes/worker.yaml
 
 echo "== deploy/check.py"
 "$venv/bin/python" deploy/check.py "$bin"

@@ -10,7 +10,9 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bin="${TASKIQ_GO_BIN:-$root/bin/taskiq-go}"
-version="$(bash scripts/version.sh)"
+# The image is labelled with the version of the binary it carries.
+version="$("$bin" version)"
+version="${version#taskiq-go }"
 command -v buildah >/dev/null || { echo "image.sh: buildah not found (apt-get install buildah)" >&2; exit 1; }
 state="$root/.cache/image"
 ctx="$state/context"
