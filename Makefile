@@ -10,7 +10,7 @@ LDFLAGS := -s -w -X github.com/taskiq-go/taskiq-go/commands.Version=$(VERSION)
 
 export VENV
 
-.PHONY: all build test go-test go-test-moto go-test-awscli py-test venv demo bench fuzz lint clean wheels deploy-check image
+.PHONY: all build test go-test go-test-moto go-test-awscli py-test venv demo bench fuzz lint clean wheels deploy-check image sdist-test
 
 all: build
 
@@ -47,6 +47,11 @@ py-test: build venv
 ## per target carrying its binary; all of one version (scripts/version.sh).
 wheels:
 	python3 scripts/wheels.py
+
+## sdist-test: pip install of the sdist into a fresh venv with Go on PATH builds
+## the binary from the Go source inside it (about 2 min: CI runs it after make test).
+sdist-test:
+	bash scripts/test-sdist.sh
 
 ## deploy-check: every recipe in deploy/ through the validator that installs for it.
 deploy-check: build venv
