@@ -26,7 +26,7 @@ echo "test-sdist: $(basename "$sdist")"
 install() {
 	"$python" -m venv "$work/$1"
 	(cd "$work" && env -i HOME="$HOME" PATH="$2" PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 \
-		GOCACHE="$("$go" env GOCACHE)" GOMODCACHE="$("$go" env GOMODCACHE)" GOFLAGS=-mod=mod GOTOOLCHAIN=local \
+		GOCACHE="$("$go" env GOCACHE)" GOMODCACHE="$("$go" env GOMODCACHE)" GOTOOLCHAIN=local \
 		"$work/$1/bin/python" -m pip install --quiet --no-deps "$sdist")
 }
 
