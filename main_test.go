@@ -503,8 +503,9 @@ func TestScripts(t *testing.T) {
 
 // setupEndpoint gives every script its own SQS+S3 endpoint and sets the
 // variables the commands read. By default it starts an embedded endpoint
-// in this process (startEndpoint); with TASKIQ_GO_TEST_ENDPOINT set (moto_server in CI) it creates
-// fresh queues and a fresh bucket there instead.
+// in this process (startEndpoint); with TASKIQ_GO_TEST_ENDPOINT set
+// (moto_server in CI) it creates fresh queues and a fresh bucket there
+// instead.
 func setupEndpoint(env *testscript.Env) error {
 	env.Setenv("TASKIQ_GO_LOG_FORMAT", "json")
 	env.Setenv("AWS_CONFIG_FILE", filepath.Join(env.WorkDir, ".aws-config-none"))
