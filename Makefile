@@ -10,7 +10,7 @@ LDFLAGS := -s -w -X github.com/taskiq-go/taskiq-go/commands.Version=$(VERSION)
 
 export VENV
 
-.PHONY: all build test go-test go-test-moto go-test-awscli py-test venv demo bench fuzz lint clean wheels deploy-check
+.PHONY: all build test go-test go-test-moto go-test-awscli py-test venv demo bench fuzz lint clean wheels deploy-check image sdist-test
 
 all: build
 
@@ -48,9 +48,19 @@ py-test: build venv
 wheels:
 	python3 scripts/wheels.py
 
+## sdist-test: pip install of the sdist into a fresh venv with Go on PATH builds
+## the binary from the Go source inside it (about 2 min: CI runs it after make test).
+sdist-test:
+	bash scripts/test-sdist.sh
+
 ## deploy-check: every recipe in deploy/ through the validator that installs for it.
 deploy-check: build venv
 	TASKIQ_GO_BIN=$(CURDIR)/$(BIN) bash scripts/deploy-check.sh
+
+## image: deploy/docker/Dockerfile.static built with buildah (no daemon) into
+## dist/taskiq-go-image.tar (OCI archive), checked against the Dockerfile.
+image: build
+	TASKIQ_GO_BIN=$(CURDIR)/$(BIN) bash scripts/image.sh
 
 demo: build venv
 	bash scripts/demo.sh

@@ -34,8 +34,10 @@ import (
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/rogpeppe/go-internal/testscript"
+	"github.com/rs/zerolog"
 
 	"github.com/taskiq-go/taskiq-go/commands"
+	"github.com/taskiq-go/taskiq-go/devserver"
 	"github.com/taskiq-go/taskiq-go/plan"
 )
 
@@ -500,9 +502,10 @@ func TestScripts(t *testing.T) {
 }
 
 // setupEndpoint gives every script its own SQS+S3 endpoint and sets the
-// variables the commands read. By default it starts `taskiq-go dev` on a
-// free port; with TASKIQ_GO_TEST_ENDPOINT set (moto_server in CI) it creates
-// fresh queues and a fresh bucket there instead.
+// variables the commands read. By default it starts an embedded endpoint
+// in this process (startEndpoint); with TASKIQ_GO_TEST_ENDPOINT set
+// (moto_server in CI) it creates fresh queues and a fresh bucket there
+// instead.
 func setupEndpoint(env *testscript.Env) error {
 	env.Setenv("TASKIQ_GO_LOG_FORMAT", "json")
 	env.Setenv("AWS_CONFIG_FILE", filepath.Join(env.WorkDir, ".aws-config-none"))
@@ -519,71 +522,64 @@ func setupEndpoint(env *testscript.Env) error {
 	if ep := os.Getenv("TASKIQ_GO_TEST_ENDPOINT"); ep != "" {
 		return setupExternal(env, ep)
 	}
-	bin, err := lookPath(env, "taskiq-go")
+	return startEndpoint(env)
+}
+
+// startEndpoint starts a fresh embedded endpoint in this test process, on
+// a free loopback port, with what `taskiq-go dev --queue gpu --unsigned`
+// creates (the bands of the default and gpu queues, a DLQ, a bucket), and
+// sets the variables its env file would. Scripts that test `dev` itself
+// start the real command.
+func startEndpoint(env *testscript.Env) error {
+	logPath := filepath.Join(env.WorkDir, ".dev.log")
+	logf, err := os.Create(logPath)
 	if err != nil {
 		return err
 	}
-	envFile := filepath.Join(env.WorkDir, ".dev.env")
-	cmd := exec.Command(bin, "dev", "--addr", "127.0.0.1:0", "--env-file", envFile, "--queue", "gpu", "--log-format", "json", "--unsigned")
-	cmd.Env = env.Vars
-	logf, err := os.Create(filepath.Join(env.WorkDir, ".dev.log"))
-	if err != nil {
-		return err
+	var queues []string
+	for _, base := range []string{"taskiq", "taskiq-gpu"} {
+		for _, b := range plan.Bands {
+			queues = append(queues, base+b.Suffix)
+		}
 	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return err
+	srv, err := devserver.New(devserver.Options{
+		Queues: queues, DeadLetterQueue: "taskiq-dlq", Bucket: "taskiq",
+		Log: zerolog.New(logf).With().Timestamp().Logger().Level(zerolog.DebugLevel),
+	})
+	if err == nil {
+		if err = srv.Start(); err != nil {
+			srv.Close()
+		}
+	}
+	if err != nil {
+		logf.Close()
+		return fmt.Errorf("start the script's endpoint: %w", err)
 	}
 	env.Defer(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-		}
+		srv.Close()
 		logf.Close()
 		// TASKIQ_GO_KEEP_DEVLOG=DIR keeps each script's endpoint log, to
 		// debug a failure on the endpoint's side.
-		if os.Getenv("TASKIQ_GO_KEEP_DEVLOG") != "" {
-			data, _ := os.ReadFile(filepath.Join(env.WorkDir, ".dev.log"))
-			os.WriteFile(os.Getenv("TASKIQ_GO_KEEP_DEVLOG")+"/"+filepath.Base(env.WorkDir)+".log", data, 0o644)
+		if dir := os.Getenv("TASKIQ_GO_KEEP_DEVLOG"); dir != "" {
+			data, _ := os.ReadFile(logPath)
+			os.WriteFile(filepath.Join(dir, filepath.Base(env.WorkDir)+".log"), data, 0o644)
 		}
 	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		data, err := os.ReadFile(envFile)
-		if err == nil {
-			for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
-				k, v, _ := strings.Cut(strings.TrimPrefix(line, "export "), "=")
-				switch k {
-				case "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_S3":
-					// For other clients; scripts steer the commands
-					// with AWS_REGION and AWS_ENDPOINT_URL alone.
-					continue
-				}
-				env.Setenv(k, strings.Trim(v, "'"))
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("taskiq-go dev did not write %s in time", envFile)
-		}
-		time.Sleep(20 * time.Millisecond)
+	// Scripts steer the commands with AWS_REGION and AWS_ENDPOINT_URL
+	// alone; the env file's AWS_DEFAULT_REGION and per-service endpoints
+	// are for other clients.
+	for k, v := range map[string]string{
+		"AWS_ACCESS_KEY_ID":     srv.Credentials().AccessKeyID,
+		"AWS_SECRET_ACCESS_KEY": srv.Credentials().SecretAccessKey,
+		"AWS_REGION":            srv.Region(),
+		"AWS_ENDPOINT_URL":      srv.Endpoint(),
+		"TASKIQ_GO_QUEUE_URL":   srv.QueueURL("taskiq"),
+		"TASKIQ_GO_BUCKET":      srv.Bucket(),
+		"TEST_DLQ_URL":          srv.QueueURL("taskiq-dlq"),
+	} {
+		env.Setenv(k, v)
 	}
-	env.Setenv("TEST_DLQ_URL", env.Getenv("TASKIQ_GO_QUEUE_URL")+"-dlq")
 	return nil
-}
-
-func lookPath(env *testscript.Env, name string) (string, error) {
-	for _, dir := range filepath.SplitList(env.Getenv("PATH")) {
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s not found in the script's PATH", name)
 }
 
 // setupExternal creates a queue (with -dlq and -gpu companions) and a

@@ -5,7 +5,7 @@
 * One drain budget everywhere: --shutdown-grace + --kill-grace + margin equals
   the systemd TimeoutStopSec, the pod's terminationGracePeriodSeconds and the
   ECS container's stopTimeout, and every recipe passes the same worker flags.
-* The KEDA ScaledObject (no schema installs offline): it targets the
+* The KEDA ScaledObject, beyond its schema (deploy/check_crds.py): it targets the
   Deployment, has one aws-sqs-queue trigger per priority band of the queue
   (the names `taskiq-go init` creates) and a formula that sums them all.
 * deploy/iam/worker-policy.json is what `taskiq-go init --print-iam-policy

@@ -363,13 +363,17 @@ func (s *Server) serveS3(w http.ResponseWriter, r *http.Request) {
 	}
 	var body io.Reader = r.Body
 	switch {
-	case strings.HasPrefix(payload, "STREAMING-"):
-		body = newChunkedReader(r.Body)
+	case payload == streamingSigned || payload == streamingSignedTrailer:
+		// verify passed, so the header parses and its signature seeds the chain.
+		a, _ := parseAuthorization(r.Header.Get("Authorization"))
+		body = newChunkedReader(r.Body, newChunkChain(s.creds.SecretAccessKey, a, r.Header.Get("X-Amz-Date")), payload == streamingSignedTrailer)
+	case payload == streamingUnsignedTrailer:
+		body = newChunkedReader(r.Body, nil, false)
 	case payload == "UNSIGNED-PAYLOAD":
 	case len(payload) == 64:
 		body = &hashingReader{r: r.Body, h: newSHA256(), want: strings.ToLower(payload)}
 	default:
-		s.refuse(w, r, http.StatusBadRequest, "InvalidArgument", "x-amz-content-sha256 must be a SHA-256, UNSIGNED-PAYLOAD or STREAMING-...")
+		s.refuse(w, r, http.StatusBadRequest, "InvalidArgument", "x-amz-content-sha256 must be a SHA-256, UNSIGNED-PAYLOAD, "+streamingSigned+"[-TRAILER] or "+streamingUnsignedTrailer)
 		return
 	}
 	s.s3.ServeHTTP(w, r, body)

@@ -21,6 +21,10 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.bdist_wheel import bdist_wheel
 
+# setuptools' own distutils (setuptools is imported first); it has no
+# build_scripts of its own.
+from distutils.command.build_scripts import build_scripts  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 GO_SOURCE = HERE / "go"
 VERSION_FILE = HERE / "_version.txt"
@@ -78,5 +82,17 @@ class BdistWheel(bdist_wheel):  # type: ignore[misc]
         super().run()
 
 
-setup(version=VERSION, cmdclass={"bdist_wheel": BdistWheel})
+class BuildScripts(build_scripts):  # type: ignore[misc]
+    """Copies the scripts as they are: the one script is the taskiq-go binary,
+    which setuptools would otherwise read as Python to rewrite its first line."""
+
+    def run(self) -> None:
+        self.mkpath(self.build_dir)
+        for script in self.scripts or []:
+            dest = os.path.join(self.build_dir, os.path.basename(script))
+            self.copy_file(script, dest)
+            os.chmod(dest, 0o755)
+
+
+setup(version=VERSION, cmdclass={"bdist_wheel": BdistWheel, "build_scripts": BuildScripts})
 

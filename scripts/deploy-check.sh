@@ -4,11 +4,14 @@
 #   systemd unit         systemd-analyze verify (ExecStart pointed at bin/taskiq-go,
 #                        since verify requires the executable to exist)
 #   Kubernetes objects   kubernetes-validate --strict (bundled schemas, offline) for
-#                        the core kinds; KEDA's kinds have no schema offline and are
-#                        checked by deploy/check.py instead
+#                        the core kinds; KEDA's kinds by deploy/check_crds.py against
+#                        KEDA's own CRDs (vendored in deploy/schemas/keda/), strictly
 #   ECS, IAM, timings    deploy/check.py (botocore's ECS model, `taskiq-go init
 #                        --print-iam-policy`, one drain budget across recipes)
-# Not checked: building the image (no container daemon or rootless builder here).
+#   Dockerfile.static    built with buildah (no daemon, scratch base) and the image
+#                        checked against it (scripts/image.sh, deploy/check_image.py)
+# Not built: deploy/docker/Dockerfile, whose Go and Python base images would have to
+# be pulled from a registry.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -23,8 +26,12 @@ if [[ ! -x "$tools/bin/python" || "$(cat "$tools/.pins" 2>/dev/null)" != "$(cat 
 	cp "$pins" "$tools/.pins"
 fi
 
-echo "== hadolint deploy/docker/Dockerfile"
+echo "== hadolint deploy/docker/Dockerfile deploy/docker/Dockerfile.static"
 "$tools/bin/hadolint" deploy/docker/Dockerfile
+"$tools/bin/hadolint" deploy/docker/Dockerfile.static
+
+echo "== scripts/image.sh (buildah bud deploy/docker/Dockerfile.static)"
+TASKIQ_GO_BIN="$bin" bash scripts/image.sh
 
 echo "== systemd-analyze verify deploy/systemd/taskiq-go-worker.service"
 tmp="$(mktemp -d)"
@@ -37,6 +44,9 @@ echo "ok"
 
 echo "== kubernetes-validate --strict deploy/kubernetes/worker.yaml"
 "$tools/bin/kubernetes-validate" --strict --no-warn deploy/kubernetes/worker.yaml
+
+echo "== deploy/check_crds.py deploy/kubernetes/worker.yaml (KEDA CRD schemas)"
+"$tools/bin/python" deploy/check_crds.py deploy/kubernetes/worker.yaml
 
 echo "== deploy/check.py"
 "$venv/bin/python" deploy/check.py "$bin"

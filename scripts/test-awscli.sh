@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs the AWS CLI golden test (testdata/script/dev_awscli.txtar) with the
-# CLI pinned in python/requirements-awscli.txt. The CLI (v1) pins botocore
-# exactly, which would fight boto3 in the project's venv, so it gets a venv
-# of its own under .cache/awscli-venv, (re)built when the pin changes.
+# CLI pinned in python/requirements-awscli.txt, the newest on PyPI (v1; v2 is
+# not published there, and Debian's 2.9 predates AWS_ENDPOINT_URL_*). It
+# carries its own botocore (awscli/botocore), so it cannot fight the boto3
+# and botocore pins of the project's venv; it still gets a small venv of its
+# own under .cache/awscli-venv, (re)built when the pin changes.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 venv=.cache/awscli-venv

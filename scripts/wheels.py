@@ -12,7 +12,7 @@
   glibc (manylinux2014) and musl (musllinux_1_1); macOS wheels need 12.0,
   the oldest macOS Go 1.26 supports.
 
-Usage: scripts/wheels.py [--platform GOOS/GOARCH]... [--out DIR]
+Usage: scripts/wheels.py [--platform GOOS/GOARCH]... [--sdist-only] [--out DIR]
 (without --platform: all four). Needs Go and Python; nothing else is
 downloaded than the pinned build backend (python/requirements-build.txt)
 into .cache/wheel-build.
@@ -75,11 +75,21 @@ def archive_binary(binary: Path, target: str, version: str, out_dir: Path) -> Pa
 
 
 def go_source_files() -> list[str]:
-    """The module's non-test source, as git knows it (what `go build .` needs)."""
+    """What `go build .` needs: the module's non-test .go files as git knows them, and what they embed."""
     out = subprocess.run(["git", "ls-files", "go.mod", "go.sum", "*.go"], cwd=ROOT, capture_output=True, text=True)
     files = [f for f in out.stdout.split() if not f.endswith("_test.go") and not f.startswith(("python/", "testdata/"))]
     if "go.mod" not in files:
         raise SystemExit("wheels.py: go.mod not tracked by git; run from a git checkout")
+    # Files the packages embed (the dashboard's static/, schemas): `go build`
+    # fails without them. Every GOOS's .go files are in already.
+    listed = subprocess.run(
+        [os.environ.get("GO", "go"), "list", "-deps", "-f",
+         "{{if .Module}}{{if .Module.Main}}{{$d := .Dir}}{{range .EmbedFiles}}{{$d}}/{{.}}\n{{end}}{{end}}{{end}}", "."],
+        cwd=ROOT, capture_output=True, text=True, check=True)
+    for path in listed.stdout.split():
+        rel = Path(path).relative_to(ROOT).as_posix()
+        if rel not in files:
+            files.append(rel)
     return files
 
 
@@ -170,8 +180,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--platform", action="append", choices=sorted(PLATFORMS), help="GOOS/GOARCH (repeatable)")
     parser.add_argument("--out", default=str(ROOT / "dist"), help="output directory (default dist/)")
+    parser.add_argument("--sdist-only", action="store_true", help="build the sdist alone (no binaries, no wheels)")
     args = parser.parse_args()
-    targets = args.platform or list(PLATFORMS)
+    targets = [] if args.sdist_only else args.platform or list(PLATFORMS)
     out_dir = Path(args.out).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     version = project_version()
@@ -193,7 +204,8 @@ def main() -> None:
         tarball = archive_binary(binary, target, version, out_dir)
         sums.write(f"{hashlib.sha256(tarball.read_bytes()).hexdigest()}  {tarball.name}\n")
         built += [tarball, platform_wheel(pure, binary, PLATFORMS[target], out_dir)]
-    (out_dir / "checksums.txt").write_text(sums.getvalue())
+    if targets:
+        (out_dir / "checksums.txt").write_text(sums.getvalue())
     for path in built:
         print(path)
 
