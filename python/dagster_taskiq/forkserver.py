@@ -255,8 +255,7 @@ def tail_without_watcher() -> bool:
     except ImportError:
         return False
     fileno = getattr(compute_logs, "_fileno", None)
-    clean_up = getattr(compute_logs, "_clean_up_subprocess", None)
-    if not callable(getattr(compute_logs, "execute_posix_tail", None)) or not callable(fileno) or not callable(clean_up):
+    if not callable(getattr(compute_logs, "execute_posix_tail", None)) or not callable(fileno):
         return False
 
     @contextmanager
@@ -269,7 +268,10 @@ def tail_without_watcher() -> bool:
             # as Dagster's: a wait users may set so that the tail's 1 s polling catches the end
             time.sleep(float(os.getenv("DAGSTER_COMPUTE_LOG_TAIL_WAIT_AFTER_FINISH", "0")))
             if tail is not None:
-                clean_up(tail)
+                # Dagster's clean-up waits with a timeout, which polls in sleeps
+                # of up to 50 ms; a tail ends at once on SIGTERM, so wait for it.
+                tail.terminate()
+                tail.wait()
 
     compute_logs.execute_posix_tail = execute_posix_tail
     return True
