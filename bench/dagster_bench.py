@@ -261,6 +261,7 @@ class TaskiqSystem(System):
     def executor_config(self, slots: int) -> dict[str, Any]:
         config = {
             "binary": self.bench.shim,
+            "poll_interval": self.bench.args.poll_interval,
             "queue_url": self.env["TASKIQ_GO_QUEUE_URL"],
             "endpoint_url": self.env["AWS_ENDPOINT_URL"],
         }
@@ -533,6 +534,9 @@ def summarize(results: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--poll-interval", type=float, default=0.1, help="the taskiq executor's poll_interval (its default: 0.1)"
+    )
     parser.add_argument("--jobs", default="fan16,chain10,fan202")
     parser.add_argument("--systems", default="taskiq-dev,taskiq-moto,celery,multiprocess")
     parser.add_argument("--binary", default=os.environ.get("TASKIQ_GO_BIN") or str(ROOT / "bin" / "taskiq-go"))

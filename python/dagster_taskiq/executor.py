@@ -189,8 +189,10 @@ def _merge_launcher_settings(settings: TaskiqSettings, instance: DagsterInstance
     )
 
 
-#: Seconds between retries of a worker lookup that found no worker yet.
-WORKER_POLL_RETRY = 1.0
+#: Seconds between lookups of the workers of started steps: one poll covers
+#: every step that started in that time (and any that has ended since), so a
+#: run of short steps costs a poll a second, not one per step.
+WORKER_POLL_INTERVAL = 1.0
 
 #: Events that say a step attempt is running on some worker.
 _STARTED = frozenset(
@@ -226,10 +228,12 @@ class TaskiqExecutor(StepDelegatingExecutor):
     def _pop_events(self, instance: DagsterInstance, run_id: str, seen_storage_ids: set[int]) -> Sequence[DagsterEvent]:
         events = super()._pop_events(instance, run_id, seen_storage_ids)
         started = {e.step_key for e in events if e.event_type in _STARTED and e.step_key}
+        now = time.monotonic()
+        if started and not self._pending_workers:
+            self._next_worker_poll = max(self._next_worker_poll, now)
         self._pending_workers |= started
-        # Poll at once for newly started steps; retry the others (worker not known yet) at most once a second.
-        if started or (self._pending_workers and time.monotonic() >= self._next_worker_poll):
-            self._next_worker_poll = time.monotonic() + WORKER_POLL_RETRY
+        if self._pending_workers and now >= self._next_worker_poll:
+            self._next_worker_poll = now + WORKER_POLL_INTERVAL
             self._report_workers()
         return events
 
