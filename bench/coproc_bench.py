@@ -23,6 +23,7 @@ import json
 import os
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +38,7 @@ from dagster_taskiq import taskiq_executor
 from dagster_taskiq.cli import ConnectionSettings, TaskiqCli, close_coprocesses
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dagster_bench import start_dev  # noqa: E402
+from dagster_bench import _env_file, _wait  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = 16
@@ -52,6 +53,19 @@ def noop() -> None:
 def noops16() -> None:
     for i in range(STEPS):
         noop.alias(f"noop_{i:02d}")()
+
+
+def start_dev(binary: str, workdir: Path, workers: int, concurrency: int) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    """`taskiq-go dev` on a free port, with `workers` workers of `concurrency` slots; its env."""
+    env_file = workdir / "dev.env"
+    env_file.unlink(missing_ok=True)
+    argv = [binary, "dev", "--addr", "127.0.0.1:0", "--env-file", str(env_file), "--log-level", "warn"]
+    if workers:
+        argv += ["--workers", str(workers), "--concurrency", str(concurrency), "--pass-env", "DAGSTER_*"]
+    log = open(workdir / "dev.log", "ab")  # noqa: SIM115 - the process's own log, closed with it
+    dev = subprocess.Popen(argv, stdout=log, stderr=log)
+    _wait("taskiq-go dev", lambda: env_file.exists() and "TASKIQ_GO_QUEUE_URL" in env_file.read_text())
+    return dev, _env_file(env_file)
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
