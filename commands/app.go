@@ -89,6 +89,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		Commands: []*cli.Command{
 			submitCommand(),
 			pollCommand(),
+			tasksCommand(),
 			resultCommand(),
 			cancelCommand(),
 			serveCommand(),
