@@ -91,6 +91,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			pollCommand(),
 			tasksCommand(),
 			resultCommand(),
+			logsCommand(),
 			cancelCommand(),
 			serveCommand(),
 			workCommand(),

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"time"
+)
+
+// mainTalker PREFIX: print "one" (and "err one" on stderr), wait for the
+// file PREFIX-1, print "two", wait for PREFIX-2, print "three" and exit 3:
+// a task whose output a script can watch grow.
+func mainTalker() {
+	wait := func(p string) {
+		for {
+			if _, err := os.Stat(p); err == nil {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	fmt.Println("one")
+	fmt.Fprintln(os.Stderr, "err one")
+	wait(os.Args[1] + "-1")
+	fmt.Println("two")
+	wait(os.Args[1] + "-2")
+	fmt.Println("three")
+	os.Exit(3)
+}
+
+// mainOutTo FILE CMD ARGS...: run CMD with its stdout copied to FILE too,
+// so that a script can wait for a line a background command prints; exits
+// as CMD did.
+func mainOutTo() {
+	if len(os.Args) < 3 {
+		fmt.Fprintln(os.Stderr, "usage: outto FILE CMD [ARG...]")
+		os.Exit(2)
+	}
+	f, err := os.OpenFile(os.Args[1], os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "outto:", err)
+		os.Exit(2)
+	}
+	cmd := exec.Command(os.Args[2], os.Args[3:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, io.MultiWriter(os.Stdout, f), os.Stderr
+	err = cmd.Run()
+	f.Close()
+	if err != nil && cmd.ProcessState == nil {
+		fmt.Fprintln(os.Stderr, "outto:", err)
+		os.Exit(2)
+	}
+	os.Exit(cmd.ProcessState.ExitCode())
+}
