@@ -40,18 +40,17 @@ func queuesCommand() *cli.Command {
 				return err
 			}
 			rows, err := Queues(cliContext.Context, s, be, names)
-			for _, r := range rows {
-				if cliContext.Bool("json") {
+			if cliContext.Bool("json") {
+				for _, r := range rows {
 					_ = writeJSON(cliContext.App.Writer, r)
-				} else {
-					band := r.Band
-					if band == "" {
-						band = "-"
-					}
-					fmt.Fprintf(cliContext.App.Writer, "%s\t%s\tvisible %d\tin_flight %d\tdelayed %d\t%s\n",
-						r.Name, band, r.Visible, r.InFlight, r.Delayed, r.URL)
 				}
+				return err
 			}
+			t := newTable(cliContext.App.Writer, "QUEUE", "BAND", "VISIBLE", "IN_FLIGHT", "DELAYED", "URL")
+			for _, r := range rows {
+				t.row(r.Name, r.Band, fmt.Sprint(r.Visible), fmt.Sprint(r.InFlight), fmt.Sprint(r.Delayed), r.URL)
+			}
+			t.flush()
 			return err
 		},
 	}
