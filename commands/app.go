@@ -118,6 +118,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			sub.Before = checkLogFlags
 		}
 	}
+	finishHelp(app.Commands, "")
 	err := app.Run(interspersed(app, args))
 	if err == nil && notFound != "" {
 		err = usagef("unknown command %q (see taskiq-go --help)", notFound)

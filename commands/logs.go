@@ -26,7 +26,7 @@ func logsCommand() *cli.Command {
 			"   taskiq-go logs --attempt 1 \"$id\"           # the first attempt of a retried task",
 		Flags: withConn(
 			&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep printing until the task has ended"},
-			&cli.IntFlag{Name: "attempt", Usage: "print attempt `N` (default: the latest)"},
+			&cli.IntFlag{Name: "attempt", DefaultText: "the latest", Usage: "print attempt `N`"},
 			&cli.DurationFlag{Name: "interval", Value: time.Second, Usage: "with -f, read every `DURATION`"},
 		),
 		Action: func(cliContext *cli.Context) error {

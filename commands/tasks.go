@@ -37,7 +37,7 @@ func tasksCommand() *cli.Command {
 			&cli.StringFlag{Name: "group", Aliases: []string{"g"}, Usage: "only tasks of `GROUP`"},
 			&cli.StringSliceFlag{Name: "label", Aliases: []string{"l"}, Usage: "only tasks with label `KEY=VALUE`, repeatable (all must match)"},
 			&cli.StringFlag{Name: "state", Usage: "only tasks in `STATE`: " + strings.Join(stateNames(), ", ")},
-			&cli.DurationFlag{Name: "since", Usage: "only tasks submitted in the last `DURATION` (such as 30m or 24h)"},
+			&cli.DurationFlag{Name: "since", DefaultText: "no limit", Usage: "only tasks submitted in the last `DURATION` (such as 30m or 24h)"},
 			&cli.IntFlag{Name: "limit", Aliases: []string{"n"}, Value: defaultTasksLimit, Usage: "list at most `N` tasks"},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object per task"},
 		),
