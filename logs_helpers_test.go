@@ -1,11 +1,16 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
 )
 
 // mainTalker PREFIX: print "one" (and "err one" on stderr), wait for the
@@ -51,4 +56,26 @@ func mainOutTo() {
 		os.Exit(2)
 	}
 	os.Exit(cmd.ProcessState.ExitCode())
+}
+
+// waitrunning [-timeout D] WORKER TASK: wait until WORKER's heartbeat
+// names TASK among its running tasks.
+func cmdWaitRunning(ts *testscript.TestScript, neg bool, args []string) {
+	timeout, args := timeoutOption(ts, args, 30*time.Second)
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: waitrunning [-timeout D] WORKER TASK")
+	}
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		_ = ts.Exec("taskiq-go", "workers", "--json")
+		for _, line := range strings.Split(ts.ReadFile("stdout"), "\n") {
+			var w struct {
+				Worker  string
+				Running []string
+			}
+			if json.Unmarshal([]byte(line), &w) == nil && w.Worker == args[0] && slices.Contains(w.Running, args[1]) {
+				return
+			}
+		}
+	}
+	ts.Fatalf("worker %s does not run %s after %s", args[0], args[1], timeout)
 }

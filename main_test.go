@@ -491,6 +491,7 @@ func TestScripts(t *testing.T) {
 			"s3put":       cmdS3Put,
 			"envsubst":    cmdEnvSubst,
 			"waitlines":   cmdWaitLines,
+			"waitrunning": cmdWaitRunning,
 			"waitgone":    cmdWaitGone,
 			"runsummary":  cmdRunSummary,
 			"now":         cmdNow,
