@@ -42,7 +42,10 @@ func (w *Worker) startLive(r *run, stdout, stderr *capture, masks []string) (sto
 		return func() {}
 	}
 	out, errs := newLiveStream(stdout, masks), newLiveStream(stderr, masks)
-	done := make(chan struct{})
+	// Stopping cancels an upload in flight: the attempt's end (and its
+	// result) never waits for a tail that is about to be stale.
+	bg, cancelAll := context.WithCancel(context.Background())
+	done := bg.Done()
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -63,7 +66,7 @@ func (w *Worker) startLive(r *run, stdout, stderr *capture, masks []string) (sto
 			}
 			l := &s3results.LiveOutput{ID: r.task.ID, Attempt: r.marker.Attempt, UpdatedAt: w.cfg.Now().UTC(),
 				Stdout: out.snapshot(), Stderr: errs.snapshot()}
-			ctx, cancel := context.WithTimeout(context.Background(), w.cfg.Heartbeat)
+			ctx, cancel := context.WithTimeout(bg, w.cfg.Heartbeat)
 			if err := st.PutLive(ctx, l); err != nil {
 				r.log.Debug().Err(err).Msg("cannot store the live output")
 			}
@@ -71,7 +74,7 @@ func (w *Worker) startLive(r *run, stdout, stderr *capture, masks []string) (sto
 		}
 	}()
 	var once sync.Once
-	return func() { once.Do(func() { close(done); wg.Wait() }) }
+	return func() { once.Do(func() { cancelAll(); wg.Wait() }) }
 }
 
 // liveStream follows one captured stream.
