@@ -13,9 +13,10 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
-// mainTalker PREFIX: print "one" (and "err one" on stderr), wait for the
-// file PREFIX-1, print "two", wait for PREFIX-2, print "three" and exit 3:
-// a task whose output a script can watch grow.
+// mainTalker PREFIX: print "one" (followed by $TALK_SECRET when set; and
+// "err one" on stderr), wait for the file PREFIX-1, print "two", wait for
+// PREFIX-2, print "three" and exit 3: a task whose output a script can
+// watch grow.
 func mainTalker() {
 	wait := func(p string) {
 		for {
@@ -25,7 +26,7 @@ func mainTalker() {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	fmt.Println("one")
+	fmt.Println(strings.TrimSpace("one " + os.Getenv("TALK_SECRET")))
 	fmt.Fprintln(os.Stderr, "err one")
 	wait(os.Args[1] + "-1")
 	fmt.Println("two")

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"sort"
@@ -130,8 +131,9 @@ func (s *liveStream) snapshot() s3results.LiveStream {
 }
 
 // streamMasker replaces secrets in a stream given piece by piece, as
-// maskCopy does for a whole file: the last len(longest)-1 bytes wait for
-// the next piece, so that a secret split between two is still found.
+// maskCopy does for a whole file: an end of a piece that may be the start
+// of a secret (at most len(longest)-1 bytes) waits for the next piece, so
+// that a secret split between two is still found.
 type streamMasker struct {
 	pats [][]byte
 	keep int
@@ -176,11 +178,24 @@ func (m *streamMasker) write(p []byte) []byte {
 		out = append(out, maskText...)
 		m.buf = m.buf[i+l:]
 	}
-	if cut := len(m.buf) - m.keep; cut > 0 {
+	if cut := len(m.buf) - m.pending(); cut > 0 {
 		out = append(out, m.buf[:cut]...)
 		m.buf = append(m.buf[:0:0], m.buf[cut:]...)
 	}
 	return out
+}
+
+// pending is how many bytes at the end of buf must wait: the longest end
+// that is the start of a secret (a line's newline is shown at once).
+func (m *streamMasker) pending() int {
+	for p := max(len(m.buf)-m.keep, 0); p < len(m.buf); p++ {
+		for _, pat := range m.pats {
+			if bytes.HasPrefix(pat, m.buf[p:]) {
+				return len(m.buf) - p
+			}
+		}
+	}
+	return 0
 }
 
 // PutLive counts a live output write like every other store call; a store

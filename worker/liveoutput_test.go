@@ -25,6 +25,11 @@ func TestStreamMaskerSplitSecret(t *testing.T) {
 			t.Errorf("cut at %d: secret shown: %q", cut, got)
 		}
 	}
+	// Only what may start a secret waits: a line's end is shown at once.
+	m := newStreamMasker(secrets)
+	if got := string(m.write([]byte("pw=hunter2\nnext hun"))); got != "pw=***\nnext " {
+		t.Errorf("ready = %q, want the text up to the possible start of a secret", got)
+	}
 }
 
 // The live tail keeps the last liveTailBytes, reports its offset in the
