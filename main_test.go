@@ -175,6 +175,9 @@ func TestMain(m *testing.M) {
 		// withpid FILE CMD ARGS...: write this process's pid to FILE, then
 		// become CMD (exec), so that FILE holds CMD's pid.
 		"withpid": mainWithPid,
+		// talker PREFIX and outto FILE CMD ARGS... (logs_helpers_test.go).
+		"talker": mainTalker,
+		"outto":  mainOutTo,
 	})
 }
 
@@ -490,6 +493,7 @@ func TestScripts(t *testing.T) {
 			"s3put":       cmdS3Put,
 			"envsubst":    cmdEnvSubst,
 			"waitlines":   cmdWaitLines,
+			"waitrunning": cmdWaitRunning,
 			"waitgone":    cmdWaitGone,
 			"runsummary":  cmdRunSummary,
 			"now":         cmdNow,

@@ -147,7 +147,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	wait("label filter", `[...document.querySelectorAll('#tasks-table tbody tr')].map((r) => r.dataset.id).join(" ") === "br-live br-ok"`)
 	must(p.Navigate(ctx, rw+"#/tasks?group=br-run&state=failed"))
 	wait("state filter", `[...document.querySelectorAll('#tasks-table tbody tr')].map((r) => r.dataset.id).join(" ") === "br-fail"`)
-	// Without a group: the running tasks and the groups seen so far.
+	// Without a group: the newest tasks of the history.
 	must(p.Navigate(ctx, rw+"#/tasks"))
 	wait("known tasks", `document.querySelectorAll('#tasks-table tbody tr[data-id]').length >= 5 && document.querySelector('#tasks-scope')`)
 	wait("group list", `[...document.querySelectorAll('#group-list a')].map((a) => a.textContent).join(" ") === "br-cancel br-run"`)
@@ -157,7 +157,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	must(p.Navigate(ctx, rw+"#/task/br-live"))
 	wait("running task", `document.querySelector('#task-meta').dataset.state === "running" &&
 		document.querySelector('section[data-attempt="1"]').dataset.state === "running" &&
-		document.querySelector('#stdout-1').dataset.stored === "false"`)
+		document.querySelector('#stdout-1').dataset.stored === "live" &&
+		document.querySelector('#stdout-1').textContent === "started\n" &&
+		document.querySelector('#stderr-1').textContent === "warming up\n"`)
 	if text := evalString("document.body.innerText"); !strings.Contains(text, "SECRET_TOKEN") || strings.Contains(text, "hunter2") ||
 		!strings.Contains(text, "vm/dev-1") && !strings.Contains(text, "/dev-1") {
 		t.Fatalf("task page shows env values or no worker:\n%s", text)

@@ -89,7 +89,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		Commands: []*cli.Command{
 			submitCommand(),
 			pollCommand(),
+			tasksCommand(),
 			resultCommand(),
+			logsCommand(),
 			cancelCommand(),
 			serveCommand(),
 			workCommand(),
@@ -116,6 +118,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			sub.Before = checkLogFlags
 		}
 	}
+	finishHelp(app.Commands, "")
 	err := app.Run(interspersed(app, args))
 	if err == nil && notFound != "" {
 		err = usagef("unknown command %q (see taskiq-go --help)", notFound)
@@ -186,6 +189,8 @@ func newLogger(cliContext *cli.Context, defaultLevel zerolog.Level) zerolog.Logg
 	// Millisecond timestamps: a task's start and end are often less than
 	// a second apart.
 	zerolog.TimeFieldFormat = "2006-01-02T15:04:05.000Z07:00"
+	// Durations with their unit ("took":"1.52s"), not bare milliseconds.
+	zerolog.DurationFieldFormat = zerolog.DurationFormatString
 	return zerolog.New(w).Level(level).With().Timestamp().Logger()
 }
 

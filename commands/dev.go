@@ -40,7 +40,7 @@ func devCommand() *cli.Command {
 	for _, f := range workerFlags() {
 		switch f.Names()[0] {
 		case "concurrency":
-			flags = append(flags, &cli.IntFlag{Name: "concurrency", Aliases: []string{"c"}, Value: 2, Usage: "with --workers, tasks each worker runs at once"})
+			flags = append(flags, &cli.IntFlag{Name: "concurrency", Aliases: []string{"c"}, Value: 2, Usage: "with --workers, each worker runs up to `N` tasks at once"})
 		case "queue":
 			flags = append(flags, &cli.StringSliceFlag{Name: "queue", Aliases: []string{"q"}, Usage: "create logical queue `NAME` (beside default), repeatable; --workers serve them all"})
 		case "max-tasks", "idle-exit", "metrics-addr":

@@ -83,13 +83,19 @@ func dlqCommand() *cli.Command {
 					defer stop()
 					dls, err := DLQList(ctx, s, be, cliContext.Int("max"))
 					out := cliContext.App.Writer
+					var t *table
+					if !cliContext.Bool("json") {
+						t = newTable(out, "MESSAGE", "TASK", "SENT", "SOURCE", "REASON", "BODY")
+					}
 					for _, d := range dls {
-						if cliContext.Bool("json") {
+						if t == nil {
 							_ = writeJSON(out, d)
 							continue
 						}
-						fmt.Fprintf(out, "%s\t%s\t%s\t%s\t%s\t%s\n", d.MessageID, dash(d.TaskID), d.sent(),
-							dash(d.sourceName()), oneLine(d.Reason), excerpt(d.Body))
+						t.row(d.MessageID, d.TaskID, d.sent(), d.sourceName(), oneLine(d.Reason), excerpt(d.Body))
+					}
+					if t != nil {
+						t.flush()
 					}
 					if err == nil {
 						noteDLQ(cliContext.App.ErrWriter, len(dls), cliContext.Int("max"))

@@ -174,19 +174,19 @@ func (p *progress) clear() {
 }
 
 func printStatuses(w io.Writer, sts []plan.Status, asJSON bool) {
-	for _, st := range sts {
-		if asJSON {
+	if asJSON {
+		for _, st := range sts {
 			_ = writeJSON(w, st)
-			continue
 		}
-		code := "-"
+		return
+	}
+	t := newTable(w, "ID", "STATE", "EXIT", "WORKER")
+	for _, st := range sts {
+		code := ""
 		if st.ExitCode != nil {
 			code = fmt.Sprint(*st.ExitCode)
 		}
-		worker := st.Worker.String()
-		if worker == "" {
-			worker = "-"
-		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", st.ID, st.State, code, worker)
+		t.row(st.ID, string(st.State), code, st.Worker.String())
 	}
+	t.flush()
 }

@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -40,18 +41,17 @@ func queuesCommand() *cli.Command {
 				return err
 			}
 			rows, err := Queues(cliContext.Context, s, be, names)
-			for _, r := range rows {
-				if cliContext.Bool("json") {
+			if cliContext.Bool("json") {
+				for _, r := range rows {
 					_ = writeJSON(cliContext.App.Writer, r)
-				} else {
-					band := r.Band
-					if band == "" {
-						band = "-"
-					}
-					fmt.Fprintf(cliContext.App.Writer, "%s\t%s\tvisible %d\tin_flight %d\tdelayed %d\t%s\n",
-						r.Name, band, r.Visible, r.InFlight, r.Delayed, r.URL)
 				}
+				return err
 			}
+			t := newTable(cliContext.App.Writer, "QUEUE", "BAND", "VISIBLE", "IN_FLIGHT", "DELAYED", "URL")
+			for _, r := range rows {
+				t.row(r.Name, r.Band, fmt.Sprint(r.Visible), fmt.Sprint(r.InFlight), fmt.Sprint(r.Delayed), r.URL)
+			}
+			t.flush()
 			return err
 		},
 	}
@@ -66,8 +66,21 @@ type QueueDepth struct {
 }
 
 // Queues reads the depths of the named logical queues and of the
-// dead-letter queue (named "dead-letter").
+// dead-letter queue (named "dead-letter"). SQS counts a message hidden
+// until its retry as in flight, like one a worker runs: the live workers'
+// heartbeats say how many of each queue's messages they run, and the rest
+// of the in-flight ones are counted as delayed (waiting for a retry, or
+// for the lease of a worker that died to run out).
 func Queues(ctx context.Context, s *Settings, be *backend.Backend, names []string) ([]QueueDepth, error) {
+	var running map[string]int
+	known := false
+	if s.Bucket != "" {
+		// Without a bucket (queues needs none) nothing can be told apart.
+		var err error
+		if running, known, err = runningByQueue(ctx, be); err != nil {
+			return nil, err
+		}
+	}
 	seen := map[string]bool{}
 	var out []QueueDepth
 	add := func(name, band, url string) error {
@@ -78,6 +91,11 @@ func Queues(ctx context.Context, s *Settings, be *backend.Backend, names []strin
 		st, err := be.Queue.Stats(ctx, url)
 		if err != nil {
 			return err
+		}
+		if known && name != "dead-letter" {
+			taken := min(running[url], st.InFlight)
+			st.Delayed += st.InFlight - taken
+			st.InFlight = taken
 		}
 		out = append(out, QueueDepth{Name: name, Band: band, URL: url, Stats: st})
 		return nil
@@ -99,4 +117,27 @@ func Queues(ctx context.Context, s *Settings, be *backend.Backend, names []strin
 		}
 	}
 	return out, nil
+}
+
+// runningByQueue sums the live workers' running tasks by queue URL; known
+// is false when a live worker runs tasks without saying where from (an
+// older version), and nothing can be told apart.
+func runningByQueue(ctx context.Context, be *backend.Backend) (map[string]int, bool, error) {
+	ws, err := Workers(ctx, be, time.Now())
+	if err != nil {
+		return nil, false, err
+	}
+	out := map[string]int{}
+	for _, w := range ws {
+		if w.Stale {
+			continue
+		}
+		if w.RunningByQueue == nil && len(w.Running) > 0 {
+			return nil, false, nil
+		}
+		for u, n := range w.RunningByQueue {
+			out[u] += n
+		}
+	}
+	return out, true, nil
 }

@@ -222,6 +222,17 @@ func (u *uiSource) Groups(ctx context.Context, max int) ([]string, bool, error) 
 	return u.be.Store.Groups(ctx, max)
 }
 
+func (u *uiSource) Recent(ctx context.Context, q ui.HistoryQuery) ([]ui.TaskRow, error) {
+	rows, err := ops.Tasks(ctx, u.be, ops.TasksOptions{Labels: q.Labels, Since: q.Since, Limit: q.Limit, Now: time.Now()})
+	out := make([]ui.TaskRow, len(rows))
+	for i, r := range rows {
+		out[i] = ui.TaskRow{ID: r.ID, Group: r.Group, Queue: r.Queue, State: string(r.State), ExitCode: r.ExitCode,
+			Attempt: r.Attempt, Worker: r.Worker.String(), Labels: r.Labels, Error: r.Error,
+			SubmittedAt: r.SubmittedAt, FinishedAt: r.FinishedAt}
+	}
+	return out, err
+}
+
 func (u *uiSource) Tasks(ctx context.Context, ids []string) ([]ui.TaskRow, error) {
 	sts, errs := lifecycle.Statuses(ctx, u.be.Store, ids, time.Now())
 	var out []ui.TaskRow
@@ -339,7 +350,16 @@ func (u *uiSource) attempt(ctx context.Context, id string, n int, snap *lifecycl
 	if time.Since(run.HeartbeatAt) > run.StaleAfter() {
 		state = string(plan.StateLost)
 	}
-	return ui.Attempt{N: n, State: state, Worker: run.Worker.String(), StartedAt: run.StartedAt, HeartbeatAt: run.HeartbeatAt}, nil
+	a := ui.Attempt{N: n, State: state, Worker: run.Worker.String(), StartedAt: run.StartedAt, HeartbeatAt: run.HeartbeatAt}
+	if l, err := u.be.Store.GetLive(ctx, id, n); err == nil {
+		a.Stdout, a.Stderr = liveStream(l.Stdout), liveStream(l.Stderr)
+	}
+	return a, nil
+}
+
+// liveStream is what the page shows of a running attempt's stored tail.
+func liveStream(l s3results.LiveStream) ui.Stream {
+	return ui.Stream{Live: true, Size: l.End(), Text: strings.ToValidUTF8(string(l.Data), "\uFFFD"), Truncated: l.Offset > 0}
 }
 
 // stream is what the page shows of one stored stream: all of it when

@@ -22,14 +22,14 @@ import (
 func workerFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringSliceFlag{Name: "queue", Aliases: []string{"q"}, Usage: "logical queue `NAME` to serve, repeatable (default: default)", EnvVars: []string{"TASKIQ_GO_QUEUES"}},
-		&cli.IntFlag{Name: "concurrency", Aliases: []string{"c"}, Value: runtime.NumCPU(), Usage: "run up to `N` tasks at once", EnvVars: []string{"TASKIQ_GO_CONCURRENCY"}},
-		&cli.DurationFlag{Name: "visibility-timeout", Value: 30 * time.Second, Usage: "lease taken on each message; the heartbeat extends it while the task runs"},
-		&cli.DurationFlag{Name: "heartbeat", Value: 3 * time.Second, Usage: "how often leases are extended, running markers refreshed and cancels checked"},
-		&cli.DurationFlag{Name: "wait-time", Value: 20 * time.Second, Usage: "long-poll wait of one receive (at most 20s)"},
+		&cli.IntFlag{Name: "concurrency", Aliases: []string{"c"}, Value: runtime.NumCPU(), DefaultText: "number of CPUs", Usage: "run up to `N` tasks at once", EnvVars: []string{"TASKIQ_GO_CONCURRENCY"}},
+		&cli.DurationFlag{Name: "visibility-timeout", Value: 30 * time.Second, Usage: "take a lease of `DURATION` on each message; the heartbeat extends it while the task runs"},
+		&cli.DurationFlag{Name: "heartbeat", Value: 3 * time.Second, Usage: "extend leases, refresh running markers and check cancels every `DURATION`"},
+		&cli.DurationFlag{Name: "wait-time", Value: 20 * time.Second, Usage: "wait up to `DURATION` in one receive (long poll, at most 20s)"},
 		// SQS's 12-hour cap on a message's visibility, made small in tests.
 		&cli.DurationFlag{Name: "visibility-cap", Hidden: true, Value: 12 * time.Hour},
-		&cli.DurationFlag{Name: "kill-grace", Value: 10 * time.Second, Usage: "time between SIGTERM and SIGKILL when a task is stopped"},
-		&cli.DurationFlag{Name: "shutdown-grace", Value: 30 * time.Second, Usage: "on SIGTERM, how long running tasks may go on before they are stopped and released"},
+		&cli.DurationFlag{Name: "kill-grace", Value: 10 * time.Second, Usage: "wait `DURATION` between SIGTERM and SIGKILL when a task is stopped"},
+		&cli.DurationFlag{Name: "shutdown-grace", Value: 30 * time.Second, Usage: "on SIGTERM, let running tasks go on for up to `DURATION` before they are stopped and released"},
 		&cli.IntFlag{Name: "max-tasks", Usage: "exit after finishing `N` tasks (0: no limit)"},
 		&cli.DurationFlag{Name: "idle-exit", Usage: "exit after `DURATION` with nothing to do (0: never)"},
 		&cli.StringFlag{Name: "worker-id", Usage: "`ID` reported in results (default: w-HOST-PID)", EnvVars: []string{"TASKIQ_GO_WORKER_ID"}},

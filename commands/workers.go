@@ -60,11 +60,15 @@ func workersCommand() *cli.Command {
 				}
 				return err
 			}
+			var t *table
+			if !cliContext.Bool("json") {
+				t = newTable(out, "WORKER", "HOST", "STATE", "QUEUES", "SLOTS", "HEARTBEAT", "VERSION", "RUNNING")
+			}
 			for _, w := range ws {
 				if w.Stale && !cliContext.Bool("all") && w.Age > cliContext.Duration("forget") {
 					continue
 				}
-				if cliContext.Bool("json") {
+				if t == nil {
 					_ = writeJSON(out, w)
 					continue
 				}
@@ -72,12 +76,11 @@ func workersCommand() *cli.Command {
 				if w.Stale {
 					state = "stale"
 				}
-				running := strings.Join(w.Running, ",")
-				if running == "" {
-					running = "-"
-				}
-				fmt.Fprintf(out, "%s\t%s\t%s\t%s\t%d/%d\t%s ago\t%s\t%s\n", w.Worker, w.Host, state, strings.Join(w.Queues, ","),
-					len(w.Running), w.Concurrency, w.Age.Round(time.Second), w.Version, running)
+				t.row(w.Worker, w.Host, state, strings.Join(w.Queues, ","), fmt.Sprintf("%d/%d", len(w.Running), w.Concurrency),
+					w.Age.Round(time.Second).String()+" ago", w.Version, runningList(w.Running, t.human))
+			}
+			if t != nil {
+				t.flush()
 			}
 			return nil
 		},
@@ -144,4 +147,14 @@ func Workers(ctx context.Context, be *backend.Backend, now time.Time) ([]WorkerS
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].HeartbeatAt.After(out[j].HeartbeatAt) })
 	return out, nil
+}
+
+// runningList is the RUNNING column: every id for a program; on a
+// terminal the first two and how many more, so that a busy worker's line
+// stays readable (--json has them all).
+func runningList(ids []string, human bool) string {
+	if !human || len(ids) <= 2 {
+		return strings.Join(ids, ",")
+	}
+	return fmt.Sprintf("%s,%s +%d more", ids[0], ids[1], len(ids)-2)
 }

@@ -115,7 +115,12 @@ func Submit(ctx context.Context, be *backend.Backend, o SubmitOptions) ([]Submit
 		}()
 	}
 	wg.Wait()
-	if err := firstErr(errs); err != nil {
+	err := firstErr(errs)
+	if err == nil {
+		// The history index names the new tasks before any is sent.
+		err = writeIndex(ctx, be, tasks, out, o.Now)
+	}
+	if err != nil {
 		// Nothing is sent; records this call created are withdrawn, so
 		// that none of them looks queued.
 		for i, t := range tasks {

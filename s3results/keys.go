@@ -19,6 +19,8 @@ import (
 //	PREFIX/tasks/ID/claims/N               who took attempt N (written once)
 //	PREFIX/tasks/ID/attempts/N.json        the result of each attempt
 //	PREFIX/tasks/ID/logs/N/stdout|stderr   full output of attempt N when not inline
+//	PREFIX/tasks/ID/logs/N/live            the tail of attempt N's output while it runs (live.go)
+//	PREFIX/index/INVERTED-TIME-NONCE.json  the tasks of one submit call, newest first (index.go)
 //	PREFIX/groups/GROUP/ID                 group membership
 //	PREFIX/workers/WORKER.json             worker heartbeats
 //	PREFIX/worker-stops/WORKER.json        a request that the worker shut down gracefully
@@ -119,10 +121,10 @@ func (k Keys) patterns(parts ...string) []string {
 }
 
 // SubmitterPuts are the keys submit and cancel write: task records, group
-// membership, cancel markers, and the claim cancel takes of an attempt no
-// worker holds (so that none may start it).
+// membership, the history index, cancel markers, and the claim cancel
+// takes of an attempt no worker holds (so that none may start it).
 func (k Keys) SubmitterPuts() []string {
-	return k.patterns("tasks/*/task.json", "groups/*", "tasks/*/cancel.json", "tasks/*/claims/*")
+	return k.patterns("tasks/*/task.json", "groups/*", "index/*", "tasks/*/cancel.json", "tasks/*/claims/*")
 }
 
 // SubmitterDeletes are the keys submit withdraws after a failed send.

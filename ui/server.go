@@ -216,6 +216,10 @@ func (s *Server) workers(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"workers": ws})
 }
 
+// historyLimit is how many of the newest tasks the list shows without a
+// group.
+const historyLimit = 200
+
 // TaskList is the answer of /api/tasks.
 type TaskList struct {
 	Tasks []TaskRow `json:"tasks"`
@@ -224,8 +228,8 @@ type TaskList struct {
 	// Groups are the groups this server has seen, most recent first.
 	Groups []string `json:"groups"`
 	// Scope says where the list comes from: "group" (every task of one
-	// group), or "known" (tasks running on live workers and the tasks of
-	// the groups seen so far: there is no index of all tasks yet).
+	// group), or "recent" (the newest historyLimit tasks of the history
+	// index that match the labels and time).
 	Scope string `json:"scope"`
 }
 
@@ -266,8 +270,17 @@ func (s *Server) tasks(w http.ResponseWriter, r *http.Request) {
 			s.remember(group)
 		}
 	} else {
-		list.Scope = "known"
-		rows, err = s.knownTasks(r.Context())
+		list.Scope = "recent"
+		want := map[string]string{}
+		for _, kv := range labels {
+			want[kv[0]] = kv[1]
+		}
+		rows, err = s.src.Recent(r.Context(), HistoryQuery{Labels: want, Since: since, Limit: historyLimit})
+		for _, t := range rows {
+			if t.Group != "" {
+				s.remember(t.Group)
+			}
+		}
 	}
 	if err != nil {
 		s.fail(w, r, http.StatusBadGateway, err)
@@ -296,43 +309,6 @@ func (s *Server) tasks(w http.ResponseWriter, r *http.Request) {
 	})
 	list.Groups = s.knownGroups()
 	writeJSON(w, http.StatusOK, list)
-}
-
-// knownTasks is what can be listed without an index of every task: the
-// tasks running on the workers, and the tasks of the groups seen so far.
-func (s *Server) knownTasks(ctx context.Context) ([]TaskRow, error) {
-	ws, err := s.src.Workers(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var ids []string
-	for _, w := range ws {
-		ids = append(ids, w.Running...)
-	}
-	rows, err := s.src.Tasks(ctx, ids)
-	if err != nil {
-		return nil, err
-	}
-	seen := map[string]bool{}
-	for _, t := range rows {
-		seen[t.ID] = true
-		if t.Group != "" {
-			s.remember(t.Group)
-		}
-	}
-	for _, g := range s.knownGroups() {
-		more, err := s.src.GroupTasks(ctx, g)
-		if err != nil {
-			continue // a group seen once may have gone (its records expired)
-		}
-		for _, t := range more {
-			if !seen[t.ID] {
-				seen[t.ID] = true
-				rows = append(rows, t)
-			}
-		}
-	}
-	return rows, nil
 }
 
 func matchLabels(have map[string]string, want [][2]string) bool {

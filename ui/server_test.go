@@ -59,6 +59,14 @@ func (f *fakeSource) Groups(_ context.Context, max int) ([]string, bool, error) 
 	return out[:min(max, len(out))], len(out) > max, nil
 }
 
+func (f *fakeSource) Recent(_ context.Context, q HistoryQuery) ([]TaskRow, error) {
+	var out []TaskRow
+	for _, rows := range f.tasks {
+		out = append(out, rows...)
+	}
+	return out[:min(q.Limit, len(out))], nil
+}
+
 func (f *fakeSource) Tasks(_ context.Context, ids []string) ([]TaskRow, error) {
 	var out []TaskRow
 	for _, rows := range f.tasks {
@@ -322,11 +330,10 @@ func TestTaskFilters(t *testing.T) {
 	if code, _ := get(t, h, "/api/tasks?since=soon"); code != http.StatusBadRequest {
 		t.Errorf("bad since: %d", code)
 	}
-	// Without a group: the running tasks of the workers, then the tasks
-	// of the groups seen so far.
+	// Without a group: the newest tasks of the history.
 	got, body = ids("/api/tasks")
-	if !reflect.DeepEqual(got, []string{"t3", "t2", "t1"}) || body["scope"] != "known" || body["groups"].([]any)[0] != "run1" {
-		t.Errorf("known tasks: %v %v", got, body)
+	if !reflect.DeepEqual(got, []string{"t3", "t2", "t1"}) || body["scope"] != "recent" || body["groups"].([]any)[0] != "run1" {
+		t.Errorf("recent tasks: %v %v", got, body)
 	}
 }
 

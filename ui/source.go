@@ -22,6 +22,9 @@ type Source interface {
 	// Groups lists up to max group names (in name order: the store keeps
 	// no time order of groups), and whether there are more.
 	Groups(ctx context.Context, max int) ([]string, bool, error)
+	// Recent reports the newest tasks of the history, newest first, up
+	// to q.Limit, with q's labels and submitted at or after q.Since.
+	Recent(ctx context.Context, q HistoryQuery) ([]TaskRow, error)
 	// Tasks reports the named tasks; unknown ids are left out.
 	Tasks(ctx context.Context, ids []string) ([]TaskRow, error)
 	// Task reports one task with every attempt and its stored output;
@@ -65,6 +68,13 @@ type Worker struct {
 	// AgeSeconds is how old the heartbeat was when it was read.
 	AgeSeconds float64 `json:"age_seconds"`
 	Stale      bool    `json:"stale"`
+}
+
+// HistoryQuery filters the history Recent reads.
+type HistoryQuery struct {
+	Labels map[string]string
+	Since  time.Time
+	Limit  int
 }
 
 // TaskRow is one task in a list.
@@ -121,6 +131,9 @@ type Stream struct {
 	Text   string `json:"text"`
 	// Truncated says Text is only part of the stream (its start or tail).
 	Truncated bool `json:"truncated,omitempty"`
+	// Live says Text is the tail the worker stored while the attempt runs
+	// (Size is how much the command has printed so far).
+	Live bool `json:"live,omitempty"`
 }
 
 // DeadLetter is a message of the dead-letter queue.

@@ -239,6 +239,8 @@ func (w *Worker) execute(ctx context.Context, r *run) *plan.Result {
 		return fail(126, fmt.Sprintf("cannot start %q: %v", t.Argv[0], err))
 	}
 	r.proc.Store(proc)
+	stopLive := w.startLive(r, stdout, stderr, masks)
+	defer stopLive()
 	r.log.Info().Int("pid", proc.Pid()).Msg("task started")
 	w.cfg.Metrics.TaskStarted(r.q.Name)
 	done := make(chan ended, 1)
@@ -278,6 +280,7 @@ func (w *Worker) execute(ctx context.Context, r *run) *plan.Result {
 		}
 		end = w.kill(proc, done, grace)
 	}
+	stopLive()
 	res.FinishedAt = w.cfg.Now()
 	if reason == reasonShutdown || reason == reasonLease {
 		w.cfg.Metrics.TaskEnded(r.q.Name, "released", res.FinishedAt.Sub(res.StartedAt))

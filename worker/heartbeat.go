@@ -197,6 +197,11 @@ type Heartbeat struct {
 	// HeartbeatEvery is how often this record is rewritten; a record older
 	// than three of these belongs to a worker that has stopped.
 	HeartbeatEvery plan.Duration `json:"heartbeat_every"`
+
+	// RunningByQueue counts the running tasks by the SQS queue URL their
+	// message came from, so that `queues` can tell a message a worker
+	// runs from one waiting hidden for a retry.
+	RunningByQueue map[string]int `json:"running_by_queue"`
 }
 
 func (w *Worker) beatWorker(ctx context.Context) {
@@ -211,9 +216,11 @@ func (w *Worker) beatWorker(ctx context.Context) {
 			hb.Queues = append(hb.Queues, q.Name)
 		}
 	}
+	hb.RunningByQueue = map[string]int{}
 	w.mu.Lock()
-	for id := range w.running {
+	for id, r := range w.running {
 		hb.Running = append(hb.Running, id)
+		hb.RunningByQueue[r.q.URL]++
 	}
 	w.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.Heartbeat)

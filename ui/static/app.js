@@ -178,8 +178,7 @@ const pages = {
         group && session.allow_actions ? el("p", {}, el("button", { class: "danger", id: "cancel-group", onclick: (ev) => armed(ev.target, "Click again to cancel every task of " + group, () => act("api/cancel", { group })) }, "Cancel every task of this group")) : null,
         el("div", { id: "task-summary", class: "chips" }), el("div", { id: "tasks-table" }),
         group ? null : el("p", { class: "note", id: "tasks-scope" },
-          "Without a group this lists the tasks running on the workers and the tasks of the groups seen by this server. " +
-          "A list of all recent tasks needs a task history index, which the store does not keep yet."),
+          "Without a group this lists the newest tasks of the history (as taskiq-go tasks does), up to 200."),
         group ? null : el("div", { id: "group-list" })];
     },
     async once(params) {
@@ -266,6 +265,10 @@ const pages = {
 function stream(name, a) {
   const s = a[name];
   const id = name + "-" + a.n;
+  if (s.live) {
+    return [el("h4", {}, name + " ", el("span", { class: "muted" }, "live, " + s.size + " bytes so far" + (s.truncated ? ", the last part shown" : ""))),
+      el("pre", { id, class: s.text ? "" : "empty", "data-stored": "live", "data-size": s.size }, s.text || "(nothing yet)")];
+  }
   if (!s.stored) {
     return [el("h4", {}, name), el("pre", { id, class: "empty", "data-stored": "false" },
       FINAL.includes(a.state) || a.finished_at ? "(nothing)" : "(stored when the attempt ends)")];
