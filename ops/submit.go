@@ -101,9 +101,17 @@ func Submit(ctx context.Context, be *backend.Backend, o SubmitOptions) ([]Submit
 	}
 	// Records first, several at once: a message must never point at a
 	// record that is not there yet.
+	// The history index is written beside them: one round trip, not two.
 	send := make([]bool, len(tasks))
 	errs := make([]error, len(tasks))
 	var wg sync.WaitGroup
+	var indexed []string
+	var indexErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		indexed, indexErr = writeIndex(ctx, be, tasks, o.Now)
+	}()
 	sem := make(chan struct{}, 16)
 	for i, t := range tasks {
 		wg.Add(1)
@@ -117,17 +125,17 @@ func Submit(ctx context.Context, be *backend.Backend, o SubmitOptions) ([]Submit
 	wg.Wait()
 	err := firstErr(errs)
 	if err == nil {
-		// The history index names the new tasks before any is sent.
-		err = writeIndex(ctx, be, tasks, out, o.Now)
+		err = indexErr
 	}
 	if err != nil {
 		// Nothing is sent; records this call created are withdrawn, so
-		// that none of them looks queued.
+		// that none of them looks queued, and so is its history.
 		for i, t := range tasks {
 			if out[i].Created {
 				_ = be.Store.Withdraw(context.WithoutCancel(ctx), t)
 			}
 		}
+		withdrawIndex(context.WithoutCancel(ctx), be, o.Now, indexed)
 		return nil, err
 	}
 	// A task is reported (its ID set) once its message is sent, or when it

@@ -69,6 +69,12 @@ func (s *Store) PutIndex(ctx context.Context, b *IndexBatch, nonce string) error
 	return s.putJSON(ctx, s.keys.Index(b.At, nonce), b, false)
 }
 
+// DeleteIndex removes the index object PutIndex wrote for at and nonce:
+// a submit call that failed names no task in the history.
+func (s *Store) DeleteIndex(ctx context.Context, at time.Time, nonce string) error {
+	return s.delete(ctx, s.keys.Index(at, nonce))
+}
+
 // IndexKey is one index object as a LIST names it.
 type IndexKey struct {
 	Key string

@@ -127,8 +127,11 @@ func (k Keys) SubmitterPuts() []string {
 	return k.patterns("tasks/*/task.json", "groups/*", "index/*", "tasks/*/cancel.json", "tasks/*/claims/*")
 }
 
-// SubmitterDeletes are the keys submit withdraws after a failed send.
-func (k Keys) SubmitterDeletes() []string { return k.patterns("tasks/*/task.json", "groups/*") }
+// SubmitterDeletes are the keys submit withdraws after a failed call:
+// records, memberships and the call's history index objects.
+func (k Keys) SubmitterDeletes() []string {
+	return k.patterns("tasks/*/task.json", "groups/*", "index/*")
+}
 
 // WorkerPuts are the keys a worker writes while it runs attempts.
 func (k Keys) WorkerPuts() []string {
