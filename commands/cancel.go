@@ -26,8 +26,8 @@ func cancelCommand() *cli.Command {
 		)...),
 		Action: func(cliContext *cli.Context) error {
 			ids, group := cliContext.Args().Slice(), cliContext.String("group")
-			if (len(ids) == 0) == (group == "") {
-				return usagef("cancel needs task ids or --group, not both")
+			if err := idsOrGroup("cancel", ids, group); err != nil {
+				return err
 			}
 			if err := checkNames(ids, group); err != nil {
 				return err

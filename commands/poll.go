@@ -30,8 +30,8 @@ func pollCommand() *cli.Command {
 		)...),
 		Action: func(cliContext *cli.Context) error {
 			ids, group := cliContext.Args().Slice(), cliContext.String("group")
-			if (len(ids) == 0) == (group == "") {
-				return usagef("poll needs task ids or --group, not both")
+			if err := idsOrGroup("poll", ids, group); err != nil {
+				return err
 			}
 			if err := checkNames(ids, group); err != nil {
 				return err

@@ -68,3 +68,14 @@ func hintSeconds(v string) string {
 }
 
 func quote(s string) string { return `"` + s + `"` }
+
+// idsOrGroup checks that a command got task ids or --group, one of them.
+func idsOrGroup(cmd string, ids []string, group string) error {
+	switch {
+	case len(ids) == 0 && group == "":
+		return usagef("%s needs task ids or --group GROUP (see taskiq-go %s --help)", cmd, cmd)
+	case len(ids) > 0 && group != "":
+		return usagef("%s takes task ids or --group, not both", cmd)
+	}
+	return nil
+}
