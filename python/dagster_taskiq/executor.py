@@ -62,7 +62,16 @@ def executor_config_schema() -> dict[str, Field]:
             float,
             is_required=False,
             default_value=0.1,
-            description="Seconds the orchestrator sleeps between reads of the event log.",
+            description="Seconds the orchestrator sleeps between reads of the event log while "
+            "steps report events; after each read that finds none the sleep grows by half, up to "
+            "max_poll_interval, and it drops back at the next event.",
+        ),
+        "max_poll_interval": Field(
+            float,
+            is_required=False,
+            default_value=1.0,
+            description="Longest sleep between reads of the event log, reached while the running "
+            "steps report nothing (long steps): a read costs the orchestrator CPU time.",
         ),
     }
 
@@ -105,6 +114,7 @@ def taskiq_executor(init_context: InitExecutorContext) -> Executor:
         tag_concurrency_limits=check.opt_list_elem(config, "tag_concurrency_limits"),
         check_step_health_interval_seconds=check.int_elem(config, "health_check_interval"),
         sleep_seconds=check.float_elem(config, "poll_interval"),
+        max_sleep_seconds=check.float_elem(config, "max_poll_interval"),
         should_verify_step=True,
     )
 
@@ -203,7 +213,9 @@ _STARTED = frozenset(
 class TaskiqExecutor(StepDelegatingExecutor):
     """The step-delegating executor, plus an event per step naming the worker that ran it."""
 
-    def __init__(self, step_handler: TaskiqStepHandler, **kwargs: Any) -> None:
+    def __init__(self, step_handler: TaskiqStepHandler, max_sleep_seconds: float | None = None, **kwargs: Any) -> None:
+        self._sleep_min = self._sleep_now = 0.1
+        self._sleep_max: float | None = max_sleep_seconds
         super().__init__(step_handler, **kwargs)
         self._taskiq = step_handler
         self._plan_context: PlanOrchestrationContext | None = None
@@ -225,8 +237,27 @@ class TaskiqExecutor(StepDelegatingExecutor):
             yield from inner
         self._report_workers()
 
+    # Dagster's loop sleeps self._sleep_seconds between rounds, reading the
+    # event log in each one that has steps in flight: here that sleep is
+    # poll_interval while events come, and grows by half after each read that
+    # found none, up to max_poll_interval. A chain of short steps is read as
+    # often as before; an hour-long step costs a read a second, not ten.
+    @property
+    def _sleep_seconds(self) -> float:
+        return self._sleep_now
+
+    @_sleep_seconds.setter
+    def _sleep_seconds(self, value: float) -> None:
+        self._sleep_min = self._sleep_now = value
+        if self._sleep_max is None or self._sleep_max < value:
+            self._sleep_max = value
+
     def _pop_events(self, instance: DagsterInstance, run_id: str, seen_storage_ids: set[int]) -> Sequence[DagsterEvent]:
         events = super()._pop_events(instance, run_id, seen_storage_ids)
+        if events:
+            self._sleep_now = self._sleep_min
+        else:
+            self._sleep_now = min(self._sleep_max or self._sleep_min, self._sleep_now * 1.5)
         started = {e.step_key for e in events if e.event_type in _STARTED and e.step_key}
         now = time.monotonic()
         if started and not self._pending_workers:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,29 @@ def test_a_run_calls_taskiq_go_through_one_coprocess(two_workers: Stack, tmp_pat
     ) as result:
         assert result.success, events_text(two_workers.instance, result.run_id)[-4000:]
     assert sorted(starts.read_text().split()) == ["serve", "version"]
+
+
+def test_a_long_step_is_read_less_often(two_workers: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # While a step runs and reports nothing, the orchestrator's reads of the
+    # event log space out from poll_interval (0.1 s) to max_poll_interval (1 s).
+    from dagster_taskiq.executor import TaskiqExecutor
+
+    reads: list[float] = []
+    original = TaskiqExecutor._pop_events
+
+    def counted(self: TaskiqExecutor, *args: object, **kwargs: object) -> object:
+        reads.append(time.time())
+        return original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(TaskiqExecutor, "_pop_events", counted)
+    seconds = 8.0
+    run_config = two_workers.run_config(ops={"sleep_long": {"config": {"pid_file": str(tmp_path / "pid"), "seconds": seconds}}})
+    with execute_job(recon("sleepy"), instance=two_workers.instance, run_config=run_config) as result:
+        assert result.success, events_text(two_workers.instance, result.run_id)[-4000:]
+        logs = two_workers.instance.all_logs(result.run_id)
+    start = next(e.timestamp for e in logs if e.dagster_event and e.dagster_event.event_type == DagsterEventType.STEP_START)
+    end = next(e.timestamp for e in logs if e.dagster_event and e.dagster_event.event_type == DagsterEventType.STEP_OUTPUT)
+    assert end - start >= seconds
+    during = [t for t in reads if start < t < end]
+    # Read every 0.1 s that would be 80; growing to 1 s, about 12.
+    assert 1 <= len(during) <= 24, (len(during), end - start)
