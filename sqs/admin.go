@@ -2,7 +2,6 @@ package sqs
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -123,28 +122,9 @@ func (c *Client) ReceiveDetailed(ctx context.Context, queueURL string, max int, 
 // returns one error slot per receipt and a non-nil error only when a whole
 // call failed.
 func (c *Client) SetVisibilityBatch(ctx context.Context, queueURL string, receipts []string, d time.Duration) ([]error, error) {
-	if d < 0 {
-		d = 0
+	changes := make([]VisibilityChange, len(receipts))
+	for i, r := range receipts {
+		changes[i] = VisibilityChange{Receipt: r, D: d}
 	}
-	secs := int32((d + time.Second - 1) / time.Second)
-	errs := make([]error, len(receipts))
-	for start := 0; start < len(receipts); start += MaxBatch {
-		end := min(start+MaxBatch, len(receipts))
-		in := &awssqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(queueURL)}
-		for i := start; i < end; i++ {
-			in.Entries = append(in.Entries, types.ChangeMessageVisibilityBatchRequestEntry{
-				Id: aws.String(strconv.Itoa(i)), ReceiptHandle: aws.String(receipts[i]), VisibilityTimeout: secs,
-			})
-		}
-		out, err := c.api.ChangeMessageVisibilityBatch(ctx, in)
-		if err != nil {
-			return errs, wrap("change visibility batch", queueURL, err)
-		}
-		for _, f := range out.Failed {
-			if i, err := strconv.Atoi(aws.ToString(f.Id)); err == nil && i >= start && i < end {
-				errs[i] = fmt.Errorf("sqs change visibility batch: %s: %s", aws.ToString(f.Code), aws.ToString(f.Message))
-			}
-		}
-	}
-	return errs, nil
+	return c.ChangeVisibilities(ctx, queueURL, changes)
 }
