@@ -74,7 +74,9 @@ func TestWorkerRunsTaskStoresResultThenAcks(t *testing.T) {
 	q, st := testbroker.NewQueue(), testbroker.NewStore()
 	send(t, q, st, "t1", "true")
 	send(t, q, st, "t2", "sh", "-c", "exit 3")
-	w := newTestWorker(t, q, st, nil)
+	// No heartbeat in the way: on a slow machine one would look for a
+	// cancel marker while a task runs, which is not a read before start.
+	w := newTestWorker(t, q, st, func(c *Config) { c.Heartbeat = time.Hour })
 	runUntil(t, w, func() bool { return q.Len(qURL) == 0 })
 	if r := st.Result("t1"); r == nil || r.State != plan.StateSucceeded || r.Attempt != 1 {
 		t.Errorf("t1 result = %+v", r)
