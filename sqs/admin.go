@@ -2,6 +2,8 @@ package sqs
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -36,6 +38,31 @@ func (c *Client) QueueURL(ctx context.Context, name, owner string) (string, erro
 		return "", wrap("get queue url", name, err)
 	}
 	return aws.ToString(out.QueueUrl), nil
+}
+
+// MaxReceiveCount is the maxReceiveCount of a queue's redrive policy: how
+// many receives SQS allows before it moves a message to the dead-letter
+// queue on the next. 0 when the queue has no redrive policy.
+func (c *Client) MaxReceiveCount(ctx context.Context, queueURL string) (int, error) {
+	attrs, err := c.QueueAttributes(ctx, queueURL, AttrRedrivePolicy)
+	if err != nil {
+		return 0, err
+	}
+	raw := attrs[AttrRedrivePolicy]
+	if raw == "" {
+		return 0, nil
+	}
+	var p struct {
+		Count any `json:"maxReceiveCount"` // a number, or a string on some endpoints
+	}
+	if err := json.Unmarshal([]byte(raw), &p); err != nil {
+		return 0, fmt.Errorf("sqs redrive policy of %s: %w", queueURL, err)
+	}
+	n, err := strconv.Atoi(fmt.Sprint(p.Count))
+	if err != nil {
+		return 0, fmt.Errorf("sqs redrive policy of %s: maxReceiveCount %v", queueURL, p.Count)
+	}
+	return n, nil
 }
 
 // CreateQueue creates a standard queue with attrs and returns its URL. SQS

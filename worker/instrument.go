@@ -50,6 +50,11 @@ func (c countedQueue) DeleteBatch(ctx context.Context, queueURL string, receipts
 	return errs, c.note("delete", err)
 }
 
+func (c countedQueue) MaxReceiveCount(ctx context.Context, queueURL string) (int, error) {
+	n, err := c.q.MaxReceiveCount(ctx, queueURL)
+	return n, c.note("get_queue_attributes", err)
+}
+
 func (c countedQueue) Send(ctx context.Context, queueURL string, e sqs.Entry) (string, error) {
 	id, err := c.q.Send(ctx, queueURL, e)
 	return id, c.note("send", err)

@@ -147,6 +147,9 @@ type Worker struct {
 	// emptyAt is when each band was last found empty, by queue URL (the
 	// fetch loop's own: receive only).
 	emptyAt map[string]time.Time
+	// maxReceive is each queue's redrive limit (by URL; absent or 0: none),
+	// read once at start.
+	maxReceive map[string]int
 
 	finished atomic.Int64
 	// lastActive is when a task last arrived or finished (unix nanoseconds),
@@ -220,6 +223,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.started = w.cfg.Now()
 	w.acks = newAcker(w.queue, w.log)
+	w.readRedriveLimits(ctx)
 	// tasks run on their own context: stopping the fetch loop must not kill
 	// them; only the shutdown grace or Abort does.
 	workCtx, stopWork := context.WithCancelCause(context.WithoutCancel(ctx))
@@ -270,6 +274,23 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 var errShutdown = errors.New("worker shutting down")
+
+// readRedriveLimits learns each queue's maxReceiveCount, so that the last
+// delivery SQS allows of a message is known (lastDelivery). Best effort: a
+// queue whose limit cannot be read is treated as having none.
+func (w *Worker) readRedriveLimits(ctx context.Context) {
+	w.maxReceive = map[string]int{}
+	for _, q := range w.cfg.Queues {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		n, err := w.queue.MaxReceiveCount(cctx, q.URL)
+		cancel()
+		if err != nil {
+			w.log.Warn().Err(err).Str("queue", q.Name).Str("band", q.Band).Msg("cannot read the queue's redrive policy")
+			continue
+		}
+		w.maxReceive[q.URL] = n
+	}
+}
 
 func (w *Worker) runningCount() int {
 	w.mu.Lock()

@@ -161,3 +161,30 @@ func TestWorkerPastItsLeaseRecordsOnlyItsAttempt(t *testing.T) {
 		t.Errorf("%d delete calls", n)
 	}
 }
+
+// A message at the last delivery its queue's redrive policy allows is not
+// left to be dead-lettered unread when the worker cannot finish the task on
+// it (here: another worker runs it): it is replaced by a fresh copy, and
+// the task goes on.
+func TestWorkerRenewsAMessageAtItsLastDelivery(t *testing.T) {
+	q, st := testbroker.NewQueue(), testbroker.NewStore()
+	q.MaxReceive = 2
+	send(t, q, st, "t1", "true")
+	ctx := context.Background()
+	// Another worker holds attempt 1 with a fresh marker.
+	now := time.Now()
+	_ = st.Claim(ctx, &plan.Running{V: plan.Version, ID: "t1", Attempt: 1, Worker: plan.WorkerInfo{ID: "other", Host: "h", PID: 2},
+		StartedAt: now, HeartbeatAt: now.Add(time.Hour), HeartbeatEvery: plan.Duration(time.Hour)})
+	// The first delivery went to a receiver that let it go.
+	if msgs, _ := q.Receive(ctx, qURL, 1, 0, 0); len(msgs) != 1 {
+		t.Fatal("no first delivery")
+	}
+	w := newTestWorker(t, q, st, nil)
+	runUntil(t, w, func() bool { return q.Calls("send") >= 2 && q.Calls("delete") >= 1 })
+	if n := q.Len(qURL); n != 1 {
+		t.Fatalf("%d messages, want the fresh copy only", n)
+	}
+	if c := q.ReceiveCount(qURL, "t1"); c != 0 {
+		t.Errorf("the copy was received %d times; want a fresh, delayed copy", c)
+	}
+}

@@ -396,6 +396,18 @@ type Queue struct {
 	seq    int
 	// Now is the queue's clock (default time.Now).
 	Now func() time.Time
+	// MaxReceive is every queue's redrive limit (0: none). The fake does
+	// not move messages itself: tests look at what a worker does with a
+	// message's last delivery.
+	MaxReceive int
+}
+
+// MaxReceiveCount implements sqs.Client.MaxReceiveCount.
+func (q *Queue) MaxReceiveCount(ctx context.Context, queueURL string) (int, error) {
+	if err := q.check("get_queue_attributes"); err != nil {
+		return 0, err
+	}
+	return q.MaxReceive, nil
 }
 
 // NewQueue returns an empty queue set.
