@@ -107,6 +107,14 @@ func (w *Worker) handle(ctx context.Context, q QueueRef, m sqs.Message) {
 	// cancelled before it; a cancel after it is seen at the next heartbeat.
 	w.track(r)
 	defer w.untrack(r)
+	if w.lastDelivery(m) {
+		// Should this worker die while the command runs, the message
+		// would come back once more and be dead-lettered unread, leaving
+		// the task lost for ever: hand the lease over to a fresh copy
+		// now, as before SQS's visibility cap, so that the running marker
+		// holds the task and the copy's receiver takes it over.
+		w.handOver(ctx, r, "at its last delivery before the redrive limit")
+	}
 	res := w.execute(ctx, r)
 	if res == nil {
 		if r.leaseLost {

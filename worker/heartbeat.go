@@ -188,7 +188,7 @@ func (w *Worker) refresh(parent context.Context, r *run, now time.Time) {
 	ctx, cancel := context.WithTimeout(parent, w.cfg.Heartbeat)
 	defer cancel()
 	if !r.handedOver && now.Add(2*w.cfg.VisibilityTimeout).After(r.receivedAt.Add(w.cfg.VisibilityCap)) {
-		w.handOver(ctx, r)
+		w.handOver(ctx, r, "before SQS's visibility cap")
 	}
 	if p := r.proc.Load(); p != nil {
 		if err := p.Renew(w.treeDeadline(r.leaseUntil)); err != nil {
@@ -215,7 +215,9 @@ func (w *Worker) refresh(parent context.Context, r *run, now time.Time) {
 // hidden for another visibility timeout without starting anything; should
 // this worker die, the marker goes stale, and the copy's next receiver runs
 // the next attempt. On a failure it is tried again at the next heartbeat.
-func (w *Worker) handOver(ctx context.Context, r *run) {
+//
+// why ends the log line that says it was done.
+func (w *Worker) handOver(ctx context.Context, r *run, why string) {
 	attrs := map[string]string{"taskiq_handover": r.msg.MessageID, "taskiq_worker": w.cfg.Info.String()}
 	if _, err := w.queue.Send(ctx, r.q.URL, sqs.Entry{Body: r.msg.Body, Attributes: attrs}); err != nil {
 		r.log.Warn().Err(err).Msg("cannot hand the lease over to a fresh message; will try again")
@@ -231,7 +233,7 @@ func (w *Worker) handOver(ctx context.Context, r *run) {
 		// It comes back at the cap and is kept hidden like the copy.
 		r.log.Warn().Err(err).Msg("cannot delete the message whose lease was handed over")
 	}
-	r.log.Info().Msg("lease handed over to a fresh copy of the message before SQS's visibility cap")
+	r.log.Info().Msg("lease handed over to a fresh copy of the message " + why)
 }
 
 func later(a, b time.Time) time.Time {
