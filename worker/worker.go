@@ -280,16 +280,25 @@ var errShutdown = errors.New("worker shutting down")
 // queue whose limit cannot be read is treated as having none.
 func (w *Worker) readRedriveLimits(ctx context.Context) {
 	w.maxReceive = map[string]int{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
 	for _, q := range w.cfg.Queues {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		n, err := w.queue.MaxReceiveCount(cctx, q.URL)
-		cancel()
-		if err != nil {
-			w.log.Warn().Err(err).Str("queue", q.Name).Str("band", q.Band).Msg("cannot read the queue's redrive policy")
-			continue
-		}
-		w.maxReceive[q.URL] = n
+		wg.Add(1)
+		go func() { // at once: a worker's start waits for them
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			n, err := w.queue.MaxReceiveCount(cctx, q.URL)
+			cancel()
+			if err != nil {
+				w.log.Warn().Err(err).Str("queue", q.Name).Str("band", q.Band).Msg("cannot read the queue's redrive policy")
+				return
+			}
+			mu.Lock()
+			w.maxReceive[q.URL] = n
+			mu.Unlock()
+		}()
 	}
+	wg.Wait()
 }
 
 func (w *Worker) runningCount() int {
