@@ -38,7 +38,10 @@ const (
 // s3:GetObject, HeadBucket by s3:ListBucket.
 var (
 	producerSQS = []string{"sqs:SendMessage"}
-	workerSQS   = []string{"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"}
+	// Workers send to their own queues too: a fresh copy of a message
+	// whose lease they hand over (before SQS's visibility cap, at a last
+	// allowed delivery) or renew.
+	workerSQS = []string{"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:SendMessage"}
 	// dlq list and redrive read the dead-letter queue and send to the
 	// others; redrive resolves a source queue's ARN with GetQueueUrl.
 	allSQS    = []string{"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ReceiveMessage", "sqs:SendMessage"}

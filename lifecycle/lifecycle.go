@@ -204,6 +204,16 @@ func statuses(ctx context.Context, st Store, ids []string, now time.Time,
 	return out, errs
 }
 
+// Ended reads a task's final result with one GET, and nil when it has none
+// (yet, or at all): the cheapest read that tells a task has ended.
+func Ended(ctx context.Context, st Store, id string) (*plan.Result, error) {
+	r, err := st.GetResult(ctx, id)
+	if errors.Is(err, s3results.ErrNoObject) {
+		return nil, nil
+	}
+	return r, err
+}
+
 // Result reads a task's final result: plan.ErrNotFinished when it has none
 // yet, plan.ErrTaskNotFound when the task does not exist at all.
 func Result(ctx context.Context, st Store, id string) (*plan.Result, error) {

@@ -27,22 +27,30 @@ func Poll(ctx context.Context, be *backend.Backend, o PollOptions) ([]plan.Statu
 // Poller polls a fixed set of tasks again and again, as a wait does. A task
 // seen in a final state is never read again: its result is written once.
 type Poller struct {
-	// Peek reads unfinished tasks with one LIST each (lifecycle.Peek):
-	// enough to wait on, though running tasks show without their worker.
+	// Peek makes each Poll a round of a wait: only the oldest task not
+	// known to have ended is looked at (one LIST, lifecycle.Peek), and once
+	// it has ended the tasks after it are swept in order with one GET of
+	// their result each, up to the first that has none, which is the one
+	// looked at next. A round so costs a request per task that ended since
+	// the last, plus two; the statuses of the tasks not read are the last
+	// ones seen (queued at first), and running tasks show without their
+	// worker.
 	Peek bool
-	be   *backend.Backend
+	st   lifecycle.Store
 	ids  []string
-	// final holds the statuses of the tasks seen ended, by index.
+	// final holds the statuses of the tasks seen ended, by index; last the
+	// latest status read of the others.
 	final map[int]plan.Status
+	last  map[int]plan.Status
 }
 
 // NewPoller polls ids.
 func NewPoller(be *backend.Backend, ids []string) *Poller {
-	return &Poller{be: be, ids: ids, final: map[int]plan.Status{}}
+	return &Poller{st: be.Store, ids: ids, final: map[int]plan.Status{}, last: map[int]plan.Status{}}
 }
 
 // Poll reports every task's state, reading only those not known to have
-// ended.
+// ended (with Peek, only as many of those as a round of a wait needs).
 func (p *Poller) Poll(ctx context.Context) ([]plan.Status, error) {
 	var idx []int
 	var ids []string
@@ -52,25 +60,73 @@ func (p *Poller) Poll(ctx context.Context) ([]plan.Status, error) {
 			ids = append(ids, id)
 		}
 	}
-	read := lifecycle.Statuses
 	if p.Peek {
-		read = lifecycle.PeekStatuses
-	}
-	sts, errs := read(ctx, p.be.Store, ids, time.Now())
-	if err := firstErr(errs); err != nil {
-		return nil, err
+		if err := p.round(ctx, idx); err != nil {
+			return nil, err
+		}
+	} else {
+		sts, errs := lifecycle.Statuses(ctx, p.st, ids, time.Now())
+		if err := firstErr(errs); err != nil {
+			return nil, err
+		}
+		for k, i := range idx {
+			p.seen(i, sts[k])
+		}
 	}
 	out := make([]plan.Status, len(p.ids))
-	for i, st := range p.final {
-		out[i] = st
-	}
-	for k, i := range idx {
-		out[i] = sts[k]
-		if sts[k].State.Final() {
-			p.final[i] = sts[k]
+	for i, id := range p.ids {
+		if st, ok := p.final[i]; ok {
+			out[i] = st
+		} else if st, ok := p.last[i]; ok {
+			out[i] = st
+		} else {
+			out[i] = plan.Status{ID: id, State: plan.StateQueued}
 		}
 	}
 	return out, nil
+}
+
+func (p *Poller) seen(i int, st plan.Status) {
+	if st.State.Final() {
+		p.final[i] = st
+		delete(p.last, i)
+		return
+	}
+	p.last[i] = st
+}
+
+// round is one round of a wait over the unfinished tasks idx, in the order
+// given (the oldest first, for time-ordered ids): the first is peeked, and
+// while it has ended the next ones are read by their result alone, until
+// one has none; that one is peeked in turn, since a task may also end
+// refused (dead_letter) or not exist at all, which only a LIST tells.
+func (p *Poller) round(ctx context.Context, idx []int) error {
+	st := p.st
+	peek := true
+	for _, i := range idx {
+		id := p.ids[i]
+		if !peek {
+			r, err := lifecycle.Ended(ctx, st, id)
+			if err != nil {
+				return err
+			}
+			if r != nil {
+				p.seen(i, (&lifecycle.Snapshot{Result: r}).Status(id, time.Now()))
+				continue
+			}
+		}
+		snap, err := lifecycle.Peek(ctx, st, id)
+		if err != nil {
+			return err
+		}
+		s := snap.Status(id, time.Now())
+		p.seen(i, s)
+		if !s.State.Final() {
+			return nil
+		}
+		peek = false
+	}
+	return nil
 }
 
 // AllFinal reports whether every status is a final state.

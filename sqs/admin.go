@@ -2,6 +2,7 @@ package sqs
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
@@ -37,6 +38,31 @@ func (c *Client) QueueURL(ctx context.Context, name, owner string) (string, erro
 		return "", wrap("get queue url", name, err)
 	}
 	return aws.ToString(out.QueueUrl), nil
+}
+
+// MaxReceiveCount is the maxReceiveCount of a queue's redrive policy: how
+// many receives SQS allows before it moves a message to the dead-letter
+// queue on the next. 0 when the queue has no redrive policy.
+func (c *Client) MaxReceiveCount(ctx context.Context, queueURL string) (int, error) {
+	attrs, err := c.QueueAttributes(ctx, queueURL, AttrRedrivePolicy)
+	if err != nil {
+		return 0, err
+	}
+	raw := attrs[AttrRedrivePolicy]
+	if raw == "" {
+		return 0, nil
+	}
+	var p struct {
+		Count any `json:"maxReceiveCount"` // a number, or a string on some endpoints
+	}
+	if err := json.Unmarshal([]byte(raw), &p); err != nil {
+		return 0, fmt.Errorf("sqs redrive policy of %s: %w", queueURL, err)
+	}
+	n, err := strconv.Atoi(fmt.Sprint(p.Count))
+	if err != nil {
+		return 0, fmt.Errorf("sqs redrive policy of %s: maxReceiveCount %v", queueURL, p.Count)
+	}
+	return n, nil
 }
 
 // CreateQueue creates a standard queue with attrs and returns its URL. SQS
@@ -123,28 +149,9 @@ func (c *Client) ReceiveDetailed(ctx context.Context, queueURL string, max int, 
 // returns one error slot per receipt and a non-nil error only when a whole
 // call failed.
 func (c *Client) SetVisibilityBatch(ctx context.Context, queueURL string, receipts []string, d time.Duration) ([]error, error) {
-	if d < 0 {
-		d = 0
+	changes := make([]VisibilityChange, len(receipts))
+	for i, r := range receipts {
+		changes[i] = VisibilityChange{Receipt: r, D: d}
 	}
-	secs := int32((d + time.Second - 1) / time.Second)
-	errs := make([]error, len(receipts))
-	for start := 0; start < len(receipts); start += MaxBatch {
-		end := min(start+MaxBatch, len(receipts))
-		in := &awssqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(queueURL)}
-		for i := start; i < end; i++ {
-			in.Entries = append(in.Entries, types.ChangeMessageVisibilityBatchRequestEntry{
-				Id: aws.String(strconv.Itoa(i)), ReceiptHandle: aws.String(receipts[i]), VisibilityTimeout: secs,
-			})
-		}
-		out, err := c.api.ChangeMessageVisibilityBatch(ctx, in)
-		if err != nil {
-			return errs, wrap("change visibility batch", queueURL, err)
-		}
-		for _, f := range out.Failed {
-			if i, err := strconv.Atoi(aws.ToString(f.Id)); err == nil && i >= start && i < end {
-				errs[i] = fmt.Errorf("sqs change visibility batch: %s: %s", aws.ToString(f.Code), aws.ToString(f.Message))
-			}
-		}
-	}
-	return errs, nil
+	return c.ChangeVisibilities(ctx, queueURL, changes)
 }

@@ -212,6 +212,44 @@ func (c *Client) SetVisibility(ctx context.Context, queueURL, receipt string, d 
 	return wrap("change visibility", queueURL, err)
 }
 
+// VisibilityChange is one entry of ChangeVisibilities: a received message
+// and how long it is to stay hidden from now.
+type VisibilityChange struct {
+	Receipt string
+	D       time.Duration
+}
+
+// ChangeVisibilities changes the visibility of messages of one queue, each
+// its own, MaxBatch to a call: the heartbeat extends every running task's lease with
+// one call per ten tasks. It returns one error slot per entry (nil for
+// those changed; permanent for a receipt SQS refuses for good) and a
+// non-nil error only when a whole call failed (the entries of the calls not
+// made keep a nil slot, so callers test the error first).
+func (c *Client) ChangeVisibilities(ctx context.Context, queueURL string, changes []VisibilityChange) ([]error, error) {
+	errs := make([]error, len(changes))
+	for start := 0; start < len(changes); start += MaxBatch {
+		end := min(start+MaxBatch, len(changes))
+		in := &awssqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(queueURL)}
+		for i := start; i < end; i++ {
+			d := max(changes[i].D, 0)
+			in.Entries = append(in.Entries, types.ChangeMessageVisibilityBatchRequestEntry{
+				Id: aws.String(strconv.Itoa(i)), ReceiptHandle: aws.String(changes[i].Receipt),
+				VisibilityTimeout: int32((d + time.Second - 1) / time.Second),
+			})
+		}
+		out, err := c.api.ChangeMessageVisibilityBatch(ctx, in)
+		if err != nil {
+			return errs, wrap("change visibility batch", queueURL, err)
+		}
+		for _, f := range out.Failed {
+			if i, err := strconv.Atoi(aws.ToString(f.Id)); err == nil && i >= start && i < end {
+				errs[i] = entryError("change visibility batch", f.Code, f.Message, f.SenderFault)
+			}
+		}
+	}
+	return errs, nil
+}
+
 // Delete acknowledges a message for good.
 func (c *Client) Delete(ctx context.Context, queueURL, receipt string) error {
 	_, err := c.api.DeleteMessage(ctx, &awssqs.DeleteMessageInput{

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -106,6 +107,14 @@ func (w *Worker) handle(ctx context.Context, q QueueRef, m sqs.Message) {
 	// cancelled before it; a cancel after it is seen at the next heartbeat.
 	w.track(r)
 	defer w.untrack(r)
+	if w.lastDelivery(m) {
+		// Should this worker die while the command runs, the message
+		// would come back once more and be dead-lettered unread, leaving
+		// the task lost for ever: hand the lease over to a fresh copy
+		// now, as before SQS's visibility cap, so that the running marker
+		// holds the task and the copy's receiver takes it over.
+		w.handOver(ctx, r, "at its last delivery before the redrive limit")
+	}
 	res := w.execute(ctx, r)
 	if res == nil {
 		if r.leaseLost {
@@ -399,6 +408,14 @@ func (w *Worker) finish(r *run, res *plan.Result) {
 			// visibility timeout and finds the attempt over.
 			return
 		}
+		if w.lastDelivery(r.msg) {
+			rctx, rcancel := context.WithTimeout(context.Background(), 30*time.Second)
+			renewed := w.renew(rctx, log, r.msg, delay)
+			rcancel()
+			if renewed {
+				return
+			}
+		}
 		w.persist(log, "retry scheduling", func(ctx context.Context) error {
 			return w.queue.SetVisibility(ctx, r.q.URL, r.msg.ReceiptHandle, delay)
 		})
@@ -490,6 +507,10 @@ func (w *Worker) release(r *run) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	if w.lastDelivery(r.msg) && w.renew(ctx, log, r.msg, 0) {
+		log.Info().Msg("task released to the queue as a fresh message")
+		return
+	}
 	if err := w.queue.SetVisibility(ctx, r.q.URL, r.msg.ReceiptHandle, 0); err != nil {
 		log.Warn().Err(err).Msg("cannot release the message; it returns when its lease runs out")
 		return
@@ -518,9 +539,46 @@ func (w *Worker) ack(m sqs.Message) {
 func (w *Worker) retryLater(ctx context.Context, log zerolog.Logger, m sqs.Message, d time.Duration) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
+	if w.lastDelivery(m) && w.renew(cctx, log, m, d) {
+		return
+	}
 	if err := w.queue.SetVisibility(cctx, m.QueueURL, m.ReceiptHandle, d); err != nil {
 		log.Warn().Err(err).Msg("cannot reschedule the message; it returns when its lease runs out")
 	}
+}
+
+// lastDelivery reports whether m is the last delivery SQS allows before its
+// redrive policy moves the message to the dead-letter queue, unread, on the
+// next receive: a message left for later now (retried, released, hidden
+// while another worker runs the task) would end there with nothing in the
+// store to say so, and poll would report the task queued for ever.
+func (w *Worker) lastDelivery(m sqs.Message) bool {
+	n := w.maxReceive[m.QueueURL]
+	return n > 0 && m.ReceiveCount >= n
+}
+
+// maxDelay is SQS's limit on a message's delay.
+const maxDelay = 15 * time.Minute
+
+// renew replaces a message at its last delivery by a fresh copy (receive
+// count zero) that becomes visible after d (at most SQS's 15 minutes), then
+// deletes the old one: the task goes on instead of being dead-lettered for
+// having been received often. A copy sent while the delete fails is a
+// duplicate delivery, which the claim makes harmless. It reports whether
+// the copy was sent.
+func (w *Worker) renew(ctx context.Context, log zerolog.Logger, m sqs.Message, d time.Duration) bool {
+	attrs := maps.Clone(m.Attributes)
+	if attrs == nil {
+		attrs = map[string]string{}
+	}
+	attrs["taskiq_renewed"] = m.MessageID
+	if _, err := w.queue.Send(ctx, m.QueueURL, sqs.Entry{Body: m.Body, Attributes: attrs, Delay: min(d, maxDelay)}); err != nil {
+		log.Warn().Err(err).Int("receive_count", m.ReceiveCount).Msg("cannot renew a message at its last delivery; it may reach the dead-letter queue")
+		return false
+	}
+	w.ack(m)
+	log.Info().Int("receive_count", m.ReceiveCount).Msg("message renewed at its last delivery before the redrive limit")
+	return true
 }
 
 // deadLetter moves a message that can never run to the dead-letter queue with

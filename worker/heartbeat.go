@@ -10,10 +10,11 @@ import (
 	"github.com/taskiq-go/taskiq-go/sqs"
 )
 
-// heartbeatLoop keeps every running attempt alive: it refreshes running
-// markers, extends leases before they run out, stops attempts whose cancel
-// marker appeared or whose lease could not be kept, and writes the worker's
-// own heartbeat record.
+// heartbeatLoop keeps every running attempt alive: it extends the leases
+// that need it with one ChangeMessageVisibilityBatch call per ten tasks of a
+// queue, renews each command's supervisor, refreshes running markers, stops
+// attempts whose cancel marker appeared or whose lease could not be kept,
+// and writes the worker's own heartbeat record.
 func (w *Worker) heartbeatLoop(ctx context.Context) {
 	tick := time.NewTicker(w.cfg.Heartbeat)
 	defer tick.Stop()
@@ -31,27 +32,70 @@ func (w *Worker) heartbeatLoop(ctx context.Context) {
 		}
 		w.mu.Unlock()
 		var wg sync.WaitGroup
-		for _, r := range runs {
-			wg.Add(1)
-			go func() { defer wg.Done(); w.beat(ctx, r) }()
-		}
 		wg.Add(1)
 		go func() { defer wg.Done(); w.beatWorker(ctx) }()
+		w.beat(ctx, runs)
 		wg.Wait()
 	}
 }
 
-func (w *Worker) beat(parent context.Context, r *run) {
-	ctx, cancel := context.WithTimeout(parent, w.cfg.Heartbeat)
-	defer cancel()
+// extension is a lease a heartbeat extends: the run, by how much, and until
+// when the call is worth waiting for.
+type extension struct {
+	r     *run
+	d     time.Duration
+	until time.Time
+}
+
+// beat is one heartbeat of the running attempts: first each one's lease is
+// checked (a worker that woke past it stops the copy at once), then the
+// leases that need it are extended in batches, then each attempt is
+// refreshed on its own (supervisor, cancel marker, running marker).
+func (w *Worker) beat(parent context.Context, runs []*run) {
+	now := w.cfg.Now()
+	var live []*run
+	byQueue := map[string][]extension{}
+	for _, r := range runs {
+		ext, ok := w.checkLease(r, now)
+		if !ok {
+			continue
+		}
+		live = append(live, r)
+		if ext.d > 0 {
+			byQueue[r.q.URL] = append(byQueue[r.q.URL], ext)
+		}
+	}
+	var wg sync.WaitGroup
+	for queueURL, exts := range byQueue {
+		for start := 0; start < len(exts); start += sqs.MaxBatch {
+			chunk := exts[start:min(start+sqs.MaxBatch, len(exts))]
+			wg.Add(1)
+			go func() { defer wg.Done(); w.extend(parent, queueURL, now, chunk) }()
+		}
+	}
+	wg.Wait()
+	for _, r := range live {
+		wg.Add(1)
+		go func() { defer wg.Done(); w.refresh(parent, r, now) }()
+	}
+	wg.Wait()
+}
+
+// checkLease decides what the heartbeat does with r's lease at now: nothing
+// more when the attempt is being stopped or its lease is gone (then it is
+// stopped here), else whether to extend it. An extension is asked once half
+// the lease is gone (or when less than two heartbeats are left), so that an
+// endpoint outage shorter than half the visibility timeout costs no lease,
+// and never for more than SQS's cap on the message allows: it would refuse
+// the call.
+func (w *Worker) checkLease(r *run, now time.Time) (extension, bool) {
 	select {
 	case <-r.stopC:
 		if r.reason == reasonLease {
-			return // the lease is gone and its command being stopped
+			return extension{}, false // the lease is gone and its command being stopped
 		}
 	default:
 	}
-	now := w.cfg.Now()
 	if r.handedOver {
 		// The running marker is the lease now: a reader takes the task
 		// once it has gone stale.
@@ -69,50 +113,83 @@ func (w *Worker) beat(parent context.Context, r *run) {
 			killBy = now
 		}
 		r.stop(reasonLease, killBy)
-		return
+		return extension{}, false
 	}
-	if !r.handedOver && now.Add(2*w.cfg.VisibilityTimeout).After(r.receivedAt.Add(w.cfg.VisibilityCap)) {
-		w.handOver(ctx, r)
+	ext := extension{r: r, d: min(w.cfg.VisibilityTimeout, r.receivedAt.Add(w.cfg.VisibilityCap).Sub(now))}
+	if left := r.leaseUntil.Sub(now); r.handedOver || ext.d <= 0 || left >= max(w.cfg.VisibilityTimeout/2, 2*w.cfg.Heartbeat+time.Second) {
+		ext.d = 0
 	}
-	// Extend the lease once half of it is gone (or when less than two
-	// heartbeats are left): an endpoint outage shorter than half the
-	// visibility timeout then costs no lease. Never ask for more than
-	// SQS's cap allows: it would refuse the call.
-	ext := min(w.cfg.VisibilityTimeout, r.receivedAt.Add(w.cfg.VisibilityCap).Sub(now))
-	if left := r.leaseUntil.Sub(now); !r.handedOver && ext > 0 && left < max(w.cfg.VisibilityTimeout/2, 2*w.cfg.Heartbeat+time.Second) {
-		// An extension is worth waiting for until the supervisor would
-		// begin stopping the command, however slow the endpoint is.
-		ectx, ecancel := context.WithDeadline(parent, later(now.Add(w.cfg.Heartbeat), w.treeDeadline(r.leaseUntil).Add(-w.deadlineGrace())))
-		err := w.queue.SetVisibility(ectx, r.q.URL, r.msg.ReceiptHandle, ext)
-		ecancel()
-		if err != nil {
-			r.log.Warn().Err(err).Msg("cannot extend the lease")
-			// A receipt SQS refuses for good (the message is visible
-			// again, or held by another receive) means the lease is gone
-			// already, whatever time is left on it here.
-			if sqs.Permanent(err) || w.cfg.Now().After(r.leaseUntil.Add(-time.Second)) {
-				// Another worker may take the task now: stop this copy
-				// rather than let two run. It takes over once the lease
-				// has run out and the running marker has gone stale.
-				r.log.Error().Msg("lease lost: stopping the task")
-				killBy := r.leaseUntil
-				if t := r.markedAt.Add(r.marker.StaleAfter()); t.After(killBy) {
-					killBy = t
-				}
-				if sqs.Permanent(err) {
-					killBy = w.cfg.Now().Add(w.deadlineGrace())
-				}
-				r.stop(reasonLease, killBy)
-				return
-			}
-		} else {
-			r.leaseUntil = now.Add(ext)
+	// An extension is worth waiting for until the supervisor would begin
+	// stopping the command, however slow the endpoint is.
+	ext.until = later(now.Add(w.cfg.Heartbeat), w.treeDeadline(r.leaseUntil).Add(-w.deadlineGrace()))
+	return ext, true
+}
+
+// extend extends the leases of up to ten runs of one queue with one call,
+// and deals with each entry's answer on its own: a receipt SQS refuses for
+// good (ReceiptHandleIsInvalid, MessageNotInflight) loses that attempt's
+// lease at once and is not retried; a failure that may pass is tried again
+// at the next heartbeat while time is left on the lease.
+func (w *Worker) extend(parent context.Context, queueURL string, now time.Time, exts []extension) {
+	until := exts[0].until
+	changes := make([]sqs.VisibilityChange, len(exts))
+	for i, e := range exts {
+		changes[i] = sqs.VisibilityChange{Receipt: e.r.msg.ReceiptHandle, D: e.d}
+		if e.until.Before(until) {
+			until = e.until
 		}
 	}
-	// The extension may have taken the whole heartbeat: the cancel check
-	// and the marker get their own.
-	ctx, cancel2 := context.WithTimeout(parent, w.cfg.Heartbeat)
-	defer cancel2()
+	ctx, cancel := context.WithDeadline(parent, until)
+	errs, err := w.queue.ChangeVisibilities(ctx, queueURL, changes)
+	cancel()
+	for i, e := range exts {
+		r, eerr := e.r, err
+		if eerr == nil && i < len(errs) {
+			eerr = errs[i]
+		}
+		if eerr == nil {
+			r.leaseUntil = now.Add(e.d)
+			continue
+		}
+		r.log.Warn().Err(eerr).Msg("cannot extend the lease")
+		// A receipt SQS refuses for good (the message is visible again, or
+		// held by another receive) means the lease is gone already,
+		// whatever time is left on it here.
+		if !sqs.Permanent(eerr) && !w.cfg.Now().After(r.leaseUntil.Add(-time.Second)) {
+			continue
+		}
+		// Another worker may take the task now: stop this copy rather than
+		// let two run. It takes over once the lease has run out and the
+		// running marker has gone stale.
+		r.log.Error().Msg("lease lost: stopping the task")
+		killBy := r.leaseUntil
+		if t := r.markedAt.Add(r.marker.StaleAfter()); t.After(killBy) {
+			killBy = t
+		}
+		if sqs.Permanent(eerr) {
+			killBy = w.cfg.Now().Add(w.deadlineGrace())
+		}
+		r.stop(reasonLease, killBy)
+	}
+}
+
+// refresh does the rest of a heartbeat for one attempt whose lease holds:
+// the lease handed over to a fresh message before SQS's cap, the
+// supervisor's deadline renewed, the cancel marker looked for, and the
+// running marker rewritten.
+func (w *Worker) refresh(parent context.Context, r *run, now time.Time) {
+	select {
+	case <-r.stopC:
+		if r.reason == reasonLease {
+			return
+		}
+	default:
+	}
+	ctx, cancel := context.WithTimeout(parent, w.cfg.Heartbeat)
+	defer cancel()
+	if !r.handedOver && now.Add(2*w.cfg.VisibilityTimeout).After(r.receivedAt.Add(w.cfg.VisibilityCap)) {
+		w.handOver(ctx, r, "before SQS's visibility cap")
+	}
 	if p := r.proc.Load(); p != nil {
 		if err := p.Renew(w.treeDeadline(r.leaseUntil)); err != nil {
 			r.log.Warn().Err(err).Msg("cannot renew the task's supervisor")
@@ -138,7 +215,9 @@ func (w *Worker) beat(parent context.Context, r *run) {
 // hidden for another visibility timeout without starting anything; should
 // this worker die, the marker goes stale, and the copy's next receiver runs
 // the next attempt. On a failure it is tried again at the next heartbeat.
-func (w *Worker) handOver(ctx context.Context, r *run) {
+//
+// why ends the log line that says it was done.
+func (w *Worker) handOver(ctx context.Context, r *run, why string) {
 	attrs := map[string]string{"taskiq_handover": r.msg.MessageID, "taskiq_worker": w.cfg.Info.String()}
 	if _, err := w.queue.Send(ctx, r.q.URL, sqs.Entry{Body: r.msg.Body, Attributes: attrs}); err != nil {
 		r.log.Warn().Err(err).Msg("cannot hand the lease over to a fresh message; will try again")
@@ -154,7 +233,7 @@ func (w *Worker) handOver(ctx context.Context, r *run) {
 		// It comes back at the cap and is kept hidden like the copy.
 		r.log.Warn().Err(err).Msg("cannot delete the message whose lease was handed over")
 	}
-	r.log.Info().Msg("lease handed over to a fresh copy of the message before SQS's visibility cap")
+	r.log.Info().Msg("lease handed over to a fresh copy of the message " + why)
 }
 
 func later(a, b time.Time) time.Time {

@@ -37,9 +37,22 @@ func (c countedQueue) SetVisibility(ctx context.Context, queueURL, receipt strin
 	return c.note("change_visibility", c.q.SetVisibility(ctx, queueURL, receipt, d))
 }
 
+func (c countedQueue) ChangeVisibilities(ctx context.Context, queueURL string, changes []sqs.VisibilityChange) ([]error, error) {
+	errs, err := c.q.ChangeVisibilities(ctx, queueURL, changes)
+	for _, e := range errs {
+		c.note("change_visibility", e)
+	}
+	return errs, c.note("change_visibility", err)
+}
+
 func (c countedQueue) DeleteBatch(ctx context.Context, queueURL string, receipts []string) ([]error, error) {
 	errs, err := c.q.DeleteBatch(ctx, queueURL, receipts)
 	return errs, c.note("delete", err)
+}
+
+func (c countedQueue) MaxReceiveCount(ctx context.Context, queueURL string) (int, error) {
+	n, err := c.q.MaxReceiveCount(ctx, queueURL)
+	return n, c.note("get_queue_attributes", err)
 }
 
 func (c countedQueue) Send(ctx context.Context, queueURL string, e sqs.Entry) (string, error) {

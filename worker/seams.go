@@ -20,8 +20,11 @@ import (
 type Queue interface {
 	Receive(ctx context.Context, queueURL string, max int, wait, visibility time.Duration) ([]sqs.Message, error)
 	SetVisibility(ctx context.Context, queueURL, receipt string, d time.Duration) error
+	ChangeVisibilities(ctx context.Context, queueURL string, changes []sqs.VisibilityChange) ([]error, error)
 	DeleteBatch(ctx context.Context, queueURL string, receipts []string) ([]error, error)
 	Send(ctx context.Context, queueURL string, e sqs.Entry) (string, error)
+	// MaxReceiveCount is the queue's redrive limit (0: none).
+	MaxReceiveCount(ctx context.Context, queueURL string) (int, error)
 }
 
 // Store is the part of the S3 store the worker uses: what the lifecycle

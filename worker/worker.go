@@ -144,6 +144,12 @@ type Worker struct {
 
 	mu      sync.Mutex
 	running map[string]*run // by task id
+	// emptyAt is when each band was last found empty, by queue URL (the
+	// fetch loop's own: receive only).
+	emptyAt map[string]time.Time
+	// maxReceive is each queue's redrive limit (by URL; absent or 0: none),
+	// read once at start.
+	maxReceive map[string]int
 
 	finished atomic.Int64
 	// lastActive is when a task last arrived or finished (unix nanoseconds),
@@ -180,6 +186,7 @@ func New(cfg Config, q Queue, s Store) *Worker {
 		log:     cfg.Log.With().Str("worker", cfg.Info.ID).Logger(),
 		slots:   make(chan struct{}, cfg.Concurrency),
 		running: map[string]*run{},
+		emptyAt: map[string]time.Time{},
 		abort:   make(chan struct{}),
 		ended:   make(chan struct{}, 1),
 	}
@@ -216,6 +223,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	w.started = w.cfg.Now()
 	w.acks = newAcker(w.queue, w.log)
+	w.readRedriveLimits(ctx)
 	// tasks run on their own context: stopping the fetch loop must not kill
 	// them; only the shutdown grace or Abort does.
 	workCtx, stopWork := context.WithCancelCause(context.WithoutCancel(ctx))
@@ -266,6 +274,32 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 var errShutdown = errors.New("worker shutting down")
+
+// readRedriveLimits learns each queue's maxReceiveCount, so that the last
+// delivery SQS allows of a message is known (lastDelivery). Best effort: a
+// queue whose limit cannot be read is treated as having none.
+func (w *Worker) readRedriveLimits(ctx context.Context) {
+	w.maxReceive = map[string]int{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, q := range w.cfg.Queues {
+		wg.Add(1)
+		go func() { // at once: a worker's start waits for them
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			n, err := w.queue.MaxReceiveCount(cctx, q.URL)
+			cancel()
+			if err != nil {
+				w.log.Warn().Err(err).Str("queue", q.Name).Str("band", q.Band).Msg("cannot read the queue's redrive policy")
+				return
+			}
+			mu.Lock()
+			w.maxReceive[q.URL] = n
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+}
 
 func (w *Worker) runningCount() int {
 	w.mu.Lock()
@@ -323,6 +357,7 @@ func (w *Worker) fetchLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) err
 			}
 			break
 		}
+		got += w.gatherSlots(ctx, got)
 		wait := w.cfg.WaitTime
 		if w.cfg.IdleExit > 0 && w.runningCount() == 0 {
 			left := w.cfg.IdleExit - w.cfg.Now().Sub(time.Unix(0, w.lastActive.Load()))
@@ -390,6 +425,42 @@ func (w *Worker) fetchLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) err
 	}
 }
 
+// gatherWindow is how long a busy worker with few free slots waits for more
+// to free up before it receives, so that one receive (and, at the end, one
+// delete) serves several tasks: a worker running short tasks would
+// otherwise receive one message per call, asking every higher priority
+// band each time. An idle worker never waits: a task sent to it starts as
+// soon as the receive returns.
+const gatherWindow = 50 * time.Millisecond
+
+// gatherSlots takes, for up to gatherWindow, slots that free up beside the
+// got already held, while tasks are running and a receive could take more
+// (up to the concurrency, ten, and what MaxTasks leaves). It returns how
+// many it took.
+func (w *Worker) gatherSlots(ctx context.Context, got int) int {
+	want := min(cap(w.slots), sqs.MaxBatch)
+	if got >= want || w.runningCount() == 0 {
+		return 0
+	}
+	t := time.NewTimer(gatherWindow)
+	defer t.Stop()
+	n := 0
+	for got+n < want {
+		if w.cfg.MaxTasks > 0 && w.reserved() >= w.cfg.MaxTasks {
+			break
+		}
+		select {
+		case w.slots <- struct{}{}:
+			n++
+			continue
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		break
+	}
+	return n
+}
+
 // signalEnded tells a fetch loop waiting on MaxTasks that a task ended.
 func (w *Worker) signalEnded() {
 	select {
@@ -434,9 +505,18 @@ func (w *Worker) giveBack(msgs []received) {
 	}
 }
 
+// bandRecheck is how long a band found empty is not asked again by a busy
+// worker's receives: a worker running short tasks back to back would
+// otherwise ask every empty higher band before each receive from the band
+// that has its backlog. A task sent to a higher band meanwhile waits that
+// much longer at most; the wait of an idle worker (a second) is longer
+// anyway, and what comes back from it is checked against every higher band
+// afresh (preferHigher).
+const bandRecheck = 100 * time.Millisecond
+
 // receive takes up to max messages from the highest band that has any. One
 // queue is simply long-polled. With several, each is asked in order without
-// waiting, and only when all are empty does the worker wait, at most a
+// waiting (a band found empty less than bandRecheck ago is passed over), and only when all are empty does the worker wait, at most a
 // second, on the first normal-band queue: a task arriving in a higher band
 // meanwhile waits no longer than that.
 func (w *Worker) receive(ctx context.Context, max int, wait time.Duration) ([]received, QueueRef, error) {
@@ -445,11 +525,17 @@ func (w *Worker) receive(ctx context.Context, max int, wait time.Duration) ([]re
 		msgs, err := w.queue.Receive(ctx, qs[0].URL, max, wait, w.cfg.VisibilityTimeout)
 		return tag(msgs, qs[0]), qs[0], err
 	}
+	now := w.cfg.Now()
 	for _, q := range qs {
+		if at, ok := w.emptyAt[q.URL]; ok && now.Sub(at) < bandRecheck {
+			continue
+		}
 		msgs, err := w.queue.Receive(ctx, q.URL, max, 0, w.cfg.VisibilityTimeout)
 		if err != nil || len(msgs) > 0 {
+			delete(w.emptyAt, q.URL)
 			return tag(msgs, q), q, err
 		}
+		w.emptyAt[q.URL] = now
 	}
 	q := qs[0]
 	for _, c := range qs {

@@ -74,7 +74,9 @@ func TestWorkerRunsTaskStoresResultThenAcks(t *testing.T) {
 	q, st := testbroker.NewQueue(), testbroker.NewStore()
 	send(t, q, st, "t1", "true")
 	send(t, q, st, "t2", "sh", "-c", "exit 3")
-	w := newTestWorker(t, q, st, nil)
+	// No heartbeat in the way: on a slow machine one would look for a
+	// cancel marker while a task runs, which is not a read before start.
+	w := newTestWorker(t, q, st, func(c *Config) { c.Heartbeat = time.Hour })
 	runUntil(t, w, func() bool { return q.Len(qURL) == 0 })
 	if r := st.Result("t1"); r == nil || r.State != plan.StateSucceeded || r.Attempt != 1 {
 		t.Errorf("t1 result = %+v", r)
@@ -157,5 +159,32 @@ func TestWorkerPastItsLeaseRecordsOnlyItsAttempt(t *testing.T) {
 	}
 	if n := q.Calls("delete"); n != 0 {
 		t.Errorf("%d delete calls", n)
+	}
+}
+
+// A message at the last delivery its queue's redrive policy allows is not
+// left to be dead-lettered unread when the worker cannot finish the task on
+// it (here: another worker runs it): it is replaced by a fresh copy, and
+// the task goes on.
+func TestWorkerRenewsAMessageAtItsLastDelivery(t *testing.T) {
+	q, st := testbroker.NewQueue(), testbroker.NewStore()
+	q.MaxReceive = 2
+	send(t, q, st, "t1", "true")
+	ctx := context.Background()
+	// Another worker holds attempt 1 with a fresh marker.
+	now := time.Now()
+	_ = st.Claim(ctx, &plan.Running{V: plan.Version, ID: "t1", Attempt: 1, Worker: plan.WorkerInfo{ID: "other", Host: "h", PID: 2},
+		StartedAt: now, HeartbeatAt: now.Add(time.Hour), HeartbeatEvery: plan.Duration(time.Hour)})
+	// The first delivery went to a receiver that let it go.
+	if msgs, _ := q.Receive(ctx, qURL, 1, 0, 0); len(msgs) != 1 {
+		t.Fatal("no first delivery")
+	}
+	w := newTestWorker(t, q, st, nil)
+	runUntil(t, w, func() bool { return q.Calls("send") >= 2 && q.Calls("delete") >= 1 })
+	if n := q.Len(qURL); n != 1 {
+		t.Fatalf("%d messages, want the fresh copy only", n)
+	}
+	if c := q.ReceiveCount(qURL, "t1"); c != 0 {
+		t.Errorf("the copy was received %d times; want a fresh, delayed copy", c)
 	}
 }

@@ -6,7 +6,7 @@
 //	requests -target URL -env-file FILE
 //
 // It listens on 127.0.0.1:0 and writes `export AWS_ENDPOINT_URL=http://ADDR`
-// to FILE. Requests under /__counts are its own: GET /__counts/reset zeroes
+// (and the _SQS and _S3 variants) to FILE. Requests under /__counts are its own: GET /__counts/reset zeroes
 // the counts, GET /__counts/report?tasks=N prints them, per task when N is
 // given. SQS calls (JSON protocol) are named by their X-Amz-Target header,
 // or their Action parameter (query protocol); S3 calls by method and the
@@ -72,7 +72,11 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := os.WriteFile(*envFile, []byte("export AWS_ENDPOINT_URL=http://"+ln.Addr().String()+"\n"), 0o644); err != nil {
+	// The service-specific variables too: the dev endpoint's env file sets
+	// them, and they win over AWS_ENDPOINT_URL.
+	u2 := "http://" + ln.Addr().String()
+	env := "export AWS_ENDPOINT_URL=" + u2 + "\nexport AWS_ENDPOINT_URL_SQS=" + u2 + "\nexport AWS_ENDPOINT_URL_S3=" + u2 + "\n"
+	if err := os.WriteFile(*envFile, []byte(env), 0o644); err != nil {
 		log.Fatal(err)
 	}
 	log.Fatal(http.Serve(ln, mux))

@@ -7,7 +7,6 @@ package testbroker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -397,6 +396,18 @@ type Queue struct {
 	seq    int
 	// Now is the queue's clock (default time.Now).
 	Now func() time.Time
+	// MaxReceive is every queue's redrive limit (0: none). The fake does
+	// not move messages itself: tests look at what a worker does with a
+	// message's last delivery.
+	MaxReceive int
+}
+
+// MaxReceiveCount implements sqs.Client.MaxReceiveCount.
+func (q *Queue) MaxReceiveCount(ctx context.Context, queueURL string) (int, error) {
+	if err := q.check("get_queue_attributes"); err != nil {
+		return 0, err
+	}
+	return q.MaxReceive, nil
 }
 
 // NewQueue returns an empty queue set.
@@ -458,8 +469,20 @@ func (q *Queue) byReceipt(queueURL, receipt string) (int, *message) {
 }
 
 // ErrBadReceipt is returned for a receipt that no longer names a message in
-// flight.
-var ErrBadReceipt = errors.New("testbroker: receipt handle is invalid")
+// flight: permanent, as SQS's ReceiptHandleIsInvalid is.
+var ErrBadReceipt = fmt.Errorf("testbroker: receipt handle is invalid: %w", sqs.ErrPermanent)
+
+// Expire makes the receipt of message id (as Send returned it) invalid, as
+// when its visibility ran out and another receive took it.
+func (q *Queue) Expire(queueURL, id string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, m := range q.queues[queueURL] {
+		if m.id == id {
+			m.receipt = q.next()
+		}
+	}
+}
 
 // SetVisibility implements sqs.Client.SetVisibility.
 func (q *Queue) SetVisibility(ctx context.Context, queueURL, receipt string, d time.Duration) error {
@@ -474,6 +497,28 @@ func (q *Queue) SetVisibility(ctx context.Context, queueURL, receipt string, d t
 	}
 	m.visibleAt = q.Now().Add(d)
 	return nil
+}
+
+// ChangeVisibilities implements sqs.Client.ChangeVisibilities, counting
+// one "set_visibility_batch" call per ten entries.
+func (q *Queue) ChangeVisibilities(ctx context.Context, queueURL string, changes []sqs.VisibilityChange) ([]error, error) {
+	errs := make([]error, len(changes))
+	for start := 0; start < len(changes); start += sqs.MaxBatch {
+		if err := q.check("set_visibility_batch"); err != nil {
+			return errs, err
+		}
+		q.mu.Lock()
+		for i := start; i < min(start+sqs.MaxBatch, len(changes)); i++ {
+			_, m := q.byReceipt(queueURL, changes[i].Receipt)
+			if m == nil {
+				errs[i] = ErrBadReceipt
+				continue
+			}
+			m.visibleAt = q.Now().Add(changes[i].D)
+		}
+		q.mu.Unlock()
+	}
+	return errs, nil
 }
 
 // DeleteBatch implements sqs.Client.DeleteBatch.
