@@ -134,6 +134,9 @@ def start_then_kill_the_run_worker(stack: Stack, tmp_path: Path, worker_id: str)
     wait_for("the step to start", step_running, timeout=SLOW)
     processes = children(run_worker.pid)
     assert processes, "the run worker runs no process"
+    # The machine dies: nothing of it may act after the first kill. The worker
+    # is frozen first, so that it cannot record its supervisors' deaths.
+    os.kill(run_worker.pid, signal.SIGSTOP)
     for pid in processes:
         os.kill(pid, signal.SIGKILL)
     run_worker.kill()
