@@ -2,13 +2,14 @@
 
     bash bench/venv-peers.sh && make build
     nice .venv-peers/bin/python bench/peers.py [--tasks 2000] [--reps 3] [--probes 20]
-        [--systems taskiq-go,taskiq-aio-sqs,celery] [--json out.json]
+        [--systems taskiq-go,taskiq-aio-sqs,celery] [--poll-group] [--json out.json]
 
 Systems (each with its own queue and bucket on the same moto_server, one
 worker at concurrency 16, no-op tasks):
 
-  taskiq-go       `taskiq-go submit --batch` of N `true`, one `taskiq-go work
-                  --concurrency 16`, `poll --wait` of all ids
+  taskiq-go       `taskiq-go submit --batch` of N `true` (in one group), one
+                  `taskiq-go work --concurrency 16`, `poll --wait` of all ids
+                  (`--poll-group`: `poll --wait --group`)
   taskiq-aio-sqs  taskiq-aio-sqs 2.1.1 with its S3 result backend: N `noop.kiq()`
                   (sent in batches of ten), one `taskiq worker --workers 1
                   --max-async-tasks 16`, `wait_result()` of each
@@ -174,9 +175,11 @@ class RSSSampler:
 class Bench:
     """One moto_server, one counting proxy in front of it, and the processes of a run."""
 
-    def __init__(self, workdir: Path, taskiq_go: Path) -> None:
+    def __init__(self, workdir: Path, taskiq_go: Path, poll_group: bool = False, poll_interval: str = "") -> None:
         self.workdir = workdir
         self.taskiq_go = taskiq_go
+        self.poll_group = poll_group
+        self.poll_interval = poll_interval
         self.procs = Procs(workdir)
         port = free_port()
         self.moto = f"http://127.0.0.1:{port}"
@@ -333,12 +336,17 @@ class TaskiqGo(System):
             return wait_stamp(path) - t0
 
         ids = [f"tg-{uuid.uuid4().hex[:8]}-{i:05d}" for i in range(tasks)]
-        batch = "".join(json.dumps({"id": i, "argv": ["true"]}) + "\n" for i in ids)
+        group = f"g-{uuid.uuid4().hex[:8]}"
+        batch = "".join(json.dumps({"id": i, "argv": ["true"], "group": group}) + "\n" for i in ids)
+        # --poll-group: wait on the group instead of naming every id.
+        waiting = ["--group", group] if self.bench.poll_group else ids
+        if self.bench.poll_interval:
+            waiting = ["--interval", self.bench.poll_interval, *waiting]
 
         def burst() -> None:
             subprocess.run([bin_, "submit", "--batch", "-"], input=batch.encode(), env=self.env, check=True,
                            stdout=subprocess.DEVNULL)
-            subprocess.run([bin_, "poll", "--wait", "--timeout", "900s", *ids], env=self.env, check=True,
+            subprocess.run([bin_, "poll", "--wait", "--timeout", "900s", *waiting], env=self.env, check=True,
                            stdout=subprocess.DEVNULL)
 
         return self.measure(probe, burst, tasks, probes, probe_dir)
@@ -475,6 +483,9 @@ def main() -> None:
     p.add_argument("--probes", type=int, default=20)
     p.add_argument("--systems", default="taskiq-go,taskiq-aio-sqs,celery")
     p.add_argument("--bin", default=str(ROOT / "bin" / "taskiq-go"))
+    p.add_argument("--poll-group", action="store_true",
+                   help="taskiq-go waits with `poll --wait --group` instead of `poll --wait ID...`")
+    p.add_argument("--poll-interval", default="", help="taskiq-go's `poll --wait --interval` (default: its own)")
     p.add_argument("--json", help="write every measurement to this file")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = p.parse_args()
@@ -485,8 +496,10 @@ def main() -> None:
     os.environ.update(AWS_ENV)
     workdir = Path(tempfile.mkdtemp(prefix="peers-"))
     print(f"peers: work directory {workdir}", file=sys.stderr)
-    bench = Bench(workdir, Path(args.bin))
-    stop = lambda *_: (_ for _ in ()).throw(KeyboardInterrupt())  # noqa: E731
+    bench = Bench(workdir, Path(args.bin), args.poll_group, args.poll_interval)
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt  # so that the finally below stops every process
+
     signal.signal(signal.SIGTERM, stop)
     results: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
     try:
