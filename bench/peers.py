@@ -1,0 +1,525 @@
+"""taskiq-go beside taskiq-aio-sqs and Celery, on one moto_server, through one counting proxy.
+
+    bash bench/venv-peers.sh && make build
+    nice .venv-peers/bin/python bench/peers.py [--tasks 2000] [--reps 3] [--probes 20]
+        [--systems taskiq-go,taskiq-aio-sqs,celery] [--poll-group] [--json out.json]
+
+Systems (each with its own queue and bucket on the same moto_server, one
+worker at concurrency 16, no-op tasks):
+
+  taskiq-go       `taskiq-go submit --batch` of N `true` (in one group), one
+                  `taskiq-go work --concurrency 16`, `poll --wait` of all ids
+                  (`--poll-group`: `poll --wait --group`)
+  taskiq-aio-sqs  taskiq-aio-sqs 2.1.1 with its S3 result backend: N `noop.kiq()`
+                  (sent in batches of ten), one `taskiq worker --workers 1
+                  --max-async-tasks 16`, `wait_result()` of each
+  celery          Celery 5.7, SQS transport, S3 result backend: N
+                  `noop.apply_async()`, one `celery worker --concurrency 16`
+                  (prefork), `AsyncResult.get()` of each
+
+Per system and repetition (the order rotates each repetition):
+
+  start     the worker, then one probe task: once it has run, the worker is idle
+            and long-polling
+  latency   PROBES single tasks, one at a time, each timed from just before its
+            submit to the time the task's own first line writes (a file)
+  tasks/s   N tasks from the first submit to the last result seen by the client
+  requests  every AWS request of the throughput phase (client and worker), by
+            service and operation, through bench/requests's counting proxy, per task
+  RSS       the worker's whole process tree (its children included), sampled
+            from /proc every 100 ms while it lives; the peak
+
+Results are waited for with each system's default polling interval (taskiq-go
+0.5 s, taskiq 0.2 s, Celery 0.5 s), one task after another in submit order.
+moto_server, the proxy and the workers are started here on free loopback ports
+and stopped on exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import re
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+VENV_BIN = Path(sys.executable).parent
+ACCOUNT = "123456789012"
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "test",
+    "AWS_SECRET_ACCESS_KEY": "test",
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_CONFIG_FILE": "/dev/null",
+    "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+PAGE = os.sysconf("SC_PAGE_SIZE")
+TASK_ID = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(what: str, ok: Callable[[], bool], timeout: float, step: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while not ok():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"peers: timed out waiting for {what}")
+        time.sleep(step)
+
+
+class Procs:
+    """Background processes, each in its own session, stopped (whole group) on exit."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, name: str, argv: list[str], env: dict[str, str], cwd: Path = ROOT) -> subprocess.Popen[bytes]:
+        log = open(self.logs / f"{name}.log", "ab")
+        proc = subprocess.Popen(
+            argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+        )
+        log.close()
+        self.procs.append(proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen[bytes]) -> None:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=30)
+            except (subprocess.TimeoutExpired, ProcessLookupError):
+                pass
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever of its group is left
+        except (ProcessLookupError, PermissionError):
+            pass
+        proc.wait()
+        if proc in self.procs:
+            self.procs.remove(proc)
+
+    def stop_all(self) -> None:
+        for proc in reversed(list(self.procs)):
+            self.stop(proc)
+
+
+class RSSSampler:
+    """Peak resident memory of a process and all its descendants, from /proc."""
+
+    def __init__(self, pid: int, every: float = 0.1) -> None:
+        self.pid, self.every, self.peak, self.root_peak = pid, every, 0, 0
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _tree_rss(self) -> int:
+        children: dict[int, list[int]] = {}
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+        total, todo = 0, [self.pid]
+        while todo:
+            pid = todo.pop()
+            try:
+                with open(f"/proc/{pid}/statm") as f:
+                    rss = int(f.read().split()[1]) * PAGE
+                total += rss
+                if pid == self.pid:
+                    self.root_peak = max(self.root_peak, rss)
+            except (OSError, IndexError, ValueError):
+                pass
+            todo.extend(children.get(pid, []))
+        return total
+
+    def _run(self) -> None:
+        while not self.stopped.is_set():
+            self.peak = max(self.peak, self._tree_rss())
+            self.stopped.wait(self.every)
+
+    def stop(self) -> int:
+        self.stopped.set()
+        self.thread.join()
+        return self.peak
+
+
+class Bench:
+    """One moto_server, one counting proxy in front of it, and the processes of a run."""
+
+    def __init__(self, workdir: Path, taskiq_go: Path, poll_group: bool = False, poll_interval: str = "") -> None:
+        self.workdir = workdir
+        self.taskiq_go = taskiq_go
+        self.poll_group = poll_group
+        self.poll_interval = poll_interval
+        self.procs = Procs(workdir)
+        port = free_port()
+        self.moto = f"http://127.0.0.1:{port}"
+        moto_bin = shutil.which("moto_server", path=str(VENV_BIN)) or "moto_server"
+        self.procs.start("moto", [moto_bin, "-H", "127.0.0.1", "-p", str(port)], {**os.environ, **AWS_ENV})
+        wait_for("moto_server", lambda: self._answers(self.moto + "/moto-api/"), 60)
+        proxy_bin = workdir / "countproxy"
+        subprocess.run(["go", "build", "-o", str(proxy_bin), "./bench/requests"], cwd=ROOT, check=True)
+        env_file = workdir / "proxy.env"
+        self.procs.start("proxy", [str(proxy_bin), "-target", self.moto, "-env-file", str(env_file)], dict(os.environ))
+        wait_for("the counting proxy", lambda: env_file.exists() and env_file.stat().st_size > 0, 30)
+        self.endpoint = env_file.read_text().strip().split("=", 1)[1]
+        import boto3  # the peers' venv has it
+
+        self.sqs = boto3.client("sqs", endpoint_url=self.moto, region_name="us-east-1")
+        self.s3 = boto3.client("s3", endpoint_url=self.moto, region_name="us-east-1")
+
+    @staticmethod
+    def _answers(url: str) -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                r.read(1)
+            return True
+        except urllib.error.HTTPError:
+            return True
+        except OSError:
+            return False
+
+    def reset_counts(self) -> None:
+        urllib.request.urlopen(self.endpoint + "/__counts/reset", timeout=10).read()
+
+    def counts(self) -> dict[str, int]:
+        """The proxy's counts since the last reset, by "svc operation"."""
+        text = urllib.request.urlopen(self.endpoint + "/__counts/report", timeout=10).read().decode()
+        out: dict[str, int] = {}
+        for line in text.splitlines()[1:]:
+            parts = line.split()
+            if len(parts) >= 3 and parts[-1].isdigit() and parts[1] != "(all)":
+                # The peers' keys carry their task ids: count them by kind.
+                op = TASK_ID.sub("*", f"{parts[0]} {' '.join(parts[1:-1])}")
+                out[op] = out.get(op, 0) + int(parts[-1])
+        return out
+
+    def queue_and_bucket(self, prefix: str) -> tuple[str, str]:
+        """A new queue and bucket for a peer, made directly on moto (not counted)."""
+        name = f"{prefix}-{uuid.uuid4().hex[:10]}"
+        self.sqs.create_queue(QueueName=name)
+        self.s3.create_bucket(Bucket=name)
+        return name, name
+
+
+def wait_stamp(path: Path, timeout: float = 60) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            text = path.read_text().strip()
+            if text:
+                return float(text)
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.002)
+    raise SystemExit(f"peers: probe {path} never ran")
+
+
+class System:
+    """A system under test: a worker to start and stop, probes and a burst to run."""
+
+    name = ""
+
+    def __init__(self, bench: Bench) -> None:
+        self.bench = bench
+        self.worker: subprocess.Popen[bytes] | None = None
+
+    def run(self, rep: int, tasks: int, probes: int) -> dict[str, Any]:
+        b = self.bench
+        probe_dir = b.workdir / f"{self.name}-{rep}-probes"
+        probe_dir.mkdir()
+        self.setup(rep)
+        self.worker = self.start_worker(rep)
+        rss = RSSSampler(self.worker.pid)
+        try:
+            out = self.drive(tasks, probes, probe_dir)
+        finally:
+            out_rss = rss.stop()
+            b.procs.stop(self.worker)
+        out["rss_mib"] = out_rss / 2**20
+        out["root_rss_mib"] = rss.root_peak / 2**20
+        return out
+
+    def measure(self, probe: Callable[[Path], float], burst: Callable[[], None], tasks: int, probes: int,
+                probe_dir: Path) -> dict[str, Any]:
+        """The same sequence for every system, with its own submit and wait."""
+        self.submit_s: list[float] = []
+        probe(probe_dir / "warmup")  # the worker is up and has run a task
+        lat = []
+        for i in range(probes):
+            time.sleep(0.3)  # idle, back in its long poll
+            lat.append(probe(probe_dir / f"p{i}"))
+        self.bench.reset_counts()
+        t0 = time.time()
+        burst()
+        secs = time.time() - t0
+        counts = self.bench.counts()
+        return {
+            "tasks_per_s": tasks / secs,
+            "secs": secs,
+            "latency_ms": statistics.median(lat) * 1000,
+            "latency_all_ms": [round(x * 1000, 1) for x in lat],
+            # of which the submit call itself (a process for taskiq-go, a call for the peers)
+            "submit_ms": statistics.median(self.submit_s[1:]) * 1000,
+            "requests_per_task": sum(counts.values()) / tasks,
+            "requests": counts,
+        }
+
+    def setup(self, rep: int) -> None:
+        raise NotImplementedError
+
+    def start_worker(self, rep: int) -> subprocess.Popen[bytes]:
+        raise NotImplementedError
+
+    def drive(self, tasks: int, probes: int, probe_dir: Path) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class TaskiqGo(System):
+    name = "taskiq-go"
+
+    def setup(self, rep: int) -> None:
+        b = self.bench
+        name = f"tg-{uuid.uuid4().hex[:10]}"
+        self.env = {
+            **os.environ,
+            **AWS_ENV,
+            "AWS_ENDPOINT_URL": b.endpoint,
+            "TASKIQ_GO_QUEUE_URL": f"{b.moto}/{ACCOUNT}/{name}",
+            "TASKIQ_GO_BUCKET": name,
+        }
+        init_env = {**self.env, "AWS_ENDPOINT_URL": b.moto}
+        subprocess.run([str(b.taskiq_go), "init", "--expire-days", "0"], env=init_env, check=True,
+                       stdout=subprocess.DEVNULL)
+
+    def start_worker(self, rep: int) -> subprocess.Popen[bytes]:
+        argv = [str(self.bench.taskiq_go), "work", "--concurrency", "16", "--log-level", "warn"]
+        return self.bench.procs.start(f"taskiq-go-worker-{rep}", argv, self.env)
+
+    def drive(self, tasks: int, probes: int, probe_dir: Path) -> dict[str, Any]:
+        bin_ = str(self.bench.taskiq_go)
+
+        def probe(path: Path) -> float:
+            t0 = time.time()
+            subprocess.run([bin_, "submit", "--", "bash", "-c", f"echo $EPOCHREALTIME > {path}"], env=self.env,
+                           check=True, stdout=subprocess.DEVNULL)
+            self.submit_s.append(time.time() - t0)
+            return wait_stamp(path) - t0
+
+        ids = [f"tg-{uuid.uuid4().hex[:8]}-{i:05d}" for i in range(tasks)]
+        group = f"g-{uuid.uuid4().hex[:8]}"
+        batch = "".join(json.dumps({"id": i, "argv": ["true"], "group": group}) + "\n" for i in ids)
+        # --poll-group: wait on the group instead of naming every id.
+        waiting = ["--group", group] if self.bench.poll_group else ids
+        if self.bench.poll_interval:
+            waiting = ["--interval", self.bench.poll_interval, *waiting]
+
+        def burst() -> None:
+            subprocess.run([bin_, "submit", "--batch", "-"], input=batch.encode(), env=self.env, check=True,
+                           stdout=subprocess.DEVNULL)
+            subprocess.run([bin_, "poll", "--wait", "--timeout", "900s", *waiting], env=self.env, check=True,
+                           stdout=subprocess.DEVNULL)
+
+        return self.measure(probe, burst, tasks, probes, probe_dir)
+
+
+def peer_env(bench: Bench, name: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        **AWS_ENV,
+        "PEERS_ENDPOINT": bench.endpoint,
+        "PEERS_QUEUE": name,
+        "PEERS_BUCKET": name,
+        "PYTHONPATH": str(BENCH),
+    }
+
+
+def load_app(module: str, env: dict[str, str]) -> ModuleType:
+    """The app module, built anew for this repetition's queue and bucket."""
+    for k in ("PEERS_ENDPOINT", "PEERS_QUEUE", "PEERS_BUCKET"):
+        os.environ[k] = env[k]
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    mod = importlib.import_module(module)
+    return importlib.reload(mod)
+
+
+class TaskiqAioSqs(System):
+    name = "taskiq-aio-sqs"
+
+    def setup(self, rep: int) -> None:
+        name, _ = self.bench.queue_and_bucket("tq")
+        self.env = peer_env(self.bench, name)
+
+    def start_worker(self, rep: int) -> subprocess.Popen[bytes]:
+        argv = [str(VENV_BIN / "taskiq"), "worker", "--workers", "1", "--max-async-tasks", "16",
+                "--log-level", "WARNING", "peers_apps.taskiq_app:broker"]
+        return self.bench.procs.start(f"taskiq-aio-sqs-worker-{rep}", argv, self.env, cwd=BENCH)
+
+    def drive(self, tasks: int, probes: int, probe_dir: Path) -> dict[str, Any]:
+        app = load_app("peers_apps.taskiq_app", self.env)
+        loop = asyncio.new_event_loop()
+        loop.run_until_complete(app.broker.startup())
+        try:
+            async def aprobe(path: Path) -> float:
+                t0 = time.time()
+                await app.stamp.kicker().with_labels(skip_batching=True).kiq(str(path))
+                self.submit_s.append(time.time() - t0)
+                return wait_stamp(path, 120) - t0
+
+            async def aburst() -> None:
+                sent = [await app.noop.kiq() for _ in range(tasks)]
+                for t in sent:
+                    await t.wait_result(timeout=900)
+
+            return self.measure(lambda p: loop.run_until_complete(aprobe(p)),
+                                lambda: loop.run_until_complete(aburst()), tasks, probes, probe_dir)
+        finally:
+            loop.run_until_complete(app.broker.shutdown())
+            loop.close()
+
+
+class CelerySQS(System):
+    name = "celery"
+
+    def setup(self, rep: int) -> None:
+        name, _ = self.bench.queue_and_bucket("cq")
+        self.env = peer_env(self.bench, name)
+
+    def start_worker(self, rep: int) -> subprocess.Popen[bytes]:
+        argv = [str(VENV_BIN / "celery"), "-A", "peers_apps.celery_app", "worker", "--concurrency", "16",
+                "--pool", "prefork", "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
+                "--without-heartbeat", "-n", f"peers-{uuid.uuid4().hex[:6]}@%h"]
+        return self.bench.procs.start(f"celery-worker-{self.name}-{time.time_ns()}", argv, self.env, cwd=BENCH)
+
+    def drive(self, tasks: int, probes: int, probe_dir: Path) -> dict[str, Any]:
+        app = load_app("peers_apps.celery_app", self.env)
+
+        def probe(path: Path) -> float:
+            t0 = time.time()
+            app.stamp.apply_async((str(path),))
+            self.submit_s.append(time.time() - t0)
+            return wait_stamp(path, 120) - t0
+
+        def burst() -> None:
+            sent = [app.noop.apply_async() for _ in range(tasks)]
+            for r in sent:
+                r.get(timeout=900)
+
+        try:
+            return self.measure(probe, burst, tasks, probes, probe_dir)
+        finally:
+            app.app.close()
+
+
+SYSTEMS: dict[str, type[System]] = {"taskiq-go": TaskiqGo, "taskiq-aio-sqs": TaskiqAioSqs, "celery": CelerySQS}
+
+
+def table(results: dict[str, list[dict[str, Any]]], tasks: int, reps: int) -> str:
+    med = {
+        name: {k: statistics.median(r[k] for r in runs) for k in ("tasks_per_s", "latency_ms", "requests_per_task",
+                                                                   "rss_mib")}
+        for name, runs in results.items() if runs
+    }
+    lines = [f"{tasks} no-op tasks, one worker at concurrency 16, {reps} repetition(s), median over repetitions",
+             "", "| | tasks/s | submit-to-start (ms, median of probes) | requests/task | worker peak RSS (MiB) |",
+             "|---|---|---|---|---|"]
+    for name, m in med.items():
+        lines.append(f"| {name} | {m['tasks_per_s']:.0f} | {m['latency_ms']:.0f} | {m['requests_per_task']:.1f} "
+                     f"| {m['rss_mib']:.0f} |")
+    go = med.get("taskiq-go")
+    if go:
+        for name, m in med.items():
+            if name == "taskiq-go":
+                continue
+            lines.append(f"| taskiq-go / {name} | {go['tasks_per_s'] / m['tasks_per_s']:.2f}x "
+                         f"| {go['latency_ms'] / m['latency_ms']:.2f}x | "
+                         f"{go['requests_per_task'] / m['requests_per_task']:.2f}x | "
+                         f"{go['rss_mib'] / m['rss_mib']:.2f}x |")
+    lines.append("")
+    for name, runs in results.items():
+        for i, r in enumerate(runs):
+            top = sorted(r["requests"].items(), key=lambda kv: -kv[1])
+            ops = ", ".join(f"{k} {v / tasks:.2f}" for k, v in top[:8])
+            lines.append(f"{name} rep {i}: {r['tasks_per_s']:.0f}/s in {r['secs']:.1f}s; submit call "
+                         f"{r['submit_ms']:.0f} ms; probes ms {r['latency_all_ms']}; worker process alone "
+                         f"{r['root_rss_mib']:.0f} MiB; per task: {ops}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--tasks", type=int, default=2000)
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--probes", type=int, default=20)
+    p.add_argument("--systems", default="taskiq-go,taskiq-aio-sqs,celery")
+    p.add_argument("--bin", default=str(ROOT / "bin" / "taskiq-go"))
+    p.add_argument("--poll-group", action="store_true",
+                   help="taskiq-go waits with `poll --wait --group` instead of `poll --wait ID...`")
+    p.add_argument("--poll-interval", default="", help="taskiq-go's `poll --wait --interval` (default: its own)")
+    p.add_argument("--json", help="write every measurement to this file")
+    p.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    args = p.parse_args()
+    names = args.systems.split(",")
+    for n in names:
+        if n not in SYSTEMS:
+            raise SystemExit(f"peers: unknown system {n!r} (have {', '.join(SYSTEMS)})")
+    os.environ.update(AWS_ENV)
+    workdir = Path(tempfile.mkdtemp(prefix="peers-"))
+    print(f"peers: work directory {workdir}", file=sys.stderr)
+    bench = Bench(workdir, Path(args.bin), args.poll_group, args.poll_interval)
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt  # so that the finally below stops every process
+
+    signal.signal(signal.SIGTERM, stop)
+    results: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+    try:
+        systems = [SYSTEMS[n](bench) for n in names]
+        for rep in range(args.reps):
+            order = systems[rep % len(systems):] + systems[:rep % len(systems)]
+            for s in order:
+                print(f"peers: rep {rep}: {s.name}", file=sys.stderr)
+                r = s.run(rep, args.tasks, args.probes)
+                print(f"peers: rep {rep}: {s.name}: {r['tasks_per_s']:.0f} tasks/s, {r['latency_ms']:.0f} ms, "
+                      f"{r['requests_per_task']:.1f} req/task, {r['rss_mib']:.0f} MiB", file=sys.stderr)
+                results[s.name].append(r)
+    finally:
+        bench.procs.stop_all()
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=1))
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(table(results, args.tasks, args.reps))
+
+
+if __name__ == "__main__":
+    main()
