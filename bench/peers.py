@@ -191,7 +191,8 @@ class Bench:
         env_file = workdir / "proxy.env"
         self.procs.start("proxy", [str(proxy_bin), "-target", self.moto, "-env-file", str(env_file)], dict(os.environ))
         wait_for("the counting proxy", lambda: env_file.exists() and env_file.stat().st_size > 0, 30)
-        self.endpoint = env_file.read_text().strip().split("=", 1)[1]
+        # its first line: export AWS_ENDPOINT_URL=http://ADDR (the _SQS and _S3 ones follow)
+        self.endpoint = env_file.read_text().splitlines()[0].split("=", 1)[1]
         import boto3  # the peers' venv has it
 
         self.sqs = boto3.client("sqs", endpoint_url=self.moto, region_name="us-east-1")
