@@ -111,6 +111,23 @@ def test_step_that_prints_and_dies_shows_its_stderr(warm: Stack) -> None:
     text = events_text(warm.instance, result.run_id)
     assert CRASH_MARKER in text, text[-4000:]
     assert "exit code 3" in text, text[-4000:]
+    # The step left with os._exit, past the code that stops its compute-log
+    # tails: they are gone with the task's process group all the same.
+    assert not tails_of(result.run_id), tails_of(result.run_id)
+
+
+def tails_of(run_id: str) -> list[str]:
+    """Command lines of live `tail -F` processes mirroring a run's compute logs."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if cmd.startswith("tail -F") and run_id in cmd:
+                out.append(cmd)
+    return out
 
 
 CHANGING_JOB = '''
