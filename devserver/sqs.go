@@ -713,6 +713,25 @@ type batchFailure struct {
 }
 
 // checkBatch applies SQS's whole-batch rules to the entry ids.
+// batchRequest is the body of a batch call: a queue and up to ten entries
+// with distinct ids.
+type batchRequest[E any] struct {
+	QueueUrl string
+	Entries  []E
+}
+
+// decode reads a batch call's body and checks its entries' ids.
+func (r *batchRequest[E]) decode(body []byte, id func(E) string) *sqsError {
+	if e := decode(body, r); e != nil {
+		return e
+	}
+	ids := make([]string, len(r.Entries))
+	for i, e := range r.Entries {
+		ids[i] = id(e)
+	}
+	return checkBatch(ids)
+}
+
 func checkBatch(ids []string) *sqsError {
 	switch {
 	case len(ids) == 0:
@@ -742,18 +761,8 @@ func batchResult(successful any, failed []batchFailure) sqsResult {
 }
 
 func (s *sqsService) sendMessageBatch(_ context.Context, body []byte) sqsResult {
-	var req struct {
-		QueueUrl string
-		Entries  []sendEntry
-	}
-	if e := decode(body, &req); e != nil {
-		return e.result()
-	}
-	ids := make([]string, len(req.Entries))
-	for i, e := range req.Entries {
-		ids[i] = e.Id
-	}
-	if e := checkBatch(ids); e != nil {
+	var req batchRequest[sendEntry]
+	if e := req.decode(body, func(e sendEntry) string { return e.Id }); e != nil {
 		return e.result()
 	}
 	s.mu.Lock()
@@ -1074,18 +1083,8 @@ type handleEntry struct {
 }
 
 func (s *sqsService) handleBatch(body []byte, one func(q *queue, e handleEntry, w *write) *sqsError) sqsResult {
-	var req struct {
-		QueueUrl string
-		Entries  []handleEntry
-	}
-	if e := decode(body, &req); e != nil {
-		return e.result()
-	}
-	ids := make([]string, len(req.Entries))
-	for i, e := range req.Entries {
-		ids[i] = e.Id
-	}
-	if e := checkBatch(ids); e != nil {
+	var req batchRequest[handleEntry]
+	if e := req.decode(body, func(e handleEntry) string { return e.Id }); e != nil {
 		return e.result()
 	}
 	s.mu.Lock()
