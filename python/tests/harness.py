@@ -186,6 +186,19 @@ def start_worker(
     return Proc(f"worker-{worker_id}", argv, env, log_dir)
 
 
+def children(pid: int) -> list[int]:
+    """The pids of a process's live children, from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -14,7 +14,7 @@ from dagster._core.storage.dagster_run import DagsterRun
 
 from conftest import Stack, events_text, wait_for_run
 from dagster_taskiq import QUEUE_TAG, TASK_ID_TAG, TaskiqRunLauncher
-from harness import pid_alive, read_if_exists, wait_for
+from harness import children, pid_alive, read_if_exists, wait_for
 from jobs import recon
 
 
@@ -98,18 +98,6 @@ def test_terminate_stops_the_step_and_cancels_the_run(two_workers: Stack, tmp_pa
     finally:
         if pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
 
 
 def test_resume_run_picks_up_the_running_step(two_workers: Stack, tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ from dagster._daemon.monitoring.run_monitoring import RESUME_RUN_LOG_MESSAGE, mo
 
 from conftest import Stack, events_text, make_stack, wait_for_run
 from dagster_taskiq import QUEUE_TAG, TASK_ID_TAG, TaskiqRunLauncher
-from harness import Proc, pid_alive, read_if_exists, wait_for
+from harness import Proc, children, pid_alive, read_if_exists, wait_for
 from jobs import recon
 
 LOGGER = logging.getLogger("test_monitoring")
@@ -64,18 +64,6 @@ def launch(instance: DagsterInstance, name: str, run_config: dict[str, Any], tag
     )
     instance.launch_run(run.run_id, workspace=None)  # type: ignore[arg-type]
     return run
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
 
 
 def test_a_run_executed_in_process_is_left_alone(stack: Stack, tmp_path: Path) -> None:
