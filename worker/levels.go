@@ -123,7 +123,16 @@ func (w *Worker) receive(ctx context.Context, max int, wait time.Duration) ([]re
 		}
 		w.sweptAt = now
 	}
-	cand, q, err := w.drain(ctx, now)
+	var cand []received
+	q := w.inboxes[0]
+	var err error
+	if !w.waitedIdle || len(w.inboxes) > 1 {
+		// Right after a long poll that found nothing a worker's one inbox
+		// is not asked again without waiting: idleness costs one receive
+		// a wait. (With several, the others are asked here.)
+		cand, q, err = w.drain(ctx, now)
+	}
+	w.waitedIdle = false
 	if err != nil {
 		if len(cand) == 0 {
 			return nil, q, err
@@ -147,6 +156,7 @@ func (w *Worker) receive(ctx context.Context, max int, wait time.Duration) ([]re
 			return nil, q, err
 		}
 		cand = w.sortHints(tag(msgs, q))
+		w.waitedIdle = len(msgs) == 0
 		if len(msgs) > 0 {
 			delete(w.emptyAt, q.URL)
 			more, _, _ := w.drain(ctx, w.cfg.Now())

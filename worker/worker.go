@@ -156,6 +156,7 @@ type Worker struct {
 	emptyAt         map[string]time.Time
 	known           map[string]bool
 	sweptAt         time.Time
+	waitedIdle      bool
 	// maxReceive is each queue's redrive limit (by URL; absent or 0: none),
 	// read once at start.
 	maxReceive map[string]int
