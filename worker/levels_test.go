@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strconv"
 	"sync"
@@ -31,6 +32,7 @@ type recordingQueue struct {
 	receives []receiveCall
 	sent     map[string]int // by queue URL
 	hints    int
+	batches  int
 }
 
 type receiveCall struct {
@@ -63,6 +65,9 @@ func (r *recordingQueue) Send(ctx context.Context, url string, e sqs.Entry) (str
 }
 
 func (r *recordingQueue) SendBatch(ctx context.Context, url string, es []sqs.Entry) ([]error, error) {
+	r.mu.Lock()
+	r.batches++
+	r.mu.Unlock()
 	for _, e := range es {
 		r.note(url, e)
 	}
@@ -238,5 +243,32 @@ func TestPutOffLevelMessageGoesBackToTheInbox(t *testing.T) {
 	}
 	if st.Result("t1") != nil {
 		t.Error("a task running elsewhere was run")
+	}
+}
+
+// A parking that fails (the level cannot be sent to) loses nothing: the
+// messages are given back to the inbox and every task runs once.
+func TestFailedParkingGivesTheMessagesBack(t *testing.T) {
+	q, st := &recordingQueue{Queue: testbroker.NewQueue()}, testbroker.NewStore()
+	for i, p := range []int{2, 2, 3} {
+		sendPriority(t, q.Queue, st, "t"+strconv.Itoa(i+1), p)
+	}
+	q.Queue.FailNext("send", errors.New("injected: the level cannot be reached"))
+	w := newTestWorker(t, q, st, func(c *Config) {
+		c.Queues, c.Concurrency, c.Heartbeat = levelRefs(), 1, time.Hour
+	})
+	runUntil(t, w, func() bool {
+		return st.Result("t1") != nil && st.Result("t2") != nil && st.Result("t3") != nil
+	})
+	for _, id := range []string{"t1", "t2", "t3"} {
+		if r := st.Result(id); r.Attempt != 1 || r.State != plan.StateSucceeded {
+			t.Errorf("%s: %+v", id, r)
+		}
+	}
+	// The two priority-2 tasks are parked together; that call fails and
+	// both go back to the inbox; the next drain parks the one it cannot
+	// run again.
+	if q.batches != 2 {
+		t.Errorf("%d parking calls, want 2 (the failed one, then one more)", q.batches)
 	}
 }
