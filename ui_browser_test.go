@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/taskiq-go/taskiq-go/internal/cdp"
+	"github.com/taskiq-go/taskiq-go/plan"
 )
 
 // screenshotDir is where TestDashboardInBrowser leaves a PNG of each page
@@ -122,11 +124,12 @@ func TestDashboardInBrowser(t *testing.T) {
 		return s
 	}
 
-	// Queues: every band of the default queue and the dead-letter queue.
+	// Queues: the inbox and every level of the default queue, and the
+	// dead-letter queue.
 	must(p.Navigate(ctx, rw+"#/queues"))
-	wait("queue rows", `document.querySelectorAll('#queues-table tr[data-queue="default"]').length === 5 &&
+	wait("queue rows", `document.querySelectorAll('#queues-table tr[data-queue="default"]').length === `+strconv.Itoa(len(plan.Bands))+` &&
 		document.querySelector('#queues-table tr[data-queue="dead-letter"]')`)
-	for _, band := range []string{"highest", "high", "normal", "low", "lowest"} {
+	for _, band := range []string{"inbox", "p10", "p5", "p0", "below0"} {
 		wait("band "+band, `document.querySelector('#queues-table tr[data-queue="default"][data-band="`+band+`"]')`)
 	}
 	shot("queues")

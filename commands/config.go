@@ -209,14 +209,10 @@ func (s *Settings) QueueURLFor(name string) (string, error) {
 	return u, nil
 }
 
-// BandURL is the SQS queue a task of the given priority goes to on the
-// named logical queue: the queue's URL plus the band's suffix.
-func (s *Settings) BandURL(name string, priority int) (string, error) {
-	u, err := s.QueueURLFor(name)
-	if err != nil {
-		return "", err
-	}
-	return u + plan.BandFor(priority).Suffix, nil
+// InboxURL is the SQS queue every task of the named logical queue is sent
+// to, whatever its priority: the queue's inbox (plan.Bands).
+func (s *Settings) InboxURL(name string) (string, error) {
+	return s.QueueURLFor(name)
 }
 
 // QueueNames lists the logical names the config file maps explicitly.

@@ -400,25 +400,27 @@ func redriveOne(ctx context.Context, s *Settings, be *backend.Backend, d DeadLet
 	return Redriven{MessageID: d.MessageID, TaskID: d.TaskID, To: target, NewMessageID: id}, nil
 }
 
-// redriveTarget picks the queue a dead letter goes back to: --to's band for
-// the task's priority; else the queue the worker or SQS said it came from;
-// else the queue and band its task names; else the default queue.
+// redriveTarget picks the queue a dead letter goes back to, always an inbox
+// (a level is read only by workers that know it has messages): --to's;
+// else that of the queue the worker or SQS said it came from; else that of
+// the queue its task names; else the default queue's.
 func redriveTarget(ctx context.Context, s *Settings, be *backend.Backend, d DeadLetter, to string) (string, error) {
 	var bt bodyTask
 	decoded := json.Unmarshal([]byte(d.Body), &bt) == nil
 	if to != "" {
-		return s.BandURL(to, bt.Priority)
+		return s.InboxURL(to)
 	}
 	if u := d.msg.Attributes[attrSourceQueue]; u != "" {
-		return u, nil
+		return plan.InboxOf(u), nil
 	}
 	if a := d.msg.SourceQueueARN; a != "" {
 		if id, err := sqs.ParseQueueARN(a); err == nil {
-			return be.Queue.QueueURL(ctx, id.Name, id.Account)
+			u, err := be.Queue.QueueURL(ctx, id.Name, id.Account)
+			return plan.InboxOf(u), err
 		}
 	}
 	if decoded && (bt.Queue == "" || plan.ValidName(bt.Queue) == nil) {
-		if u, err := s.BandURL(bt.Queue, bt.Priority); err == nil {
+		if u, err := s.InboxURL(bt.Queue); err == nil {
 			return u, nil
 		}
 	}

@@ -75,7 +75,7 @@ type serveOps struct {
 var _ serve.Ops = (*serveOps)(nil)
 
 func (o *serveOps) Submit(ctx context.Context, tasks []*plan.Task) (any, error) {
-	out, err := ops.Submit(ctx, o.be, ops.SubmitOptions{Tasks: tasks, BandURL: o.s.BandURL, Now: time.Now(), Signer: o.signer})
+	out, err := ops.Submit(ctx, o.be, ops.SubmitOptions{Tasks: tasks, InboxURL: o.s.InboxURL, Now: time.Now(), Signer: o.signer})
 	if err != nil {
 		return nil, err
 	}

@@ -64,7 +64,7 @@ func submitCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			out, err := ops.Submit(cliContext.Context, be, ops.SubmitOptions{Tasks: tasks, BandURL: s.BandURL, Now: time.Now(), Signer: signer})
+			out, err := ops.Submit(cliContext.Context, be, ops.SubmitOptions{Tasks: tasks, InboxURL: s.InboxURL, Now: time.Now(), Signer: signer})
 			for _, o := range out {
 				if o.ID == "" {
 					continue

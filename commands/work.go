@@ -118,8 +118,8 @@ func workerConfig(cliContext *cli.Context, s *Settings, log zerolog.Logger) (wor
 	return cfg, err
 }
 
-// bandRefs lists the SQS queues behind logical queues: every priority band
-// of each, highest band first, the queues in the given order within a band.
+// bandRefs lists the SQS queues behind logical queues: the inbox and every
+// priority level of each (plan.Bands), the queues in the given order.
 func bandRefs(s *Settings, names []string) ([]worker.QueueRef, error) {
 	var refs []worker.QueueRef
 	for _, b := range plan.Bands {
@@ -128,7 +128,7 @@ func bandRefs(s *Settings, names []string) ([]worker.QueueRef, error) {
 			if err != nil {
 				return nil, err
 			}
-			refs = append(refs, worker.QueueRef{Name: n, Band: b.Name, URL: u + b.Suffix})
+			refs = append(refs, worker.QueueRef{Name: n, Band: b.Name, URL: u + b.Suffix, Level: !b.Inbox, Min: b.Min})
 		}
 	}
 	return refs, nil

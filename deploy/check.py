@@ -56,8 +56,9 @@ def flag(args: list[str], name: str) -> str:
 
 
 def band_queue_urls(url: str) -> list[str]:
-    """The five queues `taskiq-go init` creates for a logical queue (plan's priority bands)."""
-    return [url + "-p2", url + "-p1", url, url + "-n1", url + "-n2"]
+    """The queues `taskiq-go init` creates for a logical queue (plan.Bands): the
+    inbox, then one per priority level, 10 down to 0, then the one below 0."""
+    return [url] + [f"{url}-p{p}" for p in range(10, -1, -1)] + [url + "-n"]
 
 
 def ecs_valid(task_def: dict[str, Any]) -> str:
@@ -124,7 +125,7 @@ def main() -> None:
     triggers = scaled["triggers"]
     urls = [t["metadata"]["queueURL"] for t in triggers]
     check(all(t["type"] == "aws-sqs-queue" for t in triggers), "every trigger is aws-sqs-queue")
-    check(urls == band_queue_urls(config["TASKIQ_GO_QUEUE_URL"]), "one trigger per priority band of the queue")
+    check(urls == band_queue_urls(config["TASKIQ_GO_QUEUE_URL"]), "one trigger per queue of the logical queue (inbox and levels)")
     names = [t["name"] for t in triggers]
     formula = scaled["advanced"]["scalingModifiers"]["formula"]
     check(sorted(re.findall(r"[a-z]\w*", formula)) == sorted(names), f"the formula {formula!r} sums every trigger")
@@ -148,7 +149,7 @@ def main() -> None:
     check(config["TASKIQ_GO_QUEUE_URL"] == QUEUE_URL and config["TASKIQ_GO_BUCKET"] == BUCKET, "same queue and bucket")
     arns = [f"arn:aws:sqs:{REGION}:123456789012:{u.rsplit('/', 1)[1]}" for u in band_queue_urls(QUEUE_URL)]
     keda = json.loads((DEPLOY / "iam" / "keda-policy.json").read_text())
-    check(keda["Statement"][0]["Resource"] == arns, "iam/keda-policy.json covers the five band queues")
+    check(keda["Statement"][0]["Resource"] == arns, "iam/keda-policy.json covers the inbox and every level queue")
     for path in sorted((DEPLOY / "iam").glob("*.json")):
         doc = json.loads(path.read_text())
         check(doc.get("Version") == "2012-10-17" and bool(doc.get("Statement")), f"{path.name} is an IAM policy document")

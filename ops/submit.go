@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -28,9 +29,9 @@ type Submitted struct {
 // SubmitOptions are the parsed tasks and where they go.
 type SubmitOptions struct {
 	Tasks []*plan.Task
-	// BandURL is the SQS queue of a logical queue's priority band.
-	BandURL func(queue string, priority int) (string, error)
-	Now     time.Time
+	// InboxURL is the SQS queue a logical queue's tasks are sent to.
+	InboxURL func(queue string) (string, error)
+	Now      time.Time
 	// Signer, when set, signs every task before it is recorded and sent.
 	Signer *plan.SigningKey
 }
@@ -81,7 +82,7 @@ func Submit(ctx context.Context, be *backend.Backend, o SubmitOptions) ([]Submit
 				return nil, fmt.Errorf("sign task %s: %w", t.ID, err)
 			}
 		}
-		u, err := o.BandURL(t.Queue, t.Priority)
+		u, err := o.InboxURL(t.Queue)
 		if err != nil {
 			return nil, err
 		}
@@ -96,7 +97,7 @@ func Submit(ctx context.Context, be *backend.Backend, o SubmitOptions) ([]Submit
 		if _, ok := byQueue[u]; !ok {
 			order = append(order, u)
 		}
-		byQueue[u] = append(byQueue[u], pending{i, sqs.Entry{Body: string(body), Attributes: map[string]string{"taskiq_id": t.ID}}, pointer})
+		byQueue[u] = append(byQueue[u], pending{i, sqs.Entry{Body: string(body), Attributes: map[string]string{"taskiq_id": t.ID, plan.AttrPriority: strconv.Itoa(t.Priority)}}, pointer})
 		out[i] = Submitted{Queue: t.Queue, Group: t.Group}
 	}
 	// Records first, several at once: a message must never point at a

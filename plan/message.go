@@ -3,6 +3,7 @@ package plan
 import (
 	"encoding/json"
 	"errors"
+	"strconv"
 )
 
 // Pointer is the queue message sent in place of a task whose JSON is larger
@@ -41,4 +42,36 @@ func DecodeMessage(body []byte) (*Task, *Pointer, error) {
 		return nil, nil, &DecodeError{Err: errors.New("pointer has an empty ref")}
 	}
 	return nil, &p, nil
+}
+
+// Message attributes the tool sets beside a body.
+const (
+	// AttrPriority carries a task's priority, so that a worker can park
+	// its message in the right level without reading the body (a Pointer
+	// has none).
+	AttrPriority = "taskiq_priority"
+	// AttrHint marks a hint: a message without a task, which a worker that
+	// parked messages sends to the inbox, so that an idle worker of the
+	// queue wakes and looks at the levels.
+	AttrHint = "taskiq_hint"
+)
+
+// HintBody is the body of a hint message.
+const HintBody = `{"v":1,"hint":"levels"}`
+
+// MessagePriority is the priority of a queued message: its AttrPriority
+// when that is an integer, else the body's "priority" field, else 0.
+func MessagePriority(attrs map[string]string, body []byte) int {
+	if v, ok := attrs[AttrPriority]; ok {
+		if p, err := strconv.Atoi(v); err == nil {
+			return p
+		}
+	}
+	var probe struct {
+		Priority int `json:"priority"`
+	}
+	if json.Unmarshal(body, &probe) == nil {
+		return probe.Priority
+	}
+	return 0
 }

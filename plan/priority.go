@@ -1,43 +1,94 @@
 package plan
 
-// Band is one priority band: SQS has no message priority, so each band of a
-// logical queue is its own SQS queue, and workers take from the highest
-// non-empty band first.
+import (
+	"strconv"
+	"strings"
+)
+
+// Band is one SQS queue of a logical queue. SQS has no message priority,
+// so a logical queue is an inbox and one queue per priority level:
+//
+//   - every task is sent to the inbox (the logical queue's own URL, no
+//     suffix, so a deployment without priorities still uses one queue
+//     while nothing waits);
+//   - a worker with free slots drains the inbox, runs the highest tasks it
+//     took, and parks the rest in their level's queue (a copy sent, the
+//     original deleted), from which free slots take the highest level
+//     first. An idle worker long-polls the inbox alone, so idleness costs
+//     one receive per wait, and a task of any level reaches it at once.
 type Band struct {
 	// Name is the band's name in logs and in `taskiq-go queues`.
 	Name string
-	// Suffix is appended to the logical queue's SQS URL; the normal band has
-	// none, so a deployment without priorities uses just the one queue.
+	// Suffix is appended to the logical queue's SQS URL.
 	Suffix string
-	// Min and Max bound the task priorities that go to the band.
+	// Min and Max bound the task priorities parked in the band; the inbox
+	// takes every priority.
 	Min, Max int
+	// Inbox marks the inbox.
+	Inbox bool
 }
 
-// Bands are the priority bands, highest first. The mapping is fixed so that
-// every producer and worker agrees on it without configuration:
+// LevelTop and LevelBottom are the ends of the range in which every
+// integer priority is its own level; a priority above LevelTop is parked
+// with LevelTop's, and every negative priority in the one level below 0.
+const (
+	LevelTop    = 10
+	LevelBottom = 0
+)
+
+// Inbox is the band every task is sent to.
+var Inbox = Band{Name: "inbox", Suffix: "", Min: MinPriority, Max: MaxPriority, Inbox: true}
+
+// Levels are the parking queues, highest first:
 //
-//	priority >= 10      highest  (-p2)
-//	1 .. 9              high     (-p1)
-//	0                   normal   (no suffix)
-//	-9 .. -1            low      (-n1)
-//	priority <= -10     lowest   (-n2)
-var Bands = []Band{
-	{Name: "highest", Suffix: "-p2", Min: 10, Max: MaxPriority},
-	{Name: "high", Suffix: "-p1", Min: 1, Max: 9},
-	{Name: "normal", Suffix: "", Min: 0, Max: 0},
-	{Name: "low", Suffix: "-n1", Min: -9, Max: -1},
-	{Name: "lowest", Suffix: "-n2", Min: MinPriority, Max: -10},
+//	priority >= 10   p10 (-p10)
+//	9 ... 1          p9 (-p9) ... p1 (-p1), one each
+//	0                p0 (-p0)
+//	priority < 0     below0 (-n)
+var Levels = levels()
+
+// Bands are every SQS queue of a logical queue: the inbox, then the levels
+// highest first. The mapping is fixed, so that every producer and worker
+// agrees on it without configuration; `init`, `queues`, `iam` and `dev`
+// follow it.
+var Bands = append([]Band{Inbox}, Levels...)
+
+func levels() []Band {
+	var out []Band
+	for p := LevelTop; p >= LevelBottom; p-- {
+		b := Band{Name: "p" + strconv.Itoa(p), Suffix: "-p" + strconv.Itoa(p), Min: p, Max: p}
+		if p == LevelTop {
+			b.Max = MaxPriority
+		}
+		out = append(out, b)
+	}
+	return append(out, Band{Name: "below0", Suffix: "-n", Min: MinPriority, Max: LevelBottom - 1})
 }
 
-// BandFor returns the band a task of the given priority goes to.
-func BandFor(priority int) Band {
-	for _, b := range Bands {
+// LevelFor returns the level a task of the given priority is parked in;
+// priorities beyond MinPriority and MaxPriority are clamped to the end
+// levels.
+func LevelFor(priority int) Band {
+	for _, b := range Levels {
 		if priority >= b.Min && priority <= b.Max {
 			return b
 		}
 	}
 	if priority > 0 {
-		return Bands[0]
+		return Levels[0]
 	}
-	return Bands[len(Bands)-1]
+	return Levels[len(Levels)-1]
+}
+
+// InboxOf returns the inbox of the logical queue an SQS queue URL belongs
+// to: the URL without its level's suffix (the URL itself for an inbox).
+// Whatever is sent back to a logical queue (a retry, a redrive, a renewed
+// message) goes to its inbox, where every worker serving it looks.
+func InboxOf(url string) string {
+	for _, b := range Levels {
+		if s, ok := strings.CutSuffix(url, b.Suffix); ok && s != "" {
+			return s
+		}
+	}
+	return url
 }

@@ -7,13 +7,13 @@ import (
 
 func TestHistoryKeepsTheLastSamplesAtMostOnePerGap(t *testing.T) {
 	h := newHistory()
-	q := QueueDepth{Name: "default", Band: "normal"}
+	q := QueueDepth{Name: "default", Band: "inbox"}
 	t0 := time.Unix(1000, 0)
 	for i := range historyLen + 10 {
 		q.Visible = i
 		h.add(t0.Add(time.Duration(i)*time.Second), []QueueDepth{q}, time.Second)
 		// A second reader in the same second adds nothing.
-		h.add(t0.Add(time.Duration(i)*time.Second+time.Millisecond), []QueueDepth{{Name: "default", Band: "normal", Visible: -1}}, time.Second)
+		h.add(t0.Add(time.Duration(i)*time.Second+time.Millisecond), []QueueDepth{{Name: "default", Band: "inbox", Visible: -1}}, time.Second)
 	}
 	got := h.get(q)
 	if len(got) != historyLen {

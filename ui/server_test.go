@@ -35,7 +35,7 @@ func newFake() *fakeSource {
 }
 
 func (f *fakeSource) Queues(context.Context) ([]QueueDepth, error) {
-	return []QueueDepth{{Name: "default", Band: "normal", Visible: 2, InFlight: 1}, {Name: "dead-letter", Visible: 1}}, nil
+	return []QueueDepth{{Name: "default", Band: "inbox", Visible: 2, InFlight: 1}, {Name: "dead-letter", Visible: 1}}, nil
 }
 
 func (f *fakeSource) Workers(context.Context) ([]Worker, error) {

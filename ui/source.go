@@ -11,7 +11,7 @@ import (
 // CLI uses, and the handler tests implement it in memory. No AWS type
 // crosses it.
 type Source interface {
-	// Queues reports the depth of every priority band of every logical
+	// Queues reports the depth of the inbox and every level of every logical
 	// queue, and of the dead-letter queue (Name "dead-letter", no Band).
 	Queues(ctx context.Context) ([]QueueDepth, error)
 	// Workers reports every worker's last heartbeat, newest first.

@@ -408,7 +408,7 @@ func (w *Worker) finish(r *run, res *plan.Result) {
 			// visibility timeout and finds the attempt over.
 			return
 		}
-		if w.lastDelivery(r.msg) {
+		if w.lastDelivery(r.msg) || w.isLevel(r.msg.QueueURL) {
 			rctx, rcancel := context.WithTimeout(context.Background(), 30*time.Second)
 			renewed := w.renew(rctx, log, r.msg, delay)
 			rcancel()
@@ -507,7 +507,7 @@ func (w *Worker) release(r *run) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if w.lastDelivery(r.msg) && w.renew(ctx, log, r.msg, 0) {
+	if (w.lastDelivery(r.msg) || w.isLevel(r.msg.QueueURL)) && w.renew(ctx, log, r.msg, 0) {
 		log.Info().Msg("task released to the queue as a fresh message")
 		return
 	}
@@ -539,7 +539,7 @@ func (w *Worker) ack(m sqs.Message) {
 func (w *Worker) retryLater(ctx context.Context, log zerolog.Logger, m sqs.Message, d time.Duration) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if w.lastDelivery(m) && w.renew(cctx, log, m, d) {
+	if (w.lastDelivery(m) || w.isLevel(m.QueueURL)) && w.renew(cctx, log, m, d) {
 		return
 	}
 	if err := w.queue.SetVisibility(cctx, m.QueueURL, m.ReceiptHandle, d); err != nil {
@@ -560,10 +560,11 @@ func (w *Worker) lastDelivery(m sqs.Message) bool {
 // maxDelay is SQS's limit on a message's delay.
 const maxDelay = 15 * time.Minute
 
-// renew replaces a message at its last delivery by a fresh copy (receive
-// count zero) that becomes visible after d (at most SQS's 15 minutes), then
-// deletes the old one: the task goes on instead of being dead-lettered for
-// having been received often. A copy sent while the delete fails is a
+// renew replaces a message at its last delivery, or one of a priority
+// level, by a fresh copy (receive count zero) in its inbox that becomes
+// visible after d (at most SQS's 15 minutes), then deletes the old one: the
+// task goes on instead of being dead-lettered for having been received
+// often, and where every worker of the queue looks. A copy sent while the delete fails is a
 // duplicate delivery, which the claim makes harmless. It reports whether
 // the copy was sent.
 func (w *Worker) renew(ctx context.Context, log zerolog.Logger, m sqs.Message, d time.Duration) bool {
@@ -572,12 +573,16 @@ func (w *Worker) renew(ctx context.Context, log zerolog.Logger, m sqs.Message, d
 		attrs = map[string]string{}
 	}
 	attrs["taskiq_renewed"] = m.MessageID
-	if _, err := w.queue.Send(ctx, m.QueueURL, sqs.Entry{Body: m.Body, Attributes: attrs, Delay: min(d, maxDelay)}); err != nil {
+	if _, err := w.queue.Send(ctx, w.inboxOf(m.QueueURL), sqs.Entry{Body: m.Body, Attributes: attrs, Delay: min(d, maxDelay)}); err != nil {
 		log.Warn().Err(err).Int("receive_count", m.ReceiveCount).Msg("cannot renew a message at its last delivery; it may reach the dead-letter queue")
 		return false
 	}
 	w.ack(m)
-	log.Info().Int("receive_count", m.ReceiveCount).Msg("message renewed at its last delivery before the redrive limit")
+	if w.lastDelivery(m) {
+		log.Info().Int("receive_count", m.ReceiveCount).Msg("message renewed at its last delivery before the redrive limit")
+	} else {
+		log.Debug().Dur("delay", d).Msg("message of a priority level renewed into its inbox")
+	}
 	return true
 }
 
@@ -591,7 +596,7 @@ func (w *Worker) deadLetter(ctx context.Context, log zerolog.Logger, q QueueRef,
 	}
 	attrs := map[string]string{
 		"taskiq_reason":       reason.Error(),
-		"taskiq_source_queue": q.URL,
+		"taskiq_source_queue": w.inboxOf(q.URL),
 		"taskiq_message_id":   m.MessageID,
 		"taskiq_worker":       w.cfg.Info.String(),
 	}

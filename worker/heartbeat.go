@@ -19,6 +19,7 @@ func (w *Worker) heartbeatLoop(ctx context.Context) {
 	tick := time.NewTicker(w.cfg.Heartbeat)
 	defer tick.Stop()
 	w.beatWorker(ctx)
+	recordAt, wasBusy := w.cfg.Now(), false
 	for {
 		select {
 		case <-ctx.Done():
@@ -31,12 +32,29 @@ func (w *Worker) heartbeatLoop(ctx context.Context) {
 			runs = append(runs, r)
 		}
 		w.mu.Unlock()
+		// The record (and the stop request beside it) at every beat while
+		// tasks run and once when the last ends; an idle worker's only
+		// every idleRecordEvery, which is what its record says.
+		busy := len(runs) > 0
+		now := w.cfg.Now()
+		record := busy || wasBusy || now.Sub(recordAt) >= w.idleRecordEvery()
+		wasBusy = busy
 		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() { defer wg.Done(); w.beatWorker(ctx) }()
+		if record {
+			recordAt = now
+			wg.Add(1)
+			go func() { defer wg.Done(); w.beatWorker(ctx) }()
+		}
 		w.beat(ctx, runs)
 		wg.Wait()
 	}
+}
+
+// idleRecordEvery is how often an idle worker rewrites its heartbeat record
+// and looks for a stop request: ten heartbeats, at most 30 s (at least one
+// heartbeat), so that an idle worker costs a few requests a minute.
+func (w *Worker) idleRecordEvery() time.Duration {
+	return max(w.cfg.Heartbeat, min(10*w.cfg.Heartbeat, 30*time.Second))
 }
 
 // extension is a lease a heartbeat extends: the run, by how much, and until
@@ -219,7 +237,7 @@ func (w *Worker) refresh(parent context.Context, r *run, now time.Time) {
 // why ends the log line that says it was done.
 func (w *Worker) handOver(ctx context.Context, r *run, why string) {
 	attrs := map[string]string{"taskiq_handover": r.msg.MessageID, "taskiq_worker": w.cfg.Info.String()}
-	if _, err := w.queue.Send(ctx, r.q.URL, sqs.Entry{Body: r.msg.Body, Attributes: attrs}); err != nil {
+	if _, err := w.queue.Send(ctx, w.inboxOf(r.q.URL), sqs.Entry{Body: r.msg.Body, Attributes: attrs}); err != nil {
 		r.log.Warn().Err(err).Msg("cannot hand the lease over to a fresh message; will try again")
 		return
 	}
@@ -273,8 +291,10 @@ type Heartbeat struct {
 	Finished    int       `json:"finished"`
 	StartedAt   time.Time `json:"started_at"`
 	HeartbeatAt time.Time `json:"heartbeat_at"`
-	// HeartbeatEvery is how often this record is rewritten; a record older
-	// than three of these belongs to a worker that has stopped.
+	// HeartbeatEvery is the longest this record goes without being
+	// rewritten (an idle worker's interval; a busy one writes it at every
+	// heartbeat); a record older than three of these belongs to a worker
+	// that has stopped.
 	HeartbeatEvery plan.Duration `json:"heartbeat_every"`
 
 	// RunningByQueue counts the running tasks by the SQS queue URL their
@@ -288,7 +308,7 @@ func (w *Worker) beatWorker(ctx context.Context) {
 		Worker: w.cfg.Info.ID, Host: w.cfg.Info.Host, PID: w.cfg.Info.PID, Version: w.cfg.Version,
 		Concurrency: w.cfg.Concurrency, Finished: w.Finished(),
 		StartedAt: w.started, HeartbeatAt: w.cfg.Now(), Running: []string{},
-		HeartbeatEvery: plan.Duration(w.cfg.Heartbeat),
+		HeartbeatEvery: plan.Duration(w.idleRecordEvery()),
 	}
 	for _, q := range w.cfg.Queues {
 		if !slices.Contains(hb.Queues, q.Name) {

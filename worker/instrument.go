@@ -60,6 +60,11 @@ func (c countedQueue) Send(ctx context.Context, queueURL string, e sqs.Entry) (s
 	return id, c.note("send", err)
 }
 
+func (c countedQueue) SendBatch(ctx context.Context, queueURL string, entries []sqs.Entry) ([]error, error) {
+	errs, err := c.q.SendBatch(ctx, queueURL, entries)
+	return errs, c.note("send", err)
+}
+
 type countedStore struct {
 	s Store
 	m Metrics

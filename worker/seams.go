@@ -23,6 +23,9 @@ type Queue interface {
 	ChangeVisibilities(ctx context.Context, queueURL string, changes []sqs.VisibilityChange) ([]error, error)
 	DeleteBatch(ctx context.Context, queueURL string, receipts []string) ([]error, error)
 	Send(ctx context.Context, queueURL string, e sqs.Entry) (string, error)
+	// SendBatch sends up to ten messages in one call; errs has one entry
+	// per message (nil when it was sent).
+	SendBatch(ctx context.Context, queueURL string, entries []sqs.Entry) ([]error, error)
 	// MaxReceiveCount is the queue's redrive limit (0: none).
 	MaxReceiveCount(ctx context.Context, queueURL string) (int, error)
 }

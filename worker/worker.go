@@ -15,13 +15,18 @@ import (
 	"github.com/taskiq-go/taskiq-go/sqs"
 )
 
-// QueueRef is one SQS queue a worker serves: one priority band of one
-// logical queue.
+// QueueRef is one SQS queue a worker serves: the inbox or one priority
+// level of one logical queue (plan.Bands).
 type QueueRef struct {
 	// Name is the logical queue's name, Band the band's (plan.Bands).
 	Name string
 	Band string
 	URL  string
+	// Level marks a parking level, which holds the priorities from Min
+	// up; a queue that is not a level is an inbox, or a plain queue of a
+	// worker given no levels (each task runs in the order received).
+	Level bool
+	Min   int
 }
 
 // Config is everything a worker needs to know; zero values take the
@@ -144,9 +149,14 @@ type Worker struct {
 
 	mu      sync.Mutex
 	running map[string]*run // by task id
-	// emptyAt is when each band was last found empty, by queue URL (the
-	// fetch loop's own: receive only).
-	emptyAt map[string]time.Time
+	// The fetch loop's own (receive only): the inboxes and levels of
+	// Queues (levels.go), when each queue was last found empty, which
+	// levels may hold messages, and when every level was last asked.
+	inboxes, levels []QueueRef
+	emptyAt         map[string]time.Time
+	known           map[string]bool
+	sweptAt         time.Time
+	waitedIdle      bool
 	// maxReceive is each queue's redrive limit (by URL; absent or 0: none),
 	// read once at start.
 	maxReceive map[string]int
@@ -179,7 +189,7 @@ type Worker struct {
 // New builds a worker; it does nothing until Run.
 func New(cfg Config, q Queue, s Store) *Worker {
 	cfg.defaults()
-	return &Worker{
+	w := &Worker{
 		cfg:     cfg,
 		queue:   countedQueue{q, cfg.Metrics},
 		store:   countedStore{s, cfg.Metrics},
@@ -187,9 +197,12 @@ func New(cfg Config, q Queue, s Store) *Worker {
 		slots:   make(chan struct{}, cfg.Concurrency),
 		running: map[string]*run{},
 		emptyAt: map[string]time.Time{},
+		known:   map[string]bool{},
 		abort:   make(chan struct{}),
 		ended:   make(chan struct{}, 1),
 	}
+	w.inboxes, w.levels = splitQueues(cfg.Queues)
+	return w
 }
 
 // Abort stops running tasks at once (a second stop signal). Their messages
@@ -495,7 +508,10 @@ func (w *Worker) receiveStoppable(ctx context.Context, max int, wait time.Durati
 func (w *Worker) giveBack(msgs []received) {
 	for _, m := range msgs {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := w.queue.SetVisibility(ctx, m.QueueURL, m.ReceiptHandle, 0)
+		var err error
+		if !w.isLevel(m.QueueURL) || !w.renew(ctx, w.log, m.Message, 0) {
+			err = w.queue.SetVisibility(ctx, m.QueueURL, m.ReceiptHandle, 0)
+		}
 		cancel()
 		if err != nil {
 			w.log.Warn().Err(err).Str("message_id", m.MessageID).Msg("cannot give back a message received while stopping; it returns when its lease runs out")
@@ -503,97 +519,6 @@ func (w *Worker) giveBack(msgs []received) {
 		}
 		w.log.Info().Str("message_id", m.MessageID).Msg("message received while stopping given back")
 	}
-}
-
-// bandRecheck is how long a band found empty is not asked again by a busy
-// worker's receives: a worker running short tasks back to back would
-// otherwise ask every empty higher band before each receive from the band
-// that has its backlog. A task sent to a higher band meanwhile waits that
-// much longer at most; the wait of an idle worker (a second) is longer
-// anyway, and what comes back from it is checked against every higher band
-// afresh (preferHigher).
-const bandRecheck = 100 * time.Millisecond
-
-// receive takes up to max messages from the highest band that has any. One
-// queue is simply long-polled. With several, each is asked in order without
-// waiting (a band found empty less than bandRecheck ago is passed over), and only when all are empty does the worker wait, at most a
-// second, on the first normal-band queue: a task arriving in a higher band
-// meanwhile waits no longer than that.
-func (w *Worker) receive(ctx context.Context, max int, wait time.Duration) ([]received, QueueRef, error) {
-	qs := w.cfg.Queues
-	if len(qs) == 1 {
-		msgs, err := w.queue.Receive(ctx, qs[0].URL, max, wait, w.cfg.VisibilityTimeout)
-		return tag(msgs, qs[0]), qs[0], err
-	}
-	now := w.cfg.Now()
-	for _, q := range qs {
-		if at, ok := w.emptyAt[q.URL]; ok && now.Sub(at) < bandRecheck {
-			continue
-		}
-		msgs, err := w.queue.Receive(ctx, q.URL, max, 0, w.cfg.VisibilityTimeout)
-		if err != nil || len(msgs) > 0 {
-			delete(w.emptyAt, q.URL)
-			return tag(msgs, q), q, err
-		}
-		w.emptyAt[q.URL] = now
-	}
-	q := qs[0]
-	for _, c := range qs {
-		if c.Band == "normal" {
-			q = c
-			break
-		}
-	}
-	msgs, err := w.queue.Receive(ctx, q.URL, max, min(wait, time.Second), w.cfg.VisibilityTimeout)
-	if err != nil || len(msgs) == 0 {
-		return nil, q, err
-	}
-	return w.preferHigher(ctx, q, tag(msgs, q)), q, nil
-}
-
-// received is a message and the queue it came from.
-type received struct {
-	sqs.Message
-	q QueueRef
-}
-
-func tag(msgs []sqs.Message, q QueueRef) []received {
-	out := make([]received, len(msgs))
-	for i, m := range msgs {
-		out[i] = received{m, q}
-	}
-	return out
-}
-
-// preferHigher keeps priority strict around a long poll: messages that
-// reached a higher band while the worker waited on the normal one are taken
-// in place of as many of those it received, which go back to their queue at
-// once. Without it an idle worker would start a normal task sent just after
-// a high one, and with one slot the high task would wait for it to finish.
-func (w *Worker) preferHigher(ctx context.Context, from QueueRef, msgs []received) []received {
-	var higher []received
-	for _, q := range w.cfg.Queues {
-		if q == from || len(higher) >= len(msgs) {
-			break
-		}
-		hm, err := w.queue.Receive(ctx, q.URL, len(msgs)-len(higher), 0, w.cfg.VisibilityTimeout)
-		if err != nil {
-			break
-		}
-		higher = append(higher, tag(hm, q)...)
-	}
-	if len(higher) == 0 {
-		return msgs
-	}
-	keep := len(msgs) - len(higher)
-	for _, m := range msgs[keep:] {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		if err := w.queue.SetVisibility(cctx, m.QueueURL, m.ReceiptHandle, 0); err != nil {
-			w.log.Warn().Err(err).Str("queue", m.q.Name).Str("band", m.q.Band).Msg("cannot give back a lower-priority message; it returns when its lease runs out")
-		}
-		cancel()
-	}
-	return append(higher, msgs[:keep]...)
 }
 
 func (w *Worker) touch() { w.lastActive.Store(w.cfg.Now().UnixNano()) }

@@ -16,7 +16,7 @@ import (
 
 const qURL = "http://queue.test/default"
 
-func newTestWorker(t *testing.T, q *testbroker.Queue, st *testbroker.Store, mod func(*Config)) *Worker {
+func newTestWorker(t *testing.T, q Queue, st *testbroker.Store, mod func(*Config)) *Worker {
 	t.Helper()
 	cfg := Config{
 		Queues:            []QueueRef{{Name: "default", Band: "normal", URL: qURL}},

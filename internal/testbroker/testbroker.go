@@ -427,6 +427,20 @@ func (q *Queue) Send(ctx context.Context, queueURL string, e sqs.Entry) (string,
 	return m.id, nil
 }
 
+// SendBatch implements sqs.Client.SendBatch.
+func (q *Queue) SendBatch(ctx context.Context, queueURL string, entries []sqs.Entry) ([]error, error) {
+	errs := make([]error, len(entries))
+	for i, e := range entries {
+		if _, err := q.Send(ctx, queueURL, e); err != nil {
+			if i == 0 {
+				return nil, err
+			}
+			errs[i] = err
+		}
+	}
+	return errs, nil
+}
+
 // Receive implements sqs.Client.Receive.
 func (q *Queue) Receive(ctx context.Context, queueURL string, max int, wait, visibility time.Duration) ([]sqs.Message, error) {
 	if err := q.check("receive"); err != nil {

@@ -220,9 +220,9 @@ def prioritized() -> None:
 #: Dagster's own step priority: the order in which the executor *submits* ready steps.
 DAGSTER_SUBMIT_ORDER_TAG = "dagster/priority"
 
-#: Step -> its dagster-taskiq/priority. One step per band: low, normal, high, highest.
+#: Step -> its dagster-taskiq/priority. One step per level: below 0, 0, 5 and 10 (20 counts as 10).
 FAN_PRIORITIES = {"prio_minus5": -5, "prio_0": 0, "prio_5": 5, "prio_20": 20}
-#: Steps of the urgent run (run_priority 10 lifts them to high and highest).
+#: Steps of the urgent run (run_priority 10 lifts them to levels 5 and 10).
 URGENT_PRIORITIES = {"urgent_minus5": -5, "urgent_0": 0}
 
 
@@ -233,11 +233,11 @@ def _submit_rank(priorities: dict[str, int], name: str) -> str:
 
 # The executor submits the two roots kickoff first, then hold (both priority
 # 1000, kickoff first by Dagster's own tag). The idle worker takes kickoff
-# (hold is not there yet); once kickoff ends, hold, long queued in the
-# highest band, takes the slot and keeps it until the test opens the gate, by
+# (hold is not there yet); once kickoff ends, hold, long queued at the
+# highest level, takes the slot and keeps it until the test opens the gate, by
 # which time every step kickoff fans out to has been submitted. (A step that
 # only became ready when kickoff ended could not be relied on to get there
-# first: an idle worker long-polls the normal band and takes what lands there.)
+# first: an idle worker long-polls the inbox and takes what lands there.)
 @op(tags={PRIORITY_TAG: "1000", DAGSTER_SUBMIT_ORDER_TAG: "200"})
 def kickoff() -> int:
     return 1

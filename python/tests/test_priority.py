@@ -1,14 +1,14 @@
 """Priority with real Dagster: ready steps are submitted highest priority first, and on one
-worker slot they start highest band first.
+worker slot they start highest level first.
 
 One worker with ``--concurrency 1``. In ``priority_fan`` a first op, kickoff,
 fans out to four steps tagged ``dagster-taskiq/priority`` -5, 0, 5 and 20 (the
-bands low, normal, high, highest). Right after kickoff the root step ``hold``
+levels below 0, 0, 5 and 10). Right after kickoff the root step ``hold``
 takes the slot and keeps it until the test has seen all four submitted and
 opens its gate; from then on the worker picks the order. Dagster is made to
 submit the four lowest priority first (its own ``dagster/priority`` tag), so
 first come, first served would start them in exactly the wrong order: only the
-bands put them right. The executor, like dagster-celery, also submits them
+levels put them right. The executor, like dagster-celery, also submits them
 highest first (``dagster-taskiq/priority`` plus ``dagster-taskiq/run_priority``).
 
 Waits are bounded by progress, not by a guess of how long a run takes: a run
@@ -40,14 +40,9 @@ STALL_TIMEOUT = 120.0
 
 
 def band(priority: int) -> int:
-    """taskiq-go's band (plan/priority.go) as a rank: 2 highest, 1 high, 0 normal, -1 low, -2 lowest."""
-    if priority >= 10:
-        return 2
-    if priority >= 1:
-        return 1
-    if priority == 0:
-        return 0
-    return -1 if priority >= -9 else -2
+    """taskiq-go's priority level (plan/priority.go) as a rank: 0 to 10 each their own, above 10
+    as 10, every negative priority -1."""
+    return min(priority, 10) if priority >= 0 else -1
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +153,7 @@ def assert_band_order(order: list[tuple[float, str]], priority: Mapping[str, int
     t0 = order[0][0]
     shown = ", ".join(f"{k} (p={priority[k]}, +{t - t0:.2f}s)" for t, k in order)
     ranks = [band(priority[k]) for _, k in order]
-    assert ranks == sorted(ranks, reverse=True), f"steps did not start highest band first: {shown}"
+    assert ranks == sorted(ranks, reverse=True), f"steps did not start highest level first: {shown}"
 
 
 def test_ready_steps_start_highest_band_first(one_slot: Stack, tmp_path: Path) -> None:

@@ -1,0 +1,362 @@
+package worker
+
+import (
+	"cmp"
+	"context"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/taskiq-go/taskiq-go/plan"
+	"github.com/taskiq-go/taskiq-go/sqs"
+)
+
+// Priority, as the fetch loop keeps it (plan.Band says why it is built so).
+// Every task arrives in its logical queue's inbox. A worker with free slots
+// first drains the inboxes (up to drainBatches receives each, until one
+// comes back short), takes the highest tasks it found that are not below
+// the highest level known to hold messages, parks the others in their
+// levels, and then fills what slots are left from the levels, highest
+// first. A level is known to hold messages when this worker parked there,
+// when a hint said another worker did, or at a sweep; it is forgotten when
+// a receive finds it empty. When nothing is found anywhere the worker
+// long-polls its inbox alone: an idle worker costs one receive per wait,
+// and a task of any priority reaches it at once.
+//
+// Parking sends a copy, then a hint to the inbox (which wakes an idle
+// worker, who then looks at the levels), then deletes the original: a
+// worker killed in between leaves a duplicate, which the claim makes
+// harmless, never a lost task. A parked copy starts with a receive count of
+// zero, so priority never moves a message towards the dead-letter queue.
+
+const (
+	// drainBatches bounds the receives one inbox gets per fetch: a deep
+	// inbox is sorted into the levels a hundred messages at a time.
+	drainBatches = 10
+	// levelSweep is how often every level is asked even when none is
+	// known to hold messages: the net under a hint lost with the worker
+	// that received it (a worker parked, the one woken died before it
+	// looked), at a cost of one receive per level every five minutes.
+	levelSweep = 5 * time.Minute
+	// emptyRecheck is how long an inbox found empty is not asked again by
+	// a busy worker's receives, so that a worker running short tasks back
+	// to back from a level does not ask the empty inbox before each one.
+	emptyRecheck = 100 * time.Millisecond
+)
+
+// splitQueues parts a worker's queues into inboxes (in the order given)
+// and levels (highest first, the order given within a level).
+func splitQueues(qs []QueueRef) (inboxes, levels []QueueRef) {
+	for _, q := range qs {
+		if q.Level {
+			levels = append(levels, q)
+		} else {
+			inboxes = append(inboxes, q)
+		}
+	}
+	slices.SortStableFunc(levels, func(a, b QueueRef) int { return cmp.Compare(b.Min, a.Min) })
+	return inboxes, levels
+}
+
+// isLevel reports whether url is one of the worker's levels. A message of
+// a level is never left there for later (released, retried, put off): it
+// would come back where no worker may look until the next sweep, so it is
+// renewed into its inbox instead.
+func (w *Worker) isLevel(url string) bool {
+	for _, l := range w.levels {
+		if l.URL == url {
+			return true
+		}
+	}
+	return false
+}
+
+// inboxOf is where a message of queue url goes back to: its inbox when url
+// is a level, else url.
+func (w *Worker) inboxOf(url string) string {
+	if w.isLevel(url) {
+		return plan.InboxOf(url)
+	}
+	return url
+}
+
+// levelFor is the level of logical queue name that a task of the given
+// priority is parked in, if the worker serves it.
+func (w *Worker) levelFor(name string, priority int) (QueueRef, bool) {
+	want := plan.LevelFor(priority).Name
+	for _, l := range w.levels {
+		if l.Name == name && l.Band == want {
+			return l, true
+		}
+	}
+	return QueueRef{}, false
+}
+
+// received is a message, the queue it came from and its priority.
+type received struct {
+	sqs.Message
+	q    QueueRef
+	prio int
+}
+
+func tag(msgs []sqs.Message, q QueueRef) []received {
+	out := make([]received, len(msgs))
+	for i, m := range msgs {
+		out[i] = received{m, q, plan.MessagePriority(m.Attributes, []byte(m.Body))}
+	}
+	return out
+}
+
+// receive takes up to max messages, the highest priority first (see the
+// comment at the top of this file). A worker given no levels reads its
+// queues in order: one queue is simply long-polled; with several, each is
+// asked without waiting, and only when all are empty does the worker wait,
+// at most a second, on the first.
+func (w *Worker) receive(ctx context.Context, max int, wait time.Duration) ([]received, QueueRef, error) {
+	if len(w.levels) == 0 {
+		return w.receivePlain(ctx, max, wait)
+	}
+	now := w.cfg.Now()
+	if now.Sub(w.sweptAt) >= levelSweep {
+		for _, l := range w.levels {
+			w.known[l.URL] = true
+		}
+		w.sweptAt = now
+	}
+	var cand []received
+	q := w.inboxes[0]
+	var err error
+	if !w.waitedIdle || len(w.inboxes) > 1 {
+		// Right after a long poll that found nothing a worker's one inbox
+		// is not asked again without waiting: idleness costs one receive
+		// a wait. (With several, the others are asked here.)
+		cand, q, err = w.drain(ctx, now)
+	}
+	w.waitedIdle = false
+	if err != nil {
+		if len(cand) == 0 {
+			return nil, q, err
+		}
+		// What was taken before the error is dealt with now; the next
+		// receive meets the error again if it lasts.
+		w.log.Warn().Err(err).Str("queue", q.Name).Msg("receive failed part way through the inbox")
+		err = nil
+	}
+	if len(cand) == 0 && !w.anyKnown() {
+		// Nothing anywhere: wait on the first inbox, then look at the
+		// rest of what came in meanwhile before choosing.
+		q = w.inboxes[0]
+		wt := wait
+		if len(w.inboxes) > 1 {
+			wt = min(wait, time.Second)
+		}
+		var msgs []sqs.Message
+		msgs, err = w.queue.Receive(ctx, q.URL, min(max, sqs.MaxBatch), wt, w.cfg.VisibilityTimeout)
+		if err != nil {
+			return nil, q, err
+		}
+		cand = w.sortHints(tag(msgs, q))
+		w.waitedIdle = len(msgs) == 0
+		if len(msgs) > 0 {
+			delete(w.emptyAt, q.URL)
+			more, _, _ := w.drain(ctx, w.cfg.Now())
+			cand = append(cand, more...)
+		}
+	}
+	return w.take(ctx, cand, max), q, nil
+}
+
+// anyKnown reports whether a level is known to hold messages.
+func (w *Worker) anyKnown() bool {
+	for _, l := range w.levels {
+		if w.known[l.URL] {
+			return true
+		}
+	}
+	return false
+}
+
+// drain receives from every inbox not found empty in the last
+// emptyRecheck, without waiting, until a receive comes back short or
+// drainBatches have been made. Hints are acknowledged and mark their
+// queue's levels known. An error ends it with what was received so far.
+func (w *Worker) drain(ctx context.Context, now time.Time) ([]received, QueueRef, error) {
+	var out []received
+	q := w.inboxes[0]
+	for _, in := range w.inboxes {
+		if at, ok := w.emptyAt[in.URL]; ok && now.Sub(at) < emptyRecheck {
+			continue
+		}
+		for range drainBatches {
+			msgs, err := w.queue.Receive(ctx, in.URL, sqs.MaxBatch, 0, w.cfg.VisibilityTimeout)
+			if err != nil {
+				return out, in, err
+			}
+			if len(msgs) == 0 {
+				w.emptyAt[in.URL] = now
+				break
+			}
+			delete(w.emptyAt, in.URL)
+			out = append(out, w.sortHints(tag(msgs, in))...)
+			if len(msgs) < sqs.MaxBatch {
+				break
+			}
+		}
+	}
+	return out, q, nil
+}
+
+// sortHints acknowledges the hints among msgs, marking their queues'
+// levels known, and returns the rest.
+func (w *Worker) sortHints(msgs []received) []received {
+	out := msgs[:0]
+	for _, m := range msgs {
+		if _, ok := m.Attributes[plan.AttrHint]; !ok {
+			out = append(out, m)
+			continue
+		}
+		for _, l := range w.levels {
+			if l.Name == m.q.Name {
+				w.known[l.URL] = true
+			}
+		}
+		w.ack(m.Message)
+	}
+	return out
+}
+
+// take returns up to max messages, highest level first: going down the
+// levels, first what of cand belongs at or above the level, then what the
+// level gives when it is known to hold messages (a level found empty is
+// forgotten). What of cand is not taken is parked.
+func (w *Worker) take(ctx context.Context, cand []received, max int) []received {
+	slices.SortStableFunc(cand, func(a, b received) int { return cmp.Compare(b.prio, a.prio) })
+	var out []received
+	ci := 0
+	fromCand := func(floor int, bounded bool) {
+		for ci < len(cand) && len(out) < max && (!bounded || plan.LevelFor(cand[ci].prio).Min >= floor) {
+			out = append(out, cand[ci])
+			ci++
+		}
+	}
+	for _, l := range w.levels {
+		fromCand(l.Min, true)
+		if len(out) >= max || ctx.Err() != nil {
+			break
+		}
+		if !w.known[l.URL] {
+			continue
+		}
+		msgs, err := w.queue.Receive(ctx, l.URL, min(max-len(out), sqs.MaxBatch), 0, w.cfg.VisibilityTimeout)
+		if err != nil {
+			w.log.Warn().Err(err).Str("queue", l.Name).Str("band", l.Band).Msg("cannot receive from a priority level")
+			break
+		}
+		if len(msgs) == 0 {
+			w.known[l.URL] = false
+			continue
+		}
+		out = append(out, tag(msgs, l)...)
+	}
+	fromCand(0, false)
+	w.park(ctx, cand[ci:])
+	return out
+}
+
+// park moves messages to their levels: copies sent (ten a call), one hint
+// per logical queue sent to its inbox, then the originals deleted. A
+// message that cannot be parked is given back to its queue.
+func (w *Worker) park(ctx context.Context, msgs []received) {
+	if len(msgs) == 0 {
+		return
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	byLevel := map[string][]received{}
+	var order []QueueRef
+	for _, m := range msgs {
+		l, ok := w.levelFor(m.q.Name, m.prio)
+		if !ok || l.URL == m.QueueURL {
+			w.giveBackOne(cctx, m, "it has no level on this worker")
+			continue
+		}
+		if _, seen := byLevel[l.URL]; !seen {
+			order = append(order, l)
+		}
+		byLevel[l.URL] = append(byLevel[l.URL], m)
+	}
+	var parked []received
+	for _, l := range order {
+		ms := byLevel[l.URL]
+		for len(ms) > 0 {
+			chunk := ms[:min(len(ms), sqs.MaxBatch)]
+			ms = ms[len(chunk):]
+			entries := make([]sqs.Entry, len(chunk))
+			for k, m := range chunk {
+				attrs := maps.Clone(m.Attributes)
+				if attrs == nil {
+					attrs = map[string]string{}
+				}
+				attrs["taskiq_parked"] = m.MessageID
+				entries[k] = sqs.Entry{Body: m.Body, Attributes: attrs}
+			}
+			errs, err := w.queue.SendBatch(cctx, l.URL, entries)
+			for k, m := range chunk {
+				if err != nil || (k < len(errs) && errs[k] != nil) {
+					w.giveBackOne(cctx, m, "it could not be parked")
+					continue
+				}
+				w.known[l.URL] = true
+				parked = append(parked, m)
+			}
+		}
+	}
+	hinted := map[string]bool{}
+	for _, m := range parked {
+		in := m.q
+		if in.Level {
+			continue // moved from a level: its own inbox's workers know of it
+		}
+		if hinted[in.URL] {
+			continue
+		}
+		hinted[in.URL] = true
+		if _, err := w.queue.Send(cctx, in.URL, sqs.Entry{Body: plan.HintBody, Attributes: map[string]string{plan.AttrHint: "levels"}}); err != nil {
+			w.log.Warn().Err(err).Str("queue", in.Name).Msg("cannot hint that tasks were parked; idle workers find them at their next sweep")
+		}
+	}
+	for _, m := range parked {
+		w.ack(m.Message)
+	}
+	w.log.Debug().Int("parked", len(parked)).Msg("parked lower-priority messages")
+}
+
+// giveBackOne makes a message visible again at once.
+func (w *Worker) giveBackOne(ctx context.Context, m received, why string) {
+	if err := w.queue.SetVisibility(ctx, m.QueueURL, m.ReceiptHandle, 0); err != nil {
+		w.log.Warn().Err(err).Str("message_id", m.MessageID).Msg("cannot give back a message (" + why + "); it returns when its lease runs out")
+	}
+}
+
+// receivePlain reads a worker's queues in order when it has no levels.
+func (w *Worker) receivePlain(ctx context.Context, max int, wait time.Duration) ([]received, QueueRef, error) {
+	qs := w.inboxes
+	if len(qs) == 1 {
+		msgs, err := w.queue.Receive(ctx, qs[0].URL, max, wait, w.cfg.VisibilityTimeout)
+		return tag(msgs, qs[0]), qs[0], err
+	}
+	now := w.cfg.Now()
+	for _, q := range qs {
+		if at, ok := w.emptyAt[q.URL]; ok && now.Sub(at) < emptyRecheck {
+			continue
+		}
+		msgs, err := w.queue.Receive(ctx, q.URL, max, 0, w.cfg.VisibilityTimeout)
+		if err != nil || len(msgs) > 0 {
+			delete(w.emptyAt, q.URL)
+			return tag(msgs, q), q, err
+		}
+		w.emptyAt[q.URL] = now
+	}
+	msgs, err := w.queue.Receive(ctx, qs[0].URL, max, min(wait, time.Second), w.cfg.VisibilityTimeout)
+	return tag(msgs, qs[0]), qs[0], err
+}

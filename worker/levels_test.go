@@ -1,0 +1,274 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/taskiq-go/taskiq-go/internal/testbroker"
+	"github.com/taskiq-go/taskiq-go/plan"
+	"github.com/taskiq-go/taskiq-go/sqs"
+)
+
+// levelRefs are the queues of logical queue "default" at qURL, as the work
+// command builds them.
+func levelRefs() []QueueRef {
+	var refs []QueueRef
+	for _, b := range plan.Bands {
+		refs = append(refs, QueueRef{Name: "default", Band: b.Name, URL: qURL + b.Suffix, Level: !b.Inbox, Min: b.Min})
+	}
+	return refs
+}
+
+// recordingQueue notes every receive: the queue and the wait.
+type recordingQueue struct {
+	*testbroker.Queue
+	mu       sync.Mutex
+	receives []receiveCall
+	sent     map[string]int // by queue URL
+	hints    int
+	batches  int
+}
+
+type receiveCall struct {
+	url  string
+	wait time.Duration
+}
+
+func (r *recordingQueue) Receive(ctx context.Context, url string, max int, wait, vis time.Duration) ([]sqs.Message, error) {
+	r.mu.Lock()
+	r.receives = append(r.receives, receiveCall{url, wait})
+	r.mu.Unlock()
+	return r.Queue.Receive(ctx, url, max, wait, vis)
+}
+
+func (r *recordingQueue) note(url string, e sqs.Entry) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.sent == nil {
+		r.sent = map[string]int{}
+	}
+	r.sent[url]++
+	if _, ok := e.Attributes[plan.AttrHint]; ok {
+		r.hints++
+	}
+}
+
+func (r *recordingQueue) Send(ctx context.Context, url string, e sqs.Entry) (string, error) {
+	r.note(url, e)
+	return r.Queue.Send(ctx, url, e)
+}
+
+func (r *recordingQueue) SendBatch(ctx context.Context, url string, es []sqs.Entry) ([]error, error) {
+	r.mu.Lock()
+	r.batches++
+	r.mu.Unlock()
+	for _, e := range es {
+		r.note(url, e)
+	}
+	return r.Queue.SendBatch(ctx, url, es)
+}
+
+func (r *recordingQueue) calls() []receiveCall {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.receives)
+}
+
+func sendPriority(t *testing.T, q *testbroker.Queue, st *testbroker.Store, id string, priority int) {
+	t.Helper()
+	tk := &plan.Task{ID: id, Argv: []string{"true"}, Priority: priority}
+	tk.Normalize()
+	if _, err := st.PutTask(context.Background(), tk); err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(tk)
+	attrs := map[string]string{"taskiq_id": id, plan.AttrPriority: strconv.Itoa(priority)}
+	if _, err := q.Send(context.Background(), qURL, sqs.Entry{Body: string(body), Attributes: attrs}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A backlog in the inbox runs strictly by level on one slot, whatever the
+// order it was sent in: the worker parks what it cannot run yet (one
+// hint for the lot) and takes the levels highest first. Every queue is
+// empty at the end: no parked copy or hint is left behind.
+func TestWorkerRunsBacklogStrictlyByLevel(t *testing.T) {
+	q, st := &recordingQueue{Queue: testbroker.NewQueue()}, testbroker.NewStore()
+	prios := []int{3, 10, 0, 7, -5, 1, 9, 5, 2, 8, 4, 6, 50}
+	for _, p := range prios {
+		sendPriority(t, q.Queue, st, "t"+strconv.Itoa(p), p)
+	}
+	w := newTestWorker(t, q, st, func(c *Config) {
+		c.Queues, c.Concurrency, c.Heartbeat = levelRefs(), 1, time.Hour
+	})
+	done := func() bool {
+		for _, p := range prios {
+			if st.Result("t"+strconv.Itoa(p)) == nil {
+				return false
+			}
+		}
+		return true
+	}
+	runUntil(t, w, done)
+	type start struct {
+		prio int
+		at   time.Time
+	}
+	var starts []start
+	for _, p := range prios {
+		starts = append(starts, start{p, st.Result("t" + strconv.Itoa(p)).StartedAt})
+	}
+	slices.SortFunc(starts, func(a, b start) int { return a.at.Compare(b.at) })
+	var order []int
+	for _, s := range starts {
+		order = append(order, s.prio)
+	}
+	// 50 and 10 share the top level; 50 was drained with 10 and sorts first.
+	want := []int{50, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, -5}
+	if !slices.Equal(order, want) {
+		t.Errorf("start order %v, want %v", order, want)
+	}
+	for _, r := range levelRefs() {
+		if n := q.Len(r.URL); n != 0 {
+			t.Errorf("%s holds %d messages at the end", r.Band, n)
+		}
+	}
+	if q.hints != 1 {
+		t.Errorf("%d hints sent, want 1 (one parking of the backlog)", q.hints)
+	}
+	if n := q.sent[qURL+"-p10"] + q.sent[qURL+"-n"]; n != 2 {
+		t.Errorf("%d copies parked in p10 and below0, want 2", n)
+	}
+}
+
+// An idle worker asks each level once (the sweep at start), then only its
+// inbox, each time with the whole long-poll wait.
+func TestIdleWorkerWaitsOnTheInboxAlone(t *testing.T) {
+	q, st := &recordingQueue{Queue: testbroker.NewQueue()}, testbroker.NewStore()
+	w := newTestWorker(t, q, st, func(c *Config) {
+		c.Queues, c.Concurrency, c.Heartbeat, c.WaitTime = levelRefs(), 4, time.Hour, 30*time.Millisecond
+	})
+	runUntil(t, w, func() bool { return len(q.calls()) >= 40 })
+	calls := q.calls()
+	var levels, drains, waits int
+	for i, c := range calls {
+		switch {
+		case c.url != qURL:
+			levels++
+		case c.wait == 0:
+			drains++
+			if i != 0 {
+				t.Errorf("receive %d: the inbox asked without waiting while idle", i)
+			}
+		case c.wait != 30*time.Millisecond:
+			t.Errorf("receive %d waited %s, want the whole wait", i, c.wait)
+		default:
+			waits++
+		}
+	}
+	if levels != len(plan.Levels) {
+		t.Errorf("%d receives from levels, want %d (one sweep)", levels, len(plan.Levels))
+	}
+	if waits < len(calls)-len(plan.Levels)-1 {
+		t.Errorf("%d long polls of %d receives", waits, len(calls))
+	}
+}
+
+// A hint wakes a worker to the levels: a task parked by another worker
+// runs, and the hint is deleted.
+func TestHintSendsAnIdleWorkerToTheLevels(t *testing.T) {
+	q, st := &recordingQueue{Queue: testbroker.NewQueue()}, testbroker.NewStore()
+	tk := &plan.Task{ID: "parked", Argv: []string{"true"}, Priority: 4}
+	tk.Normalize()
+	if _, err := st.PutTask(context.Background(), tk); err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(tk)
+	w := newTestWorker(t, q, st, func(c *Config) {
+		c.Queues, c.Concurrency, c.Heartbeat, c.WaitTime = levelRefs(), 1, time.Hour, 30*time.Millisecond
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	// Once the start-up sweep is over, park the task behind the worker's
+	// back, as another worker would, with its hint.
+	for len(q.calls()) < len(plan.Levels)+3 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	_, _ = q.Queue.Send(ctx, qURL+"-p4", sqs.Entry{Body: string(body)})
+	_, _ = q.Queue.Send(ctx, qURL, sqs.Entry{Body: plan.HintBody, Attributes: map[string]string{plan.AttrHint: "levels"}})
+	deadline := time.Now().Add(20 * time.Second)
+	for st.Result("parked") == nil || q.Len(qURL) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the parked task did not run after its hint")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A message taken from a level and put off (its task is running on
+// another worker) goes back to the inbox, not to the level where no worker
+// might look for it.
+func TestPutOffLevelMessageGoesBackToTheInbox(t *testing.T) {
+	q, st := &recordingQueue{Queue: testbroker.NewQueue()}, testbroker.NewStore()
+	ctx := context.Background()
+	tk := &plan.Task{ID: "t1", Argv: []string{"true"}, Priority: 3}
+	tk.Normalize()
+	if _, err := st.PutTask(ctx, tk); err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(tk)
+	if _, err := q.Queue.Send(ctx, qURL+"-p3", sqs.Entry{Body: string(body)}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	_ = st.Claim(ctx, &plan.Running{V: plan.Version, ID: "t1", Attempt: 1, Worker: plan.WorkerInfo{ID: "other", Host: "h", PID: 2},
+		StartedAt: now, HeartbeatAt: now.Add(time.Hour), HeartbeatEvery: plan.Duration(time.Hour)})
+	w := newTestWorker(t, q, st, func(c *Config) { c.Queues, c.Heartbeat = levelRefs(), time.Hour })
+	// The start-up sweep finds it in p3.
+	runUntil(t, w, func() bool { return q.Len(qURL+"-p3") == 0 })
+	if q.Len(qURL) != 1 {
+		t.Errorf("the inbox holds %d messages, want the put-off copy", q.Len(qURL))
+	}
+	if st.Result("t1") != nil {
+		t.Error("a task running elsewhere was run")
+	}
+}
+
+// A parking that fails (the level cannot be sent to) loses nothing: the
+// messages are given back to the inbox and every task runs once.
+func TestFailedParkingGivesTheMessagesBack(t *testing.T) {
+	q, st := &recordingQueue{Queue: testbroker.NewQueue()}, testbroker.NewStore()
+	for i, p := range []int{2, 2, 3} {
+		sendPriority(t, q.Queue, st, "t"+strconv.Itoa(i+1), p)
+	}
+	q.Queue.FailNext("send", errors.New("injected: the level cannot be reached"))
+	w := newTestWorker(t, q, st, func(c *Config) {
+		c.Queues, c.Concurrency, c.Heartbeat = levelRefs(), 1, time.Hour
+	})
+	runUntil(t, w, func() bool {
+		return st.Result("t1") != nil && st.Result("t2") != nil && st.Result("t3") != nil
+	})
+	for _, id := range []string{"t1", "t2", "t3"} {
+		if r := st.Result(id); r.Attempt != 1 || r.State != plan.StateSucceeded {
+			t.Errorf("%s: %+v", id, r)
+		}
+	}
+	// The two priority-2 tasks are parked together; that call fails and
+	// both go back to the inbox; the next drain parks the one it cannot
+	// run again.
+	if q.batches != 2 {
+		t.Errorf("%d parking calls, want 2 (the failed one, then one more)", q.batches)
+	}
+}
