@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
@@ -53,6 +54,11 @@ type Backend struct {
 	Secrets *secrets.Resolver
 }
 
+// MaxIdleConnsPerHost is how many idle connections to one endpoint are kept
+// for reuse: enough for the requests a command or a serve process makes at
+// once.
+const MaxIdleConnsPerHost = 64
+
 // ErrNoRegion is returned when no region is configured and none can be
 // derived from the queue URL.
 var ErrNoRegion = errors.New("no AWS region: set --region or AWS_REGION (or use a queue URL of the form https://sqs.REGION.amazonaws.com/...)")
@@ -85,6 +91,12 @@ func Open(ctx context.Context, o Options) (*Backend, error) {
 				so.RateLimiter = ratelimit.None
 			})
 		}),
+		// Calls made at once (a batch's records, a serve process's
+		// requests) each keep their connection for the next call: the
+		// SDK's default keeps 10 per host and dials again past that.
+		config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+			t.MaxIdleConnsPerHost = MaxIdleConnsPerHost
+		})),
 		config.WithEC2RoleCredentialOptions(func(eo *ec2rolecreds.Options) {
 			eo.Client = imds.New(imds.Options{
 				HTTPClient: &http.Client{Timeout: time.Second},

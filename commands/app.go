@@ -219,6 +219,16 @@ func commandContext(cliContext *cli.Context) (context.Context, <-chan os.Signal,
 	return ctx, more, func() { signal.Stop(sigs); cancel() }
 }
 
+// versionInfo is what `version --json` prints (and serve's version op).
+func versionInfo() map[string]any {
+	return map[string]any{
+		"version": Version, "commit": Commit, "date": Date,
+		// What Task and Result records this binary reads and writes,
+		// so that a caller can tell a binary it cannot talk to.
+		"wire_version": plan.Version,
+	}
+}
+
 func versionCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "version",
@@ -230,12 +240,7 @@ func versionCommand() *cli.Command {
 			}
 			out := cliContext.App.Writer
 			if cliContext.Bool("json") {
-				return writeJSON(out, map[string]any{
-					"version": Version, "commit": Commit, "date": Date,
-					// What Task and Result records this binary reads and writes,
-					// so that a caller can tell a binary it cannot talk to.
-					"wire_version": plan.Version,
-				})
+				return writeJSON(out, versionInfo())
 			}
 			s := "taskiq-go " + Version
 			if Commit != "" {

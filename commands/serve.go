@@ -21,9 +21,10 @@ func serveCommand() *cli.Command {
 			"process start, one set of AWS clients, many calls. Each input line is a request\n\n" +
 			"   {\"id\":1,\"op\":\"submit\",\"args\":{\"spec\":{\"argv\":[\"echo\",\"hi\"]}}}\n\n" +
 			"with op one of submit (args spec or batch, the documents of --spec and --batch), poll,\n" +
-			"wait and cancel (args ids or group; wait also timeout and interval, cancel reason) and\n" +
-			"result (args id). Each answer is one line, {\"id\":1,\"ok\":...} with what the command\n" +
-			"prints with --json, or {\"id\":1,\"error\":{\"code\":N,\"message\":\"...\"}} with N its exit code.\n" +
+			"wait and cancel (args ids or group; wait also timeout and interval, cancel reason),\n" +
+			"result (args id) and version (no args: what version --json prints). Each answer is\n" +
+			"one line, {\"id\":1,\"ok\":...} with what the command prints with --json, or\n" +
+			"{\"id\":1,\"error\":{\"code\":N,\"message\":\"...\"}} with N its exit code.\n" +
 			"Requests run concurrently and are answered as they finish. It exits 0 once stdin is\n" +
 			"closed and every request read has been answered.",
 		Flags: append(withConn(
@@ -55,7 +56,7 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			srv := &serve.Server{Ops: &serveOps{s: s, be: be, signer: signer}, Code: codeFor, Message: message, Limit: cliContext.Int("concurrency")}
+			srv := &serve.Server{Ops: &serveOps{s: s, be: be, signer: signer}, Code: codeFor, Message: message, Limit: cliContext.Int("concurrency"), Version: versionInfo()}
 			in := cliContext.App.Reader
 			if in == nil {
 				in = os.Stdin

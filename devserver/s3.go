@@ -47,14 +47,29 @@ var unsupportedBucketConfig = []string{"lifecycle", "policy", "tagging", "encryp
 	"uploads", "uploadId", "object-lock", "accelerate", "analytics", "inventory", "metrics", "intelligent-tiering",
 	"requestPayment", "retention", "legal-hold", "torrent", "attributes", "restore", "select"}
 
-// objectMeta is the index entry of one object.
+// objectMeta is the index entry of one object: its body is Data when it is
+// small (most of what taskiq-go writes: task records, markers, group and
+// index entries), else the file Blob in the object directory.
 type objectMeta struct {
 	Blob     string            `json:"blob"`
+	Data     []byte            `json:"data,omitempty"`
 	Size     int64             `json:"size"`
 	ETag     string            `json:"etag"` // with quotes
 	Modified int64             `json:"modified"`
 	Headers  map[string]string `json:"headers,omitempty"` // Content-Type, x-amz-meta-*, ...
 }
+
+// listedMeta is the part of an objectMeta a listing reports.
+type listedMeta struct {
+	Size     int64  `json:"size"`
+	ETag     string `json:"etag"`
+	Modified int64  `json:"modified"`
+}
+
+// inlineMax is the largest body kept in the index entry itself: a PUT of
+// one costs a bolt transaction and no file (create, write, rename), a GET
+// no open.
+const inlineMax = 4 << 10
 
 // storedHeaders are the request headers kept with an object and sent back.
 var storedHeaders = []string{"Content-Type", "Content-Encoding", "Content-Disposition", "Content-Language", "Cache-Control", "Expires"}
@@ -372,7 +387,7 @@ func (s *s3Service) list(w http.ResponseWriter, bucket string, q url.Values) *s3
 					continue
 				}
 			}
-			var m objectMeta
+			var m listedMeta // not the body a small object carries
 			if err := json.Unmarshal(v, &m); err != nil {
 				return err
 			}
@@ -577,44 +592,93 @@ func (s *s3Service) putObject(w http.ResponseWriter, r *http.Request, bucket, ke
 			return &s3Error{412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold"}
 		}
 	}
-	blob := newBlobName()
-	path := filepath.Join(s.blobDir, blob)
-	f, err := os.OpenFile(path+".part", os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return errS3Internal(err)
-	}
+	// A body that fits inlineMax stays in memory and in the index; a
+	// larger one goes to a file, through a temporary name.
 	h := md5.New()
-	n, err := io.Copy(io.MultiWriter(f, h), body)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	head, err := readUpTo(body, inlineMax+1)
 	if err != nil {
-		_ = os.Remove(path + ".part")
-		var se *s3Error
-		if errors.As(err, &se) {
-			return se
+		return bodyError(err)
+	}
+	k := len(head)
+	h.Write(head)
+	var blob, path string
+	n := int64(k)
+	if k > inlineMax {
+		blob = newBlobName()
+		path = filepath.Join(s.blobDir, blob)
+		f, err := os.OpenFile(path+".part", os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			return errS3Internal(err)
 		}
-		return &s3Error{400, "IncompleteBody", "cannot read the request body: " + err.Error()}
+		_, err = f.Write(head)
+		if err == nil {
+			var rest int64
+			rest, err = io.Copy(io.MultiWriter(f, h), body)
+			n += rest
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			_ = os.Remove(path + ".part")
+			return bodyError(err)
+		}
 	}
 	if want := r.Header.Get("Content-Md5"); want != "" {
 		if base64.StdEncoding.EncodeToString(h.Sum(nil)) != want {
-			_ = os.Remove(path + ".part")
+			if blob != "" {
+				_ = os.Remove(path + ".part")
+			}
 			return &s3Error{400, "BadDigest", "The Content-MD5 you specified did not match what we received."}
 		}
 	}
-	if err := os.Rename(path+".part", path); err != nil {
-		_ = os.Remove(path + ".part")
-		return errS3Internal(err)
+	if blob != "" {
+		if err := os.Rename(path+".part", path); err != nil {
+			_ = os.Remove(path + ".part")
+			return errS3Internal(err)
+		}
 	}
 	m := objectMeta{Blob: blob, Size: n, ETag: `"` + hex.EncodeToString(h.Sum(nil)) + `"`, Modified: s.now().UnixNano(),
 		Headers: keptHeaders(r.Header)}
+	if blob == "" {
+		m.Data = head
+	}
 	if e := s.commitObject(bucket, key, m, ifNoneMatch == "*"); e != nil {
-		_ = os.Remove(path)
+		if blob != "" {
+			_ = os.Remove(path)
+		}
 		return e
 	}
 	w.Header().Set("ETag", m.ETag)
 	w.WriteHeader(200)
 	return nil
+}
+
+// readUpTo reads r until it ends or limit bytes are read; the end of r is
+// no error, any other error of r is.
+func readUpTo(r io.Reader, limit int) ([]byte, error) {
+	buf := make([]byte, limit)
+	n := 0
+	for n < limit {
+		k, err := r.Read(buf[n:])
+		n += k
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return buf[:n], nil
+}
+
+// bodyError is the answer to a PUT whose body could not be read or stored.
+func bodyError(err error) *s3Error {
+	var se *s3Error
+	if errors.As(err, &se) {
+		return se
+	}
+	return &s3Error{400, "IncompleteBody", "cannot read the request body: " + err.Error()}
 }
 
 func keptHeaders(h http.Header) map[string]string {
@@ -690,34 +754,39 @@ func (s *s3Service) copyObject(w http.ResponseWriter, r *http.Request, bucket, k
 	if e != nil {
 		return e
 	}
-	in, err := os.Open(filepath.Join(s.blobDir, m.Blob))
-	if err != nil {
-		return errS3Internal(err)
+	var blob, path string
+	if m.Blob != "" {
+		in, err := os.Open(filepath.Join(s.blobDir, m.Blob))
+		if err != nil {
+			return errS3Internal(err)
+		}
+		defer in.Close()
+		blob = newBlobName()
+		path = filepath.Join(s.blobDir, blob)
+		out, err := os.OpenFile(path+".part", os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			return errS3Internal(err)
+		}
+		_, err = io.Copy(out, in)
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(path+".part", path)
+		}
+		if err != nil {
+			_ = os.Remove(path + ".part")
+			return errS3Internal(err)
+		}
 	}
-	defer in.Close()
-	blob := newBlobName()
-	path := filepath.Join(s.blobDir, blob)
-	out, err := os.OpenFile(path+".part", os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return errS3Internal(err)
-	}
-	_, err = io.Copy(out, in)
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(path+".part", path)
-	}
-	if err != nil {
-		_ = os.Remove(path + ".part")
-		return errS3Internal(err)
-	}
-	nm := objectMeta{Blob: blob, Size: m.Size, ETag: m.ETag, Modified: s.now().UnixNano(), Headers: m.Headers}
+	nm := objectMeta{Blob: blob, Data: m.Data, Size: m.Size, ETag: m.ETag, Modified: s.now().UnixNano(), Headers: m.Headers}
 	if r.Header.Get("X-Amz-Metadata-Directive") == "REPLACE" {
 		nm.Headers = keptHeaders(r.Header)
 	}
 	if e := s.commitObject(bucket, key, nm, false); e != nil {
-		_ = os.Remove(path)
+		if blob != "" {
+			_ = os.Remove(path)
+		}
 		return e
 	}
 	lm := time.Unix(0, nm.Modified).UTC().Format("2006-01-02T15:04:05.000Z")
@@ -737,15 +806,19 @@ func (s *s3Service) getObject(w http.ResponseWriter, r *http.Request, bucket, ke
 	if e != nil {
 		return e
 	}
-	f, err := os.Open(filepath.Join(s.blobDir, m.Blob))
-	if err != nil {
-		// Replaced or deleted between the index read and the open.
-		if errors.Is(err, os.ErrNotExist) {
-			return errNoSuchKey()
+	var content io.ReadSeeker = bytes.NewReader(m.Data)
+	if m.Blob != "" {
+		f, err := os.Open(filepath.Join(s.blobDir, m.Blob))
+		if err != nil {
+			// Replaced or deleted between the index read and the open.
+			if errors.Is(err, os.ErrNotExist) {
+				return errNoSuchKey()
+			}
+			return errS3Internal(err)
 		}
-		return errS3Internal(err)
+		defer f.Close()
+		content = f
 	}
-	defer f.Close()
 	h := w.Header()
 	h.Set("Content-Type", "binary/octet-stream")
 	for k, v := range m.Headers {
@@ -754,7 +827,7 @@ func (s *s3Service) getObject(w http.ResponseWriter, r *http.Request, bucket, ke
 	h.Set("ETag", m.ETag)
 	h.Set("Accept-Ranges", "bytes")
 	h.Set("x-amz-request-id", newID())
-	http.ServeContent(w, r, "", time.Unix(0, m.Modified), f)
+	http.ServeContent(w, r, "", time.Unix(0, m.Modified), content)
 	return nil
 }
 

@@ -29,14 +29,53 @@ func Same(a, b *plan.Task) bool {
 	return errx == nil && erry == nil && bytes.Equal(bx, by)
 }
 
+// SubmitStore is the store Record writes to: the lifecycle's, and the
+// removal of a group membership Record wrote for a task it then refused.
+type SubmitStore interface {
+	Store
+	RemoveFromGroup(ctx context.Context, group, id string) error
+}
+
 // Record writes a submitted task's record and group membership, and says
 // whether its message must be sent: always for a new task, and for a
 // resubmitted identical task only while no attempt has been taken, since the
 // first submit may have stopped between writing the record and sending (a
 // duplicate message is harmless: one attempt runs once). A resubmit of a
-// different task under the same id is refused with ErrConflict, and nothing
-// is written.
-func Record(ctx context.Context, st Store, t *plan.Task) (send, created bool, err error) {
+// different task under the same id is refused with ErrConflict, and leaves
+// nothing behind.
+//
+// The membership is written beside the record, not after it: a submit's
+// latency is that of one write, not two. When the record is refused, or
+// its write fails, the membership is taken back unless the task already
+// recorded under that id belongs to the same group (an earlier submit
+// wrote the same key) or cannot be read.
+func Record(ctx context.Context, st SubmitStore, t *plan.Task) (send, created bool, err error) {
+	var groupErr error
+	joined := make(chan struct{})
+	if t.Group != "" {
+		go func() {
+			defer close(joined)
+			groupErr = st.AddToGroup(ctx, t.Group, t.ID)
+		}()
+	} else {
+		close(joined)
+	}
+	send, created, err = record(ctx, st, t)
+	<-joined
+	if err == nil && groupErr != nil {
+		return false, created, groupErr
+	}
+	if err != nil && t.Group != "" && groupErr == nil {
+		prev, gerr := st.GetTask(context.WithoutCancel(ctx), t.ID)
+		if errors.Is(gerr, plan.ErrTaskNotFound) || (gerr == nil && prev.Group != t.Group) {
+			_ = st.RemoveFromGroup(context.WithoutCancel(ctx), t.Group, t.ID)
+		}
+	}
+	return send, created, err
+}
+
+// record writes the task's record and decides whether to send its message.
+func record(ctx context.Context, st Store, t *plan.Task) (send, created bool, err error) {
 	created, err = st.PutTask(ctx, t)
 	if err != nil {
 		return false, false, err
@@ -55,11 +94,6 @@ func Record(ctx context.Context, st Store, t *plan.Task) (send, created bool, er
 		}
 		if snap.Result != nil || snap.LastClaim() > 0 {
 			return false, false, nil
-		}
-	}
-	if t.Group != "" {
-		if err := st.AddToGroup(ctx, t.Group, t.ID); err != nil {
-			return false, created, err
 		}
 	}
 	return true, created, nil

@@ -208,6 +208,11 @@ func (s *Store) AddToGroup(ctx context.Context, group, id string) error {
 	return s.put(ctx, s.keys.GroupMember(group, id), nil, false)
 }
 
+// RemoveFromGroup takes back id's membership of group.
+func (s *Store) RemoveFromGroup(ctx context.Context, group, id string) error {
+	return s.delete(ctx, s.keys.GroupMember(group, id))
+}
+
 // GroupIDs lists the ids of a group's tasks, in key order (which for
 // generated ids is submission order).
 func (s *Store) GroupIDs(ctx context.Context, group string) ([]string, error) {

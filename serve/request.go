@@ -18,6 +18,8 @@ const (
 	OpWait   = "wait"
 	OpCancel = "cancel"
 	OpResult = "result"
+	// OpVersion answers what `taskiq-go version --json` prints, with no I/O.
+	OpVersion = "version"
 )
 
 // Request is one line of input: an id chosen by the caller and echoed in
@@ -97,11 +99,11 @@ func DecodeRequest(line []byte) (Request, error) {
 		return Request{}, &MalformedError{Err: errors.New("id must be a number or a string")}
 	}
 	switch req.Op {
-	case OpSubmit, OpPoll, OpWait, OpCancel, OpResult:
+	case OpSubmit, OpPoll, OpWait, OpCancel, OpResult, OpVersion:
 	case "":
-		return req, usagef("request has no op (one of submit, poll, wait, cancel, result)")
+		return req, usagef("request has no op (one of submit, poll, wait, cancel, result, version)")
 	default:
-		return req, usagef("unknown op %q (one of submit, poll, wait, cancel, result)", req.Op)
+		return req, usagef("unknown op %q (one of submit, poll, wait, cancel, result, version)", req.Op)
 	}
 	return req, nil
 }

@@ -4,7 +4,7 @@
 // (the Dagster integration) pays one process start instead of one per call.
 //
 // A request is {"id":ID,"op":OP,"args":{...}} with OP one of submit, poll,
-// wait, cancel, result and args the fields of the command's flags; the
+// wait, cancel, result, version and args the fields of the command's flags; the
 // response is {"id":ID,"ok":VALUE} with VALUE what the command prints with
 // --json, or {"id":ID,"error":{"code":N,"message":"..."}} with N the exit
 // code the command would have ended with. Responses come in the order
@@ -55,6 +55,10 @@ type Server struct {
 	Code func(error) int
 	// Message is the one-line text of an error, as the command prints it.
 	Message func(error) string
+	// Version is the answer to the version op: what `version --json`
+	// prints, so that a caller checks the binary it talks to without
+	// starting another process.
+	Version any
 	// Limit bounds the requests in flight; 0 means DefaultLimit. Reading
 	// stops while the limit is reached, so a caller that floods the input
 	// is slowed, not buffered without bound.
@@ -215,6 +219,11 @@ func (s *Server) do(ctx context.Context, req Request) (any, error) {
 			return nil, usagef("task id %v", err)
 		}
 		return s.Ops.Result(ctx, a.ID)
+	case OpVersion:
+		if err := decodeArgs(req.Op, req.Args, &struct{}{}); err != nil {
+			return nil, err
+		}
+		return s.Version, nil
 	}
 	return nil, usagef("unknown op %q", req.Op)
 }

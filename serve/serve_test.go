@@ -212,7 +212,7 @@ func FuzzDecodeRequest(f *testing.F) {
 		}
 		if err == nil {
 			switch req.Op {
-			case OpSubmit, OpPoll, OpWait, OpCancel, OpResult:
+			case OpSubmit, OpPoll, OpWait, OpCancel, OpResult, OpVersion:
 			default:
 				t.Fatalf("accepted op %q", req.Op)
 			}

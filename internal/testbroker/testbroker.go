@@ -167,6 +167,24 @@ func (s *Store) AddToGroup(ctx context.Context, group, id string) error {
 	return nil
 }
 
+// Members lists the ids recorded as members of group, in the order added.
+func (s *Store) Members(group string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.groups[group])
+}
+
+// RemoveFromGroup implements s3results.Store.RemoveFromGroup.
+func (s *Store) RemoveFromGroup(ctx context.Context, group, id string) error {
+	if err := s.check("remove_from_group"); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.groups[group] = slices.DeleteFunc(s.groups[group], func(m string) bool { return m == id })
+	return nil
+}
+
 // GetResult implements s3results.Store.GetResult.
 func (s *Store) GetResult(ctx context.Context, id string) (*plan.Result, error) {
 	if err := s.check("get_result"); err != nil {

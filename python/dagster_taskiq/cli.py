@@ -559,8 +559,21 @@ class TaskiqCli:
         return [] if proc.returncode == EXIT_UNKNOWN_TASK else _statuses(proc.stdout)
 
     def version(self) -> BinaryVersion:
-        """The binary's version and wire version (None from a binary too old to say)."""
-        data = _one_object(self.run(["version", "--json"]).stdout, "version")
+        """The binary's version and wire version (None from a binary too old to say).
+
+        Asked of the co-process when there is one (no process started), and
+        of ``taskiq-go version --json`` when the co-process cannot answer: a
+        binary older than the op, or one that cannot serve (which needs no
+        settings to say its version).
+        """
+        data: Any = None
+        if self.mode == "coprocess":
+            try:
+                data = self.request("version", {}, ["version", "--json"])
+            except TaskiqCliError:
+                data = None
+        if not isinstance(data, dict):
+            data = _one_object(self.run(["version", "--json"]).stdout, "version")
         wire = data.get("wire_version")
         return BinaryVersion(version=str(data.get("version") or ""), wire_version=int(wire) if wire is not None else None)
 
