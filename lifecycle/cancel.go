@@ -28,17 +28,33 @@ func already(id string, s plan.State) Cancelled {
 // the claim first wins, so a task reported cancelled never starts, and one
 // a worker took first is reported cancelling.
 func Cancel(ctx context.Context, st Store, id, reason string, now time.Time) (Cancelled, error) {
-	snap, err := Read(ctx, st, id)
+	snap, err := readEnd(ctx, st, id)
 	if err != nil {
 		return Cancelled{ID: id}, err
 	}
 	if snap.Result != nil {
 		return already(id, snap.Result.State), nil
 	}
+	return CancelUnended(ctx, st, id, reason, now)
+}
+
+// CancelUnended is Cancel of a task its caller has seen not ended (its
+// group's index shows no end): the read before the cancel marker is
+// skipped, so a queued task costs a GET of its record, a marker, a LIST, a
+// claim, its result and its group's end key. A task that ended meanwhile is still
+// reported "already STATE" (its marker, written for nothing, is never
+// read).
+func CancelUnended(ctx context.Context, st Store, id, reason string, now time.Time) (Cancelled, error) {
+	// The record first: a task that does not exist gets no marker.
+	t, err := st.GetTask(ctx, id)
+	if err != nil {
+		return Cancelled{ID: id}, err
+	}
 	if err := st.PutCancel(ctx, &plan.Cancel{V: plan.Version, ID: id, RequestedAt: now.UTC(), Reason: reason}); err != nil {
 		return Cancelled{ID: id}, err
 	}
-	if snap, err = Read(ctx, st, id); err != nil {
+	snap, err := read(ctx, st, id, false)
+	if err != nil {
 		return Cancelled{ID: id}, err
 	}
 	switch {
@@ -48,28 +64,32 @@ func Cancel(ctx context.Context, st Store, id, reason string, now time.Time) (Ca
 		return Cancelled{ID: id, Outcome: "cancelling", State: plan.StateRunning}, nil
 	}
 	last := snap.LastClaim()
-	hold := plan.Running{V: plan.Version, ID: id, Group: snap.Group, Attempt: last + 1,
+	hold := plan.Running{V: plan.Version, ID: id, Group: t.Group, Attempt: last + 1,
 		Worker: plan.WorkerInfo{ID: CancelWorkerID}, StartedAt: now.UTC(), HeartbeatAt: now.UTC()}
 	if err := st.Claim(ctx, &hold); errors.Is(err, plan.ErrExists) {
 		return Cancelled{ID: id, Outcome: "cancelling", State: plan.StateRunning}, nil
 	} else if err != nil {
 		return Cancelled{ID: id}, err
 	}
-	var t *plan.Task
-	if snap.Submitted {
-		if got, err := st.GetTask(ctx, id); err == nil {
-			t = got
-		}
-	}
 	res := Unstarted(t, id, last, plan.StateCancelled, WhyCancelledUnstarted(reason), plan.WorkerInfo{}, now)
 	err = st.PutResult(ctx, res)
-	if errors.Is(err, plan.ErrExists) {
+	switch {
+	case errors.Is(err, plan.ErrExists):
 		if r, gerr := st.GetResult(ctx, id); gerr == nil {
 			return already(id, r.State), nil
 		}
-	}
-	if err != nil {
+		return Cancelled{ID: id}, err
+	case errors.Is(err, plan.ErrAccessDenied):
+		// The submit role may not write results: the attempt is held, so
+		// the task never starts, and the worker that next receives its
+		// message finds the cancel marker and stores the result.
+		return Cancelled{ID: id, Outcome: "cancelled", State: plan.StateCancelled}, nil
+	case err != nil:
 		return Cancelled{ID: id}, err
 	}
+	// Best effort: while the end key is missing, readers of the group
+	// read the task itself, and the worker that receives its message
+	// writes it.
+	_ = IndexEnd(ctx, st, res)
 	return Cancelled{ID: id, Outcome: "cancelled", State: plan.StateCancelled}, nil
 }

@@ -25,6 +25,10 @@ type Store interface {
 	GetTask(ctx context.Context, id string) (*plan.Task, error)
 	PutTask(ctx context.Context, t *plan.Task) (created bool, err error)
 	AddToGroup(ctx context.Context, group, id string) error
+	// GroupIndex lists a group's members and their end keys; PutGroupEnd
+	// writes the end key of a grouped task's stored final result.
+	GroupIndex(ctx context.Context, group string) (*s3results.GroupIndex, error)
+	PutGroupEnd(ctx context.Context, r *plan.Result) error
 	GetResult(ctx context.Context, id string) (*plan.Result, error)
 	PutResult(ctx context.Context, r *plan.Result) error
 	GetRunning(ctx context.Context, id string, attempt int) (*plan.Running, error)
@@ -113,6 +117,12 @@ func (s *Snapshot) Lost() int {
 // Read takes a snapshot of task id; plan.ErrTaskNotFound when nothing
 // exists for it.
 func Read(ctx context.Context, st Store, id string) (*Snapshot, error) {
+	return read(ctx, st, id, true)
+}
+
+// read is Read; withGroup false skips the GET of the task record that a
+// queued task's group takes.
+func read(ctx context.Context, st Store, id string, withGroup bool) (*Snapshot, error) {
 	snap, err := readEnd(ctx, st, id)
 	if err != nil || snap.Result != nil {
 		return snap, err
@@ -121,7 +131,7 @@ func Read(ctx context.Context, st Store, id string) (*Snapshot, error) {
 	last := o.LastClaim()
 	if last == 0 || slices.Contains(o.Attempts, last) {
 		// Queued, or waiting to be retried: the task record has the group.
-		if o.Submitted {
+		if o.Submitted && withGroup {
 			if t, err := st.GetTask(ctx, id); err == nil {
 				snap.Group = t.Group
 			}
