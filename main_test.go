@@ -178,6 +178,10 @@ func TestMain(m *testing.M) {
 		// talker PREFIX and outto FILE CMD ARGS... (logs_helpers_test.go).
 		"talker": mainTalker,
 		"outto":  mainOutTo,
+		// countproxy ENVFILE TARGET and reqcount URL ... count the AWS
+		// requests a command makes (requests_helpers_test.go).
+		"countproxy": mainCountProxy,
+		"reqcount":   mainReqCount,
 	})
 }
 
