@@ -176,3 +176,14 @@ func mainReqCount() {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// mainWaitFor is `waitfor FILE`: a task that runs until FILE exists, for
+// scripts that keep a task running while they count what a wait costs.
+func mainWaitFor() {
+	for {
+		if _, err := os.Stat(os.Args[1]); err == nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
