@@ -77,7 +77,7 @@ func (c Claimer) Claim(ctx context.Context, st Store, t *plan.Task, now time.Tim
 	if rm := snap.Running; rm != nil && (now.Sub(rm.HeartbeatAt) <= rm.StaleAfter() || c.RunningHere(t.ID)) {
 		return Decision{Verdict: Elsewhere, Attempt: last, Running: rm, Why: "running elsewhere"}, nil
 	}
-	if snap.Cancel {
+	if snap.Cancel || snap.CancelHeld {
 		return Decision{Verdict: EndUnstarted, Attempt: last,
 			Result: Unstarted(t, t.ID, last, plan.StateCancelled, WhyCancelledUnstarted(""), c.Worker, now)}, nil
 	}

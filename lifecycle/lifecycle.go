@@ -57,6 +57,9 @@ type Snapshot struct {
 	// claimed is set by Peek for a task an attempt holds: running, as far
 	// as a LIST tells (it may be lost).
 	claimed bool
+	// CancelHeld is set by Read when cancel took the last attempt: the
+	// task is cancelled, whether or not cancel got to store its result.
+	CancelHeld bool
 	// Refused says why a worker refused the task's message, when one did
 	// and no attempt was taken.
 	Refused *s3results.DeadLettered
@@ -151,7 +154,8 @@ func read(ctx context.Context, st Store, id string, withGroup bool) (*Snapshot, 
 		return nil, err
 	}
 	if r.Worker.ID == CancelWorkerID {
-		return snap, nil // cancel holds the attempt; its result follows
+		snap.CancelHeld = true // its result follows, or the next worker stores it
+		return snap, nil
 	}
 	snap.Running, snap.Group = r, r.Group
 	return snap, nil
