@@ -23,8 +23,9 @@ func Poll(ctx context.Context, be *backend.Backend, o PollOptions) ([]plan.Statu
 	return NewPoller(be, o.IDs).Poll(ctx)
 }
 
-// Poller polls a fixed set of tasks again and again, as a wait does. A task
-// seen in a final state is never read again: its result is written once.
+// Poller polls a fixed set of tasks (or the tasks of a group, which may
+// grow: NewGroupPoller) again and again, as a wait does. A task seen in a
+// final state is never read again: its result is written once.
 type Poller struct {
 	// Peek makes each Poll a round of a wait: only the oldest task not
 	// known to have ended is looked at (one LIST, lifecycle.Peek), and once
