@@ -184,6 +184,8 @@ func TestMain(m *testing.M) {
 		"reqcount":   mainReqCount,
 		// waitfor FILE: run until FILE exists.
 		"waitfor": mainWaitFor,
+		// notran CANCEL_OUTPUT DIR: no task cancel reported cancelled ran.
+		"notran": mainNotRan,
 	})
 }
 

@@ -24,6 +24,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -185,5 +186,34 @@ func mainWaitFor() {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// mainNotRan is `notran CANCEL_OUTPUT DIR`: fail if a task that cancel
+// printed as "ID<TAB>cancelled" has DIR/ID (its command ran), and print how
+// many tasks were cancelled and how many of the others ran.
+func mainNotRan() {
+	data, err := os.ReadFile(os.Args[1])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "notran:", err)
+		os.Exit(2)
+	}
+	cancelled, ran, bad := 0, 0, 0
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		id, outcome, _ := strings.Cut(line, "\t")
+		_, err := os.Stat(filepath.Join(os.Args[2], id))
+		switch {
+		case outcome == "cancelled" && err == nil:
+			fmt.Fprintf(os.Stderr, "notran: %s was reported cancelled but ran\n", id)
+			bad++
+		case outcome == "cancelled":
+			cancelled++
+		case err == nil:
+			ran++
+		}
+	}
+	fmt.Printf("cancelled %d, others that ran %d\n", cancelled, ran)
+	if bad > 0 {
+		os.Exit(1)
 	}
 }
