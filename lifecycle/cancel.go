@@ -42,9 +42,8 @@ func Cancel(ctx context.Context, st Store, id, reason string, now time.Time) (Ca
 // group's index shows no end): the read before is skipped, and while
 // attempt 1 is free to claim, the cancel marker and the read after it too,
 // so a queued task costs a GET of its record, a claim, its result and its
-// group's end key. A task that ended meanwhile is still
-// reported "already STATE" (its marker, written for nothing, is never
-// read).
+// group's end key. A task that ended meanwhile is still reported "already
+// STATE" (its marker, written for nothing, is never read).
 func CancelUnended(ctx context.Context, st Store, id, reason string, now time.Time) (Cancelled, error) {
 	// The record first: a task that does not exist gets no claim.
 	t, err := st.GetTask(ctx, id)
@@ -57,10 +56,9 @@ func CancelUnended(ctx context.Context, st Store, id, reason string, now time.Ti
 	}
 	// As a worker does: attempt 1 first, since if nobody holds it the task
 	// never ran, and only when that claim fails is the task read to find
-	// out why.
-	// That claim alone ends the task cancelled: no worker may start
-	// attempt 1, and one that receives the message finds the claim cancel's
-	// (Claimer.Claim) should the result below not be stored.
+	// out why. The claim alone ends the task cancelled: no worker may
+	// start attempt 1, and one that receives the message finds the claim
+	// cancel's (Claimer.Claim) should the result below not be stored.
 	last := 0
 	err = hold(1)
 	if errors.Is(err, plan.ErrExists) {
@@ -98,7 +96,7 @@ func CancelUnended(ctx context.Context, st Store, id, reason string, now time.Ti
 	case errors.Is(err, plan.ErrAccessDenied):
 		// The submit role may not write results: the attempt is held, so
 		// the task never starts, and the worker that next receives its
-		// message finds the cancel marker and stores the result.
+		// message finds cancel's claim and stores the result.
 		return Cancelled{ID: id, Outcome: "cancelled", State: plan.StateCancelled}, nil
 	case err != nil:
 		return Cancelled{ID: id}, err
