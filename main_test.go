@@ -178,6 +178,14 @@ func TestMain(m *testing.M) {
 		// talker PREFIX and outto FILE CMD ARGS... (logs_helpers_test.go).
 		"talker": mainTalker,
 		"outto":  mainOutTo,
+		// countproxy ENVFILE TARGET and reqcount URL ... count the AWS
+		// requests a command makes (requests_helpers_test.go).
+		"countproxy": mainCountProxy,
+		"reqcount":   mainReqCount,
+		// waitfor FILE: run until FILE exists.
+		"waitfor": mainWaitFor,
+		// notran CANCEL_OUTPUT DIR: no task cancel reported cancelled ran.
+		"notran": mainNotRan,
 	})
 }
 
@@ -852,13 +860,14 @@ func cmdSQSSend(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 }
 
-// sqscount QUEUE_URL N: wait until the queue holds N messages (visible plus
-// in flight).
+// sqscount [-timeout D] QUEUE_URL N: wait (20 s by default) until the
+// queue holds N messages (visible plus in flight).
 func cmdSQSCount(ts *testscript.TestScript, neg bool, args []string) {
+	timeout, args := timeoutOption(ts, args, 20*time.Second)
 	want, _ := strconv.Atoi(args[1])
 	sq := scriptSQS(ts)
 	got := -1
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		out, err := sq.GetQueueAttributes(context.Background(), &awssqs.GetQueueAttributesInput{
 			QueueUrl:       aws.String(args[0]),
 			AttributeNames: []sqstypes.QueueAttributeName{"ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"},

@@ -50,7 +50,7 @@ func cancelCommand() *cli.Command {
 				return err
 			}
 			p := ops.NewPoller(be, ids)
-			p.Peek = true
+			p.Peek, p.Group = true, group
 			return waitUntil(ctx, cliContext.Duration("timeout"), cliContext.Duration("interval"), func(ctx context.Context) (bool, error) {
 				sts, err := p.Poll(ctx)
 				return err == nil && ops.AllFinal(sts), err

@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"github.com/taskiq-go/taskiq-go/plan"
 	"github.com/taskiq-go/taskiq-go/s3results"
 	"regexp"
 	"slices"
@@ -149,7 +150,8 @@ func TestIAMPolicySeparatesRoles(t *testing.T) {
 			t.Errorf("submit may not write %s", key)
 		}
 	}
-	for _, key := range []string{k.Result("t1"), k.Running("t1", 1), k.Attempt("t1", 1), k.Log("t1", 1, "stdout"), k.Worker("w1")} {
+	end, _ := k.GroupEnd(&plan.Result{ID: "t1", Group: "g", State: plan.StateSucceeded, ExitCode: plan.IntPtr(0), Attempt: 1})
+	for _, key := range []string{k.Result("t1"), k.Running("t1", 1), k.Attempt("t1", 1), k.Log("t1", 1, "stdout"), k.Worker("w1"), end} {
 		if matches(submit, key) {
 			t.Errorf("submit may write %s", key)
 		}

@@ -42,12 +42,12 @@ func pollCommand() *cli.Command {
 			}
 			ctx, _, stop := commandContext(cliContext)
 			defer stop()
-			if ids, err = ops.TaskIDs(ctx, be, ids, group); err != nil {
-				return err
-			}
 			var sts []plan.Status
 			prog := newProgress(cliContext.App.ErrWriter, cliContext.Bool("wait"))
 			poller := ops.NewPoller(be, ids)
+			if group != "" {
+				poller = ops.NewGroupPoller(be, group)
+			}
 			// While waiting one LIST per unfinished task is enough; the
 			// statuses printed are read in full.
 			poller.Peek = cliContext.Bool("wait")

@@ -30,7 +30,8 @@ type Decision struct {
 	Verdict Verdict
 	// Attempt is the attempt claimed (Run) or the last one taken.
 	Attempt int
-	// Result is the result to store for EndUnstarted.
+	// Result is the result to store for EndUnstarted, and for Done the one
+	// stored (the worker repairs its group's index from it).
 	Result *plan.Result
 	// Why says, for Done and Elsewhere, what was seen (for the log).
 	Why string
@@ -71,12 +72,12 @@ func (c Claimer) Claim(ctx context.Context, st Store, t *plan.Task, now time.Tim
 	}
 	last := snap.LastClaim()
 	if snap.Result != nil {
-		return Decision{Verdict: Done, Attempt: last, Why: string(snap.Result.State)}, nil
+		return Decision{Verdict: Done, Attempt: last, Why: string(snap.Result.State), Result: snap.Result}, nil
 	}
 	if rm := snap.Running; rm != nil && (now.Sub(rm.HeartbeatAt) <= rm.StaleAfter() || c.RunningHere(t.ID)) {
 		return Decision{Verdict: Elsewhere, Attempt: last, Running: rm, Why: "running elsewhere"}, nil
 	}
-	if snap.Cancel {
+	if snap.Cancel || snap.CancelHeld {
 		return Decision{Verdict: EndUnstarted, Attempt: last,
 			Result: Unstarted(t, t.ID, last, plan.StateCancelled, WhyCancelledUnstarted(""), c.Worker, now)}, nil
 	}

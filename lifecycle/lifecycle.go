@@ -25,6 +25,10 @@ type Store interface {
 	GetTask(ctx context.Context, id string) (*plan.Task, error)
 	PutTask(ctx context.Context, t *plan.Task) (created bool, err error)
 	AddToGroup(ctx context.Context, group, id string) error
+	// GroupIndex lists a group's members and their end keys; PutGroupEnd
+	// writes the end key of a grouped task's stored final result.
+	GroupIndex(ctx context.Context, group string) (*s3results.GroupIndex, error)
+	PutGroupEnd(ctx context.Context, r *plan.Result) error
 	GetResult(ctx context.Context, id string) (*plan.Result, error)
 	PutResult(ctx context.Context, r *plan.Result) error
 	GetRunning(ctx context.Context, id string, attempt int) (*plan.Running, error)
@@ -53,6 +57,9 @@ type Snapshot struct {
 	// claimed is set by Peek for a task an attempt holds: running, as far
 	// as a LIST tells (it may be lost).
 	claimed bool
+	// CancelHeld is set by Read when cancel took the last attempt: the
+	// task is cancelled, whether or not cancel got to store its result.
+	CancelHeld bool
 	// Refused says why a worker refused the task's message, when one did
 	// and no attempt was taken.
 	Refused *s3results.DeadLettered
@@ -113,6 +120,12 @@ func (s *Snapshot) Lost() int {
 // Read takes a snapshot of task id; plan.ErrTaskNotFound when nothing
 // exists for it.
 func Read(ctx context.Context, st Store, id string) (*Snapshot, error) {
+	return read(ctx, st, id, true)
+}
+
+// read is Read; withGroup false skips the GET of the task record that a
+// queued task's group takes.
+func read(ctx context.Context, st Store, id string, withGroup bool) (*Snapshot, error) {
 	snap, err := readEnd(ctx, st, id)
 	if err != nil || snap.Result != nil {
 		return snap, err
@@ -121,7 +134,7 @@ func Read(ctx context.Context, st Store, id string) (*Snapshot, error) {
 	last := o.LastClaim()
 	if last == 0 || slices.Contains(o.Attempts, last) {
 		// Queued, or waiting to be retried: the task record has the group.
-		if o.Submitted {
+		if o.Submitted && withGroup {
 			if t, err := st.GetTask(ctx, id); err == nil {
 				snap.Group = t.Group
 			}
@@ -141,7 +154,8 @@ func Read(ctx context.Context, st Store, id string) (*Snapshot, error) {
 		return nil, err
 	}
 	if r.Worker.ID == CancelWorkerID {
-		return snap, nil // cancel holds the attempt; its result follows
+		snap.CancelHeld = true // its result follows, or the next worker stores it
+		return snap, nil
 	}
 	snap.Running, snap.Group = r, r.Group
 	return snap, nil

@@ -17,15 +17,15 @@ type PollOptions struct {
 
 // Poll reports the states of the given tasks, or of every task of a group.
 func Poll(ctx context.Context, be *backend.Backend, o PollOptions) ([]plan.Status, error) {
-	ids, err := TaskIDs(ctx, be, o.IDs, o.Group)
-	if err != nil {
-		return nil, err
+	if o.Group != "" {
+		return NewGroupPoller(be, o.Group).Poll(ctx)
 	}
-	return NewPoller(be, ids).Poll(ctx)
+	return NewPoller(be, o.IDs).Poll(ctx)
 }
 
-// Poller polls a fixed set of tasks again and again, as a wait does. A task
-// seen in a final state is never read again: its result is written once.
+// Poller polls a fixed set of tasks (or the tasks of a group, which may
+// grow: NewGroupPoller) again and again, as a wait does. A task seen in a
+// final state is never read again: its result is written once.
 type Poller struct {
 	// Peek makes each Poll a round of a wait: only the oldest task not
 	// known to have ended is looked at (one LIST, lifecycle.Peek), and once
@@ -36,8 +36,15 @@ type Poller struct {
 	// ones seen (queued at first), and running tasks show without their
 	// worker.
 	Peek bool
-	st   lifecycle.Store
-	ids  []string
+	// Group, when set, is the group of the tasks polled: each Poll first
+	// lists its index (lifecycle.ReadGroup), which tells the tasks that
+	// ended without reading them, and reads only the others.
+	Group string
+	// members makes the ids the group's members, as each listing finds
+	// them (NewGroupPoller).
+	members bool
+	st      lifecycle.Store
+	ids     []string
 	// final holds the statuses of the tasks seen ended, by index; last the
 	// latest status read of the others.
 	final map[int]plan.Status
@@ -52,6 +59,11 @@ func NewPoller(be *backend.Backend, ids []string) *Poller {
 // Poll reports every task's state, reading only those not known to have
 // ended (with Peek, only as many of those as a round of a wait needs).
 func (p *Poller) Poll(ctx context.Context) ([]plan.Status, error) {
+	if p.Group != "" {
+		if err := p.readGroup(ctx); err != nil {
+			return nil, err
+		}
+	}
 	var idx []int
 	var ids []string
 	for i, id := range p.ids {

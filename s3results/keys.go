@@ -9,7 +9,8 @@ import (
 // Keys is the S3 key layout, and the only place that knows it. Every key of
 // a task lives under one per-task prefix, so that one LIST tells what exists
 // for it; a group keeps a marker per member, so that one LIST names all the
-// tasks of a run.
+// tasks of a run, and an end key per member that ended, whose name says
+// how (groups.go), so that one LIST page tells the states of a thousand.
 //
 //	PREFIX/tasks/ID/task.json              the task as submitted (and the claim-check payload)
 //	PREFIX/tasks/ID/running/N.json         attempt N's running marker, rewritten on each heartbeat
@@ -22,6 +23,7 @@ import (
 //	PREFIX/tasks/ID/logs/N/live            the tail of attempt N's output while it runs (live.go)
 //	PREFIX/index/INVERTED-TIME-NONCE.json  the tasks of one submit call, newest first (index.go)
 //	PREFIX/groups/GROUP/ID                 group membership
+//	PREFIX/group-ends/GROUP/ID/1,FIELDS    how a member ended: state, exit code, attempt... (groups.go)
 //	PREFIX/workers/WORKER.json             worker heartbeats
 //	PREFIX/worker-stops/WORKER.json        a request that the worker shut down gracefully
 type Keys struct {
@@ -133,10 +135,11 @@ func (k Keys) SubmitterDeletes() []string {
 	return k.patterns("tasks/*/task.json", "groups/*", "index/*")
 }
 
-// WorkerPuts are the keys a worker writes while it runs attempts.
+// WorkerPuts are the keys a worker writes while it runs attempts: with a
+// final result, its group's end key.
 func (k Keys) WorkerPuts() []string {
 	return k.patterns("tasks/*/claims/*", "tasks/*/running/*", "tasks/*/attempts/*", "tasks/*/result.json",
-		"tasks/*/logs/*", "tasks/*/deadletter.json", "workers/*")
+		"tasks/*/logs/*", "tasks/*/deadletter.json", "group-ends/*", "workers/*")
 }
 
 // WorkerDeletes are the keys a worker removes: its markers and claims

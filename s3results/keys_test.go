@@ -16,6 +16,7 @@ func TestKeyLayout(t *testing.T) {
 		{"p", Keys{"p"}.TaskDir("a1"), "p/tasks/a1/"},
 		{"p", Keys{"p"}.GroupDir("run-7"), "p/groups/run-7/"},
 		{"p", Keys{"p"}.GroupMember("run-7", "a1"), "p/groups/run-7/a1"},
+		{"p", Keys{"p"}.GroupEndDir("run-7"), "p/group-ends/run-7/"},
 		{"p", Keys{"p"}.Worker("w1"), "p/workers/w1.json"},
 		{"", Keys{""}.WorkerDir(), "workers/"},
 		{"p/q/", Keys{"p/q/"}.Root(), "p/q/"},

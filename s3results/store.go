@@ -213,21 +213,6 @@ func (s *Store) RemoveFromGroup(ctx context.Context, group, id string) error {
 	return s.delete(ctx, s.keys.GroupMember(group, id))
 }
 
-// GroupIDs lists the ids of a group's tasks, in key order (which for
-// generated ids is submission order).
-func (s *Store) GroupIDs(ctx context.Context, group string) ([]string, error) {
-	dir := s.keys.GroupDir(group)
-	keys, err := s.list(ctx, dir, "")
-	if err != nil {
-		return nil, err
-	}
-	ids := make([]string, 0, len(keys))
-	for _, k := range keys {
-		ids = append(ids, strings.TrimPrefix(k, dir))
-	}
-	return ids, nil
-}
-
 // PutResult writes the final result; plan.ErrExists when another result was
 // written first (the first one wins and is kept).
 func (s *Store) PutResult(ctx context.Context, r *plan.Result) error {

@@ -177,6 +177,10 @@ func (w *Worker) claim(ctx context.Context, log zerolog.Logger, q QueueRef, task
 	switch d.Verdict {
 	case lifecycle.Done:
 		log.Info().Str("state", d.Why).Msg("duplicate delivery of a finished task: acknowledging without running")
+		// The worker that stored the result may have stopped before its
+		// group's index said so (or cancel stored it): the message is
+		// still here, so write the end key now, from the stored result.
+		w.indexEnd(log, d.Result)
 		w.ack(m)
 		return nil, false
 	case lifecycle.Elsewhere:
@@ -447,6 +451,7 @@ var errLeaseGone = errors.New("the attempt's lease ran out")
 // held, when not nil, is asked before each try: an attempt that lost its
 // lease meanwhile records only its own attempt.
 func (w *Worker) recordFinal(log zerolog.Logger, res *plan.Result, m sqs.Message, held func() bool) bool {
+	mine := false
 	stored := w.persist(log, "result", func(ctx context.Context) error {
 		if held != nil && !held() {
 			return errLeaseGone
@@ -459,6 +464,7 @@ func (w *Worker) recordFinal(log zerolog.Logger, res *plan.Result, m sqs.Message
 		if err != nil {
 			w.storeFailed(log, err)
 		}
+		mine = err == nil
 		return err
 	})
 	if !stored && held != nil && !held() {
@@ -470,9 +476,33 @@ func (w *Worker) recordFinal(log zerolog.Logger, res *plan.Result, m sqs.Message
 		log.Error().Msg("result not stored: leaving the message on the queue")
 		return false
 	}
+	// Only the result stored is indexed, and only once stored, before the
+	// message goes: should this worker stop in between, the message comes
+	// back and its next receiver writes the end key. When another result
+	// was there first (or this one landed on a try that seemed to fail),
+	// that one is indexed.
+	indexed := res
+	if !mine && res.Group != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		indexed, _ = lifecycle.Ended(ctx, w.store, res.ID)
+		cancel()
+	}
+	w.indexEnd(log, indexed)
 	w.ack(m)
 	w.finished.Add(1)
 	return true
+}
+
+// indexEnd writes the group index's end key of a stored final result (a
+// grouped task's only extra request), best effort: while it is missing,
+// readers of the group read the task itself.
+func (w *Worker) indexEnd(log zerolog.Logger, res *plan.Result) {
+	if res == nil || res.Group == "" {
+		return
+	}
+	w.persistWithin(log, "group index entry", 10*time.Second, w.storeWrite(log, func(ctx context.Context) error {
+		return lifecycle.IndexEnd(ctx, w.store, res)
+	}))
 }
 
 // finishUnstarted ends a task that never ran (cancelled, lost too often)

@@ -96,6 +96,15 @@ func (c countedStore) AddToGroup(ctx context.Context, group, id string) error {
 	return c.note("add_to_group", c.s.AddToGroup(ctx, group, id))
 }
 
+func (c countedStore) GroupIndex(ctx context.Context, group string) (*s3results.GroupIndex, error) {
+	gi, err := c.s.GroupIndex(ctx, group)
+	return gi, c.note("group_index", err)
+}
+
+func (c countedStore) PutGroupEnd(ctx context.Context, r *plan.Result) error {
+	return c.note("put_group_end", c.s.PutGroupEnd(ctx, r))
+}
+
 func (c countedStore) GetResult(ctx context.Context, id string) (*plan.Result, error) {
 	r, err := c.s.GetResult(ctx, id)
 	if err == nil || errors.Is(err, s3results.ErrNoObject) {

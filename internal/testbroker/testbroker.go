@@ -76,17 +76,19 @@ func (f *faults) Calls(op string) int {
 // lifecycle and the worker use.
 type Store struct {
 	faults
-	mu       sync.Mutex
-	tasks    map[string]*plan.Task
-	groups   map[string][]string
-	results  map[string]*plan.Result
-	claims   map[string]map[int]plan.Running
-	running  map[string]map[int]plan.Running
-	attempts map[string]map[int]*plan.Result
-	cancels  map[string]plan.Cancel
-	refused  map[string]s3results.DeadLettered
-	logs     map[string][]byte
-	workers  map[string]any
+	mu     sync.Mutex
+	tasks  map[string]*plan.Task
+	groups map[string][]string
+	// groupEnds holds the end keys of each group, as GroupEnd names them.
+	groupEnds map[string]map[string]bool
+	results   map[string]*plan.Result
+	claims    map[string]map[int]plan.Running
+	running   map[string]map[int]plan.Running
+	attempts  map[string]map[int]*plan.Result
+	cancels   map[string]plan.Cancel
+	refused   map[string]s3results.DeadLettered
+	logs      map[string][]byte
+	workers   map[string]any
 }
 
 // NewStore returns an empty store.
