@@ -53,8 +53,9 @@ type Snapshot struct {
 	// claimed is set by Peek for a task an attempt holds: running, as far
 	// as a LIST tells (it may be lost).
 	claimed bool
-	// Refused says why a worker refused the task's message, when one did
-	// and no attempt was taken.
+	// Refused says why the task's message went to the dead-letter queue (a
+	// worker refused it, or SQS moved it there), when it did and no attempt
+	// was taken since.
 	Refused *s3results.DeadLettered
 }
 
@@ -72,7 +73,8 @@ func Peek(ctx context.Context, st Store, id string) (*Snapshot, error) {
 }
 
 // readEnd lists what exists for task id and reads how it ended, if it did:
-// its result, or why a worker refused it (and no attempt was taken since).
+// its result, or why its message went to the dead-letter queue (and no
+// attempt was taken since).
 func readEnd(ctx context.Context, st Store, id string) (*Snapshot, error) {
 	o, err := st.List(ctx, id)
 	if err != nil {
@@ -90,8 +92,8 @@ func readEnd(ctx context.Context, st Store, id string) (*Snapshot, error) {
 		snap.Result, snap.Group = r, r.Group
 		return snap, nil
 	}
-	if o.DeadLetter && o.LastClaim() == 0 {
-		if d, err := st.GetDeadLetter(ctx, id); err == nil {
+	if o.DeadLetter {
+		if d, err := st.GetDeadLetter(ctx, id); err == nil && d.Attempt >= o.LastClaim() {
 			snap.Refused = d
 		}
 	}
@@ -114,7 +116,7 @@ func (s *Snapshot) Lost() int {
 // exists for it.
 func Read(ctx context.Context, st Store, id string) (*Snapshot, error) {
 	snap, err := readEnd(ctx, st, id)
-	if err != nil || snap.Result != nil {
+	if err != nil || snap.Result != nil || snap.Refused != nil {
 		return snap, err
 	}
 	o := &snap.Objects

@@ -55,6 +55,11 @@ func (c countedQueue) MaxReceiveCount(ctx context.Context, queueURL string) (int
 	return n, c.note("get_queue_attributes", err)
 }
 
+func (c countedQueue) Stats(ctx context.Context, queueURL string) (sqs.Stats, error) {
+	st, err := c.q.Stats(ctx, queueURL)
+	return st, c.note("get_queue_attributes", err)
+}
+
 func (c countedQueue) Send(ctx context.Context, queueURL string, e sqs.Entry) (string, error) {
 	id, err := c.q.Send(ctx, queueURL, e)
 	return id, c.note("send", err)
@@ -117,6 +122,14 @@ func (c countedStore) GetClaim(ctx context.Context, id string, attempt int) (*pl
 
 func (c countedStore) PutDeadLetter(ctx context.Context, d *s3results.DeadLettered) error {
 	return c.note("put_dead_letter", c.s.PutDeadLetter(ctx, d))
+}
+
+func (c countedStore) CreateDeadLetter(ctx context.Context, d *s3results.DeadLettered) error {
+	err := c.s.CreateDeadLetter(ctx, d)
+	if errors.Is(err, plan.ErrExists) {
+		return err
+	}
+	return c.note("put_dead_letter", err)
 }
 
 func (c countedStore) GetDeadLetter(ctx context.Context, id string) (*s3results.DeadLettered, error) {

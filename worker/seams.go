@@ -25,6 +25,8 @@ type Queue interface {
 	Send(ctx context.Context, queueURL string, e sqs.Entry) (string, error)
 	// MaxReceiveCount is the queue's redrive limit (0: none).
 	MaxReceiveCount(ctx context.Context, queueURL string) (int, error)
+	// Stats is the queue's approximate depth, for the dead-letter check.
+	Stats(ctx context.Context, queueURL string) (sqs.Stats, error)
 }
 
 // Store is the part of the S3 store the worker uses: what the lifecycle
@@ -37,6 +39,7 @@ type Store interface {
 	CancelRequested(ctx context.Context, id string) (bool, error)
 	PutAttempt(ctx context.Context, r *plan.Result) error
 	PutDeadLetter(ctx context.Context, d *s3results.DeadLettered) error
+	CreateDeadLetter(ctx context.Context, d *s3results.DeadLettered) error
 	PutLog(ctx context.Context, id string, attempt int, stream string, body io.ReadSeeker, size int64) (string, error)
 	PutWorker(ctx context.Context, workerID string, v any) error
 	DeleteWorker(ctx context.Context, workerID string) error
