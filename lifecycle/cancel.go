@@ -21,8 +21,9 @@ func already(id string, s plan.State) Cancelled {
 	return Cancelled{ID: id, Outcome: "already " + string(s), State: s}
 }
 
-// Cancel asks for task id to be stopped. The cancel marker is written
-// first, for a running attempt's worker to see at its next heartbeat. A
+// Cancel asks for task id to be stopped. The cancel marker and its notice
+// are written first, for a running attempt's worker to see at its next
+// heartbeat. A
 // task that no attempt holds has its next attempt claimed by cancel itself,
 // with the same conditional put a worker uses: whichever of the two writes
 // the claim first wins, so a task reported cancelled never starts, and one
@@ -36,6 +37,11 @@ func Cancel(ctx context.Context, st Store, id, reason string, now time.Time) (Ca
 		return already(id, snap.Result.State), nil
 	}
 	if err := st.PutCancel(ctx, &plan.Cancel{V: plan.Version, ID: id, RequestedAt: now.UTC(), Reason: reason}); err != nil {
+		return Cancelled{ID: id}, err
+	}
+	// The notice is what a worker running several tasks looks for: one
+	// LIST of the notices tells it of all its tasks' cancels.
+	if err := st.PutCancelNotice(ctx, id, now); err != nil {
 		return Cancelled{ID: id}, err
 	}
 	if snap, err = Read(ctx, st, id); err != nil {

@@ -21,6 +21,7 @@ import (
 //	PREFIX/tasks/ID/logs/N/stdout|stderr   full output of attempt N when not inline
 //	PREFIX/tasks/ID/logs/N/live            the tail of attempt N's output while it runs (live.go)
 //	PREFIX/index/INVERTED-TIME-NONCE.json  the tasks of one submit call, newest first (index.go)
+//	PREFIX/cancels/INVERTED-TIME-ID        a cancel requested, for workers to LIST (cancels.go)
 //	PREFIX/groups/GROUP/ID                 group membership
 //	PREFIX/workers/WORKER.json             worker heartbeats
 //	PREFIX/worker-stops/WORKER.json        a request that the worker shut down gracefully
@@ -121,10 +122,10 @@ func (k Keys) patterns(parts ...string) []string {
 }
 
 // SubmitterPuts are the keys submit and cancel write: task records, group
-// membership, the history index, cancel markers, and the claim cancel
-// takes of an attempt no worker holds (so that none may start it).
+// membership, the history index, cancel markers and notices, and the claim
+// cancel takes of an attempt no worker holds (so that none may start it).
 func (k Keys) SubmitterPuts() []string {
-	return k.patterns("tasks/*/task.json", "groups/*", "index/*", "tasks/*/cancel.json", "tasks/*/claims/*")
+	return k.patterns("tasks/*/task.json", "groups/*", "index/*", "tasks/*/cancel.json", "cancels/*", "tasks/*/claims/*")
 }
 
 // SubmitterDeletes are the keys submit withdraws after a failed call:

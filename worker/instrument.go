@@ -144,6 +144,15 @@ func (c countedStore) PutCancel(ctx context.Context, x *plan.Cancel) error {
 	return c.note("put_cancel", c.s.PutCancel(ctx, x))
 }
 
+func (c countedStore) PutCancelNotice(ctx context.Context, id string, t time.Time) error {
+	return c.note("put_cancel", c.s.PutCancelNotice(ctx, id, t))
+}
+
+func (c countedStore) RecentCancels(ctx context.Context, since time.Time, maxKeys int) (map[string]bool, bool, error) {
+	ids, complete, err := c.s.RecentCancels(ctx, since, maxKeys)
+	return ids, complete, c.note("cancel_check", err)
+}
+
 func (c countedStore) Claim(ctx context.Context, r *plan.Running) error {
 	err := c.s.Claim(ctx, r)
 	if err == nil || isExists(err) {

@@ -37,6 +37,9 @@ type Store interface {
 	PutRunning(ctx context.Context, r *plan.Running) error
 	DeleteRunning(ctx context.Context, id string, attempt int) error
 	CancelRequested(ctx context.Context, id string) (bool, error)
+	// RecentCancels names the tasks cancelled since a time, with one LIST
+	// per thousand cancels (s3results.Store.RecentCancels).
+	RecentCancels(ctx context.Context, since time.Time, maxKeys int) (map[string]bool, bool, error)
 	PutAttempt(ctx context.Context, r *plan.Result) error
 	PutDeadLetter(ctx context.Context, d *s3results.DeadLettered) error
 	CreateDeadLetter(ctx context.Context, d *s3results.DeadLettered) error

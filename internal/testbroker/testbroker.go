@@ -85,8 +85,15 @@ type Store struct {
 	attempts map[string]map[int]*plan.Result
 	cancels  map[string]plan.Cancel
 	refused  map[string]s3results.DeadLettered
+	notices  []notice
 	logs     map[string][]byte
 	workers  map[string]any
+}
+
+// notice is a cancel notice: a cancel of task id requested at at.
+type notice struct {
+	id string
+	at time.Time
 }
 
 // NewStore returns an empty store.
@@ -589,6 +596,37 @@ func (s *Store) PutDeadLetter(ctx context.Context, d *s3results.DeadLettered) er
 	defer s.mu.Unlock()
 	s.refused[d.ID] = *d
 	return nil
+}
+
+// PutCancelNotice implements s3results.Store.PutCancelNotice.
+func (s *Store) PutCancelNotice(ctx context.Context, id string, t time.Time) error {
+	if err := s.check("put_cancel_notice"); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.notices = append(s.notices, notice{id, t})
+	return nil
+}
+
+// RecentCancels implements s3results.Store.RecentCancels.
+func (s *Store) RecentCancels(ctx context.Context, since time.Time, maxKeys int) (map[string]bool, bool, error) {
+	if err := s.check("list_cancels"); err != nil {
+		return nil, false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := map[string]bool{}
+	for i := len(s.notices) - 1; i >= 0; i-- {
+		if s.notices[i].at.Before(since) {
+			return ids, true, nil
+		}
+		if len(s.notices)-i > maxKeys {
+			return ids, false, nil
+		}
+		ids[s.notices[i].id] = true
+	}
+	return ids, true, nil
 }
 
 // CreateDeadLetter implements s3results.Store.CreateDeadLetter.
