@@ -102,9 +102,11 @@ func (w *Worker) checkDeadLetters(parent context.Context, st *deadLetterState) {
 			log.Warn().Err(err).Dur("hidden_for", deadLetterHide).Msg("cannot make the dead letters visible again")
 		}
 	}()
-	complete := true
+	complete, read := true, 0
 	for range deadLetterPages {
-		msgs, err := w.queue.Receive(ctx, url, sqs.MaxBatch, 0, deadLetterHide)
+		// A second's long poll asks every SQS server, where a short
+		// poll may answer empty while messages wait.
+		msgs, err := w.queue.Receive(ctx, url, sqs.MaxBatch, time.Second, deadLetterHide)
 		if err != nil {
 			log.Warn().Err(err).Msg("cannot read the dead-letter queue")
 			complete = false
@@ -113,6 +115,7 @@ func (w *Worker) checkDeadLetters(parent context.Context, st *deadLetterState) {
 		if len(msgs) == 0 {
 			break
 		}
+		read += len(msgs)
 		for _, m := range msgs {
 			held = append(held, sqs.VisibilityChange{Receipt: m.ReceiptHandle})
 			if st.seen[m.MessageID] {
@@ -125,7 +128,9 @@ func (w *Worker) checkDeadLetters(parent context.Context, st *deadLetterState) {
 			}
 		}
 	}
-	if complete {
+	if complete && (read >= stats.Visible || read >= deadLetterPages*sqs.MaxBatch) {
+		// Those hidden by another reader are its to record; beyond a
+		// hundred, the hourly read takes another sample.
 		st.depth, st.readAt = depth, now
 	} else {
 		st.depth = -1 // read again at the next check
