@@ -78,9 +78,17 @@ func (w *Worker) deadLetterLoop(ctx context.Context) {
 func (w *Worker) checkDeadLetters(parent context.Context, st *deadLetterState) {
 	url := w.cfg.DeadLetterURL
 	log := w.log.With().Str("queue", sqs.QueueName(url)).Logger()
-	ctx, cancel := context.WithTimeout(parent, deadLetterHide-5*time.Second)
+	// Not cut short by the stop signal: SQS goes on with a receive its
+	// client gave up on, and would hide for deadLetterHide what it takes
+	// after this check made it visible again. The stop is looked at
+	// between calls instead; a receive waits a second at most.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), deadLetterHide-5*time.Second)
 	defer cancel()
-	stats, err := w.queue.Stats(ctx, url)
+	// The other calls stop with the worker.
+	wctx, wcancel := context.WithCancel(ctx)
+	defer wcancel()
+	defer context.AfterFunc(parent, wcancel)()
+	stats, err := w.queue.Stats(wctx, url)
 	if err != nil {
 		log.Warn().Err(err).Msg("cannot read the dead-letter queue's depth")
 		return
@@ -98,12 +106,16 @@ func (w *Worker) checkDeadLetters(parent context.Context, st *deadLetterState) {
 		}
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(parent), 10*time.Second)
 		defer cancel()
-		if _, err := w.queue.ChangeVisibilities(cctx, url, held); err != nil {
+		if _, err := w.queue.ChangeVisibilities(cctx, url, held); err != nil { // a refused entry: its hide ran out
 			log.Warn().Err(err).Dur("hidden_for", deadLetterHide).Msg("cannot make the dead letters visible again")
 		}
 	}()
 	complete, read := true, 0
 	for range deadLetterPages {
+		if parent.Err() != nil {
+			complete = false
+			break
+		}
 		// A second's long poll asks every SQS server, where a short
 		// poll may answer empty while messages wait.
 		msgs, err := w.queue.Receive(ctx, url, sqs.MaxBatch, time.Second, deadLetterHide)
@@ -121,7 +133,7 @@ func (w *Worker) checkDeadLetters(parent context.Context, st *deadLetterState) {
 			if st.seen[m.MessageID] {
 				continue
 			}
-			if w.noteDeadLetter(ctx, m) {
+			if w.noteDeadLetter(wctx, m) {
 				st.seen[m.MessageID] = true
 			} else {
 				complete = false
