@@ -22,9 +22,8 @@ func already(id string, s plan.State) Cancelled {
 }
 
 // Cancel asks for task id to be stopped. The cancel marker is written
-// first, for a running attempt's worker to see at its next heartbeat (with
-// a notice beside it, for a worker that lists them). A task that no
-// attempt holds has its next attempt claimed by cancel itself,
+// first, for a running attempt's worker to see at its next heartbeat. A
+// task that no attempt holds has its next attempt claimed by cancel itself,
 // with the same conditional put a worker uses: whichever of the two writes
 // the claim first wins, so a task reported cancelled never starts, and one
 // a worker took first is reported cancelling.
@@ -39,16 +38,6 @@ func Cancel(ctx context.Context, st Store, id, reason string, now time.Time) (Ca
 	if err := st.PutCancel(ctx, &plan.Cancel{V: plan.Version, ID: id, RequestedAt: now.UTC(), Reason: reason}); err != nil {
 		return Cancelled{ID: id}, err
 	}
-	// A task an attempt holds also gets a notice, which is what a worker
-	// running several tasks looks for: one LIST of the notices tells it of
-	// all their cancels. A task cancel itself holds needs none: no worker
-	// runs it.
-	cancelling := func() (Cancelled, error) {
-		if err := st.PutCancelNotice(ctx, id, now); err != nil {
-			return Cancelled{ID: id}, err
-		}
-		return Cancelled{ID: id, Outcome: "cancelling", State: plan.StateRunning}, nil
-	}
 	if snap, err = Read(ctx, st, id); err != nil {
 		return Cancelled{ID: id}, err
 	}
@@ -56,13 +45,13 @@ func Cancel(ctx context.Context, st Store, id, reason string, now time.Time) (Ca
 	case snap.Result != nil:
 		return already(id, snap.Result.State), nil
 	case snap.Running != nil:
-		return cancelling()
+		return Cancelled{ID: id, Outcome: "cancelling", State: plan.StateRunning}, nil
 	}
 	last := snap.LastClaim()
 	hold := plan.Running{V: plan.Version, ID: id, Group: snap.Group, Attempt: last + 1,
 		Worker: plan.WorkerInfo{ID: CancelWorkerID}, StartedAt: now.UTC(), HeartbeatAt: now.UTC()}
 	if err := st.Claim(ctx, &hold); errors.Is(err, plan.ErrExists) {
-		return cancelling()
+		return Cancelled{ID: id, Outcome: "cancelling", State: plan.StateRunning}, nil
 	} else if err != nil {
 		return Cancelled{ID: id}, err
 	}

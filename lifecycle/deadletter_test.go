@@ -127,23 +127,15 @@ func TestDeadLetterNotRecorded(t *testing.T) {
 	}
 }
 
-// Cancel writes a notice (what workers running several tasks LIST) for a
-// task an attempt holds, and none for one it claims itself: no worker
-// runs that one.
-func TestCancelNoticeOnlyForHeldTasks(t *testing.T) {
+// Cancel of a running task leaves a notice that RecentCancels names: what
+// a worker running several tasks lists.
+func TestCancelNoticeOfRunningTask(t *testing.T) {
 	st := testbroker.NewStore()
 	ctx := context.Background()
-	queued, running := task("q"), task("r")
-	submit(t, st, queued)
+	running := task("r")
 	submit(t, st, running)
 	if _, err := claimFor(claimer("w1", t0), "r").Claim(ctx, st, running, t0); err != nil {
 		t.Fatal(err)
-	}
-	if c, err := lifecycle.Cancel(ctx, st, "q", "", t0); err != nil || c.Outcome != "cancelled" {
-		t.Fatalf("Cancel(q) = %+v, %v", c, err)
-	}
-	if n := st.Calls("put_cancel_notice"); n != 0 {
-		t.Fatalf("cancel of a queued task wrote %d notices, want 0", n)
 	}
 	if c, err := lifecycle.Cancel(ctx, st, "r", "", t0.Add(time.Second)); err != nil || c.Outcome != "cancelling" {
 		t.Fatalf("Cancel(r) = %+v, %v", c, err)
@@ -151,5 +143,8 @@ func TestCancelNoticeOnlyForHeldTasks(t *testing.T) {
 	ids, complete, err := st.RecentCancels(ctx, t0, 10)
 	if err != nil || !complete || !ids["r"] || len(ids) != 1 {
 		t.Fatalf("RecentCancels = %v, %v, %v; want r alone", ids, complete, err)
+	}
+	if ids, _, _ := st.RecentCancels(ctx, t0.Add(time.Minute), 10); len(ids) != 0 {
+		t.Fatalf("RecentCancels since after the cancel = %v, want none", ids)
 	}
 }

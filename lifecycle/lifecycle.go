@@ -31,7 +31,6 @@ type Store interface {
 	GetClaim(ctx context.Context, id string, attempt int) (*plan.Running, error)
 	Claim(ctx context.Context, r *plan.Running) error
 	PutCancel(ctx context.Context, c *plan.Cancel) error
-	PutCancelNotice(ctx context.Context, id string, t time.Time) error
 	GetDeadLetter(ctx context.Context, id string) (*s3results.DeadLettered, error)
 }
 

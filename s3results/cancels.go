@@ -11,8 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
-// Cancel notices: beside a task's own cancel marker, cancel writes an empty
-// object under one shared prefix, named so that a LIST returns the newest
+// Cancel notices: beside a task's own cancel marker, PutCancel writes an
+// empty object under one shared prefix, named so that a LIST returns the newest
 // first and says when each was written and for which task:
 //
 //	PREFIX/cancels/INVERTED-MILLIS-ID   a cancel of task ID requested at that time
@@ -42,8 +42,9 @@ func (k Keys) cancelNotice(key string) (time.Time, string, bool) {
 	return time.UnixMilli(indexEpochEnd - n).UTC(), id, true
 }
 
-// PutCancelNotice writes the notice of a cancel of task id requested at t.
-func (s *Store) PutCancelNotice(ctx context.Context, id string, t time.Time) error {
+// putCancelNotice writes the notice of a cancel of task id requested at t
+// (PutCancel writes it after the marker).
+func (s *Store) putCancelNotice(ctx context.Context, id string, t time.Time) error {
 	return s.put(ctx, s.keys.CancelNotice(id, t), nil, false)
 }
 

@@ -286,9 +286,13 @@ func (s *Store) GetClaim(ctx context.Context, id string, attempt int) (*plan.Run
 	return r, nil
 }
 
-// PutCancel asks for a task to be stopped.
+// PutCancel asks for a task to be stopped: its cancel marker, then the
+// notice a worker running several tasks lists (cancels.go).
 func (s *Store) PutCancel(ctx context.Context, c *plan.Cancel) error {
-	return s.putJSON(ctx, s.keys.Cancel(c.ID), c, false)
+	if err := s.putJSON(ctx, s.keys.Cancel(c.ID), c, false); err != nil {
+		return err
+	}
+	return s.putCancelNotice(ctx, c.ID, c.RequestedAt)
 }
 
 // CancelRequested reports whether a cancel marker exists for id.

@@ -144,10 +144,6 @@ func (c countedStore) PutCancel(ctx context.Context, x *plan.Cancel) error {
 	return c.note("put_cancel", c.s.PutCancel(ctx, x))
 }
 
-func (c countedStore) PutCancelNotice(ctx context.Context, id string, t time.Time) error {
-	return c.note("put_cancel", c.s.PutCancelNotice(ctx, id, t))
-}
-
 func (c countedStore) RecentCancels(ctx context.Context, since time.Time, maxKeys int) (map[string]bool, bool, error) {
 	ids, complete, err := c.s.RecentCancels(ctx, since, maxKeys)
 	return ids, complete, c.note("cancel_check", err)

@@ -293,6 +293,7 @@ func (s *Store) PutCancel(ctx context.Context, c *plan.Cancel) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cancels[c.ID] = *c
+	s.notices = append(s.notices, notice{c.ID, c.RequestedAt}) // as s3results writes both
 	return nil
 }
 
@@ -595,17 +596,6 @@ func (s *Store) PutDeadLetter(ctx context.Context, d *s3results.DeadLettered) er
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.refused[d.ID] = *d
-	return nil
-}
-
-// PutCancelNotice implements s3results.Store.PutCancelNotice.
-func (s *Store) PutCancelNotice(ctx context.Context, id string, t time.Time) error {
-	if err := s.check("put_cancel_notice"); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.notices = append(s.notices, notice{id, t})
 	return nil
 }
 
