@@ -85,15 +85,8 @@ type Store struct {
 	attempts map[string]map[int]*plan.Result
 	cancels  map[string]plan.Cancel
 	refused  map[string]s3results.DeadLettered
-	notices  []notice
 	logs     map[string][]byte
 	workers  map[string]any
-}
-
-// notice is a cancel notice: a cancel of task id requested at at.
-type notice struct {
-	id string
-	at time.Time
 }
 
 // NewStore returns an empty store.
@@ -293,7 +286,6 @@ func (s *Store) PutCancel(ctx context.Context, c *plan.Cancel) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cancels[c.ID] = *c
-	s.notices = append(s.notices, notice{c.ID, c.RequestedAt}) // as s3results writes both
 	return nil
 }
 
@@ -599,7 +591,8 @@ func (s *Store) PutDeadLetter(ctx context.Context, d *s3results.DeadLettered) er
 	return nil
 }
 
-// RecentCancels implements s3results.Store.RecentCancels.
+// RecentCancels implements s3results.Store.RecentCancels from the cancel
+// markers, whose notices s3results writes with them.
 func (s *Store) RecentCancels(ctx context.Context, since time.Time, maxKeys int) (map[string]bool, bool, error) {
 	if err := s.check("list_cancels"); err != nil {
 		return nil, false, err
@@ -607,14 +600,13 @@ func (s *Store) RecentCancels(ctx context.Context, since time.Time, maxKeys int)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ids := map[string]bool{}
-	for i := len(s.notices) - 1; i >= 0; i-- {
-		if s.notices[i].at.Before(since) {
-			return ids, true, nil
+	for id, c := range s.cancels {
+		if !c.RequestedAt.Before(since) {
+			ids[id] = true
 		}
-		if len(s.notices)-i > maxKeys {
-			return ids, false, nil
-		}
-		ids[s.notices[i].id] = true
+	}
+	if len(ids) > maxKeys {
+		return nil, false, nil
 	}
 	return ids, true, nil
 }
