@@ -497,6 +497,7 @@ func TestScripts(t *testing.T) {
 			"pidgone":     cmdPidGone,
 			"killpid":     cmdKillPid,
 			"sqsredrive":  cmdSQSRedrive,
+			"sqsreceive":  cmdSQSReceive,
 			"loadenv":     cmdLoadEnv,
 			"s3put":       cmdS3Put,
 			"envsubst":    cmdEnvSubst,

@@ -7,6 +7,11 @@
 #
 #   TASKS=200 bash bench/requests.sh [dev|moto]...
 #
+# ARGV (JSON, default ["true"]) is each task's command, e.g. '["sleep","30"]'
+# with TASKS=8 for long tasks (what heartbeats cost); WORK_FLAGS are added to
+# the worker's flags. IDLE=SECONDS runs no task: one worker idles that long
+# and the counts are an idle worker's (per minute: divide by SECONDS/60).
+#
 # moto needs its venv: VENV=/path/to/.venv (see scripts/moto.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -48,14 +53,24 @@ run() { # EMULATOR
 		# shellcheck disable=SC1091
 		. "$dir/proxy.env"
 		curl -fsS "$AWS_ENDPOINT_URL/__counts/reset" >/dev/null
+		if [ -n "${IDLE:-}" ]; then
+			# shellcheck disable=SC2086
+			bin/taskiq-go work --concurrency 4 --idle-exit "${IDLE}s" --log-level warn ${WORK_FLAGS:-} 2>"$dir/work.log"
+			echo "== $em: one idle worker for ${IDLE}s"
+			curl -fsS "$AWS_ENDPOINT_URL/__counts/report"
+			kill "$(cat "$dir/proxy.pid")" 2>/dev/null || true
+			if [ -f "$dir/endpoint.pid" ]; then kill "$(cat "$dir/endpoint.pid")" 2>/dev/null || true; fi
+			exit 0
+		fi
 		ids=()
 		for i in $(seq -f '%04g' "$tasks"); do ids+=("rq-$i"); done
-		printf '{"id":"%s","argv":["true"]}\n' "${ids[@]}" | bin/taskiq-go submit --batch - >/dev/null
-		bin/taskiq-go work --concurrency 4 --max-tasks "$tasks" --log-level warn 2>"$dir/work.log" &
+		printf '{"id":"%s","argv":'"${ARGV:-[\"true\"]}"'}\n' "${ids[@]}" | bin/taskiq-go submit --batch - >/dev/null
+		# shellcheck disable=SC2086
+		bin/taskiq-go work --concurrency "${CONCURRENCY:-4}" --max-tasks "$tasks" --log-level warn ${WORK_FLAGS:-} 2>"$dir/work.log" &
 		wpid=$!
 		bin/taskiq-go poll --wait --timeout 300s "${ids[@]}" >"$dir/poll.out"
 		wait "$wpid"
-		echo "== $em: $tasks tasks (batch submit, one worker at concurrency 4, poll --wait of all ids)"
+		echo "== $em: $tasks tasks of ${ARGV:-[\"true\"]} (batch submit, one worker at concurrency ${CONCURRENCY:-4}, poll --wait of all ids)"
 		curl -fsS "$AWS_ENDPOINT_URL/__counts/report?tasks=$tasks"
 		kill "$(cat "$dir/proxy.pid")" 2>/dev/null || true
 		if [ -f "$dir/endpoint.pid" ]; then kill "$(cat "$dir/endpoint.pid")" 2>/dev/null || true; fi

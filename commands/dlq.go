@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/taskiq-go/taskiq-go/backend"
+	"github.com/taskiq-go/taskiq-go/lifecycle"
 	"github.com/taskiq-go/taskiq-go/plan"
 	"github.com/taskiq-go/taskiq-go/sqs"
 )
@@ -396,6 +397,12 @@ func redriveOne(ctx context.Context, s *Settings, be *backend.Backend, d DeadLet
 	}
 	if err := be.Queue.Delete(context.WithoutCancel(ctx), s.DeadLetterURL, d.msg.ReceiptHandle); err != nil {
 		return Redriven{}, fmt.Errorf("message %s was sent to %s but stays in the dead-letter queue: %w", d.MessageID, target, err)
+	}
+	if d.TaskID != "" {
+		// The task is queued again: poll stops saying dead_letter. Should
+		// this fail, the record is void anyway once a worker claims the
+		// task, so the move stands.
+		_ = lifecycle.Redriven(context.WithoutCancel(ctx), be.Store, d.TaskID)
 	}
 	return Redriven{MessageID: d.MessageID, TaskID: d.TaskID, To: target, NewMessageID: id}, nil
 }

@@ -152,7 +152,9 @@ func IAMPolicy(s *Settings, queues []string, role, kmsKey string) (*Policy, []st
 			Statement{Sid: "WithdrawTasks", Action: []string{"s3:DeleteObject"}, Resource: arns(keys.SubmitterDeletes())})
 	case RoleWork:
 		add(Statement{Sid: "ConsumeTasks", Action: workerSQS, Resource: bands},
-			Statement{Sid: "DeadLetter", Action: []string{"sqs:SendMessage"}, Resource: []string{dlq}},
+			// Send: a message it refuses; read and hide briefly: the
+			// dead-letter check (never delete: operators redrive).
+			Statement{Sid: "DeadLetter", Action: []string{"sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:SendMessage"}, Resource: []string{dlq}},
 			list, read,
 			Statement{Sid: "RecordAttempts", Action: []string{"s3:PutObject"}, Resource: arns(keys.WorkerPuts())},
 			Statement{Sid: "RemoveMarkers", Action: []string{"s3:DeleteObject"}, Resource: arns(keys.WorkerDeletes())})

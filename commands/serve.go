@@ -87,6 +87,14 @@ func (o *serveOps) Poll(ctx context.Context, ids []string, group string) ([]plan
 	return ops.Poll(ctx, o.be, ops.PollOptions{IDs: ids, Group: group})
 }
 
+func (o *serveOps) Watch(ctx context.Context, ids []string, group string) (serve.Watcher, error) {
+	ids, err := ops.TaskIDs(ctx, o.be, ids, group)
+	if err != nil {
+		return nil, err
+	}
+	return ops.NewPoller(o.be, ids), nil
+}
+
 func (o *serveOps) Cancel(ctx context.Context, ids []string, group, reason string) (any, error) {
 	out, _, err := ops.Cancel(ctx, o.be, ops.CancelOptions{IDs: ids, Group: group, Reason: reason}, time.Now())
 	return out, err

@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"cmp"
 	"context"
 	"net"
 	"net/http"
@@ -30,6 +31,7 @@ func workerFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "visibility-cap", Hidden: true, Value: 12 * time.Hour},
 		&cli.DurationFlag{Name: "kill-grace", Value: 10 * time.Second, Usage: "wait `DURATION` between SIGTERM and SIGKILL when a task is stopped"},
 		&cli.DurationFlag{Name: "shutdown-grace", Value: 30 * time.Second, Usage: "on SIGTERM, let running tasks go on for up to `DURATION` before they are stopped and released"},
+		&cli.DurationFlag{Name: "dead-letter-check", Value: 5 * time.Minute, Usage: "look for tasks SQS moved to the dead-letter queue at start and every `DURATION`, so that poll says dead_letter (0: never)"},
 		&cli.IntFlag{Name: "max-tasks", Usage: "exit after finishing `N` tasks (0: no limit)"},
 		&cli.DurationFlag{Name: "idle-exit", Usage: "exit after `DURATION` with nothing to do (0: never)"},
 		&cli.StringFlag{Name: "worker-id", Usage: "`ID` reported in results (default: w-HOST-PID)", EnvVars: []string{"TASKIQ_GO_WORKER_ID"}},
@@ -83,6 +85,7 @@ func workerConfig(cliContext *cli.Context, s *Settings, log zerolog.Logger) (wor
 	}
 	cfg := worker.Config{
 		DeadLetterURL:     s.DeadLetterURL,
+		DeadLetterCheck:   cmp.Or(cliContext.Duration("dead-letter-check"), -1),
 		Concurrency:       cliContext.Int("concurrency"),
 		VisibilityTimeout: cliContext.Duration("visibility-timeout"),
 		Heartbeat:         cliContext.Duration("heartbeat"),

@@ -60,8 +60,9 @@ type Snapshot struct {
 	// CancelHeld is set by Read when cancel took the last attempt: the
 	// task is cancelled, whether or not cancel got to store its result.
 	CancelHeld bool
-	// Refused says why a worker refused the task's message, when one did
-	// and no attempt was taken.
+	// Refused says why the task's message went to the dead-letter queue (a
+	// worker refused it, or SQS moved it there), when it did and no attempt
+	// was taken since.
 	Refused *s3results.DeadLettered
 }
 
@@ -79,7 +80,8 @@ func Peek(ctx context.Context, st Store, id string) (*Snapshot, error) {
 }
 
 // readEnd lists what exists for task id and reads how it ended, if it did:
-// its result, or why a worker refused it (and no attempt was taken since).
+// its result, or why its message went to the dead-letter queue (and no
+// attempt was taken since).
 func readEnd(ctx context.Context, st Store, id string) (*Snapshot, error) {
 	o, err := st.List(ctx, id)
 	if err != nil {
@@ -97,8 +99,8 @@ func readEnd(ctx context.Context, st Store, id string) (*Snapshot, error) {
 		snap.Result, snap.Group = r, r.Group
 		return snap, nil
 	}
-	if o.DeadLetter && o.LastClaim() == 0 {
-		if d, err := st.GetDeadLetter(ctx, id); err == nil {
+	if o.DeadLetter {
+		if d, err := st.GetDeadLetter(ctx, id); err == nil && d.Attempt >= o.LastClaim() {
 			snap.Refused = d
 		}
 	}
@@ -127,7 +129,7 @@ func Read(ctx context.Context, st Store, id string) (*Snapshot, error) {
 // queued task's group takes.
 func read(ctx context.Context, st Store, id string, withGroup bool) (*Snapshot, error) {
 	snap, err := readEnd(ctx, st, id)
-	if err != nil || snap.Result != nil {
+	if err != nil || snap.Result != nil || snap.Refused != nil {
 		return snap, err
 	}
 	o := &snap.Objects

@@ -98,6 +98,19 @@ func (p *Poller) Poll(ctx context.Context) ([]plan.Status, error) {
 	return out, nil
 }
 
+// Round is one round of a wait: Poll with Peek.
+func (p *Poller) Round(ctx context.Context) ([]plan.Status, error) {
+	p.Peek = true
+	return p.Poll(ctx)
+}
+
+// Full is Poll without Peek: the tasks not seen ended read in full, for
+// the statuses a wait cut short reports.
+func (p *Poller) Full(ctx context.Context) ([]plan.Status, error) {
+	p.Peek = false
+	return p.Poll(ctx)
+}
+
 func (p *Poller) seen(i int, st plan.Status) {
 	if st.State.Final() {
 		p.final[i] = st

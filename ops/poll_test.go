@@ -8,6 +8,7 @@ import (
 
 	"github.com/taskiq-go/taskiq-go/internal/testbroker"
 	"github.com/taskiq-go/taskiq-go/plan"
+	"github.com/taskiq-go/taskiq-go/s3results"
 )
 
 func submitted(t *testing.T, st *testbroker.Store, n int) []string {
@@ -101,5 +102,30 @@ func TestWaitUnknownTask(t *testing.T) {
 	p := &Poller{Peek: true, st: st, ids: ids, final: map[int]plan.Status{}, last: map[int]plan.Status{}}
 	if _, err := p.Poll(context.Background()); !errors.Is(err, plan.ErrTaskNotFound) {
 		t.Fatalf("Poll = %v, want task not found", err)
+	}
+}
+
+// A task whose message went to the dead-letter queue ends a wait as
+// dead_letter, wherever it is in the order, and is not read again.
+func TestWaitEndsAtDeadLetter(t *testing.T) {
+	st := testbroker.NewStore()
+	ids := submitted(t, st, 3)
+	succeed(st, ids[0])
+	_ = st.PutDeadLetter(context.Background(), &s3results.DeadLettered{ID: ids[1], Reason: "exceeded maxReceiveCount"})
+	succeed(st, ids[2])
+	p := &Poller{st: st, ids: ids, final: map[int]plan.Status{}, last: map[int]plan.Status{}}
+	sts, err := p.Round(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !AllFinal(sts) || sts[1].State != plan.StateDeadLetter || sts[1].Error != "exceeded maxReceiveCount" {
+		t.Fatalf("statuses %+v, want all final and %s dead_letter", sts, ids[1])
+	}
+	before := reads(st) + st.Calls("get_dead_letter")
+	if _, err := p.Round(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := reads(st) + st.Calls("get_dead_letter") - before; n != 0 {
+		t.Errorf("a round after all ended read %d times", n)
 	}
 }

@@ -21,9 +21,11 @@ const (
 	// StateLost is a task whose worker stopped heartbeating while it ran; it
 	// runs again once its lease runs out and another worker takes it.
 	StateLost State = "lost"
-	// StateDeadLetter is a task a worker refused to run (its signature did
-	// not hold, or its message could not be read) and moved to the
-	// dead-letter queue; `dlq list` shows why, `dlq redrive` puts it back.
+	// StateDeadLetter is a task whose message is in the dead-letter queue:
+	// a worker refused to run it (its signature did not hold, or its
+	// message could not be read), or SQS moved it there after too many
+	// receives and a worker's check of that queue found it. `dlq list`
+	// shows why, `dlq redrive` puts it back (and the task is queued again).
 	StateDeadLetter State = "dead_letter"
 )
 

@@ -22,6 +22,7 @@ import (
 //	PREFIX/tasks/ID/logs/N/stdout|stderr   full output of attempt N when not inline
 //	PREFIX/tasks/ID/logs/N/live            the tail of attempt N's output while it runs (live.go)
 //	PREFIX/index/INVERTED-TIME-NONCE.json  the tasks of one submit call, newest first (index.go)
+//	PREFIX/cancels/INVERTED-TIME-ID        a cancel requested, for workers to LIST (cancels.go)
 //	PREFIX/groups/GROUP/ID                 group membership
 //	PREFIX/group-ends/GROUP/ID/1,FIELDS    how a member ended: state, exit code, attempt... (groups.go)
 //	PREFIX/workers/WORKER.json             worker heartbeats
@@ -123,10 +124,10 @@ func (k Keys) patterns(parts ...string) []string {
 }
 
 // SubmitterPuts are the keys submit and cancel write: task records, group
-// membership, the history index, cancel markers, and the claim cancel
-// takes of an attempt no worker holds (so that none may start it).
+// membership, the history index, cancel markers and notices, and the claim
+// cancel takes of an attempt no worker holds (so that none may start it).
 func (k Keys) SubmitterPuts() []string {
-	return k.patterns("tasks/*/task.json", "groups/*", "index/*", "tasks/*/cancel.json", "tasks/*/claims/*")
+	return k.patterns("tasks/*/task.json", "groups/*", "index/*", "tasks/*/cancel.json", "cancels/*", "tasks/*/claims/*")
 }
 
 // SubmitterDeletes are the keys submit withdraws after a failed call:

@@ -1,6 +1,10 @@
 package s3results
 
-import "testing"
+import (
+	"strings"
+	"testing"
+	"time"
+)
 
 func TestKeyLayout(t *testing.T) {
 	for _, tc := range []struct {
@@ -41,5 +45,19 @@ func TestTaskKeysUnderTaskDir(t *testing.T) {
 		if len(key) <= len(dir) || key[:len(dir)] != dir {
 			t.Errorf("%s is not under %s", key, dir)
 		}
+	}
+}
+
+// A cancel notice names its task and time, and newer notices sort first.
+func TestCancelNoticeKeys(t *testing.T) {
+	k := Keys{"p"}
+	t1 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	a, b := k.CancelNotice("task-1", t1), k.CancelNotice("x", t1.Add(time.Millisecond))
+	if !strings.HasPrefix(a, "p/cancels/") || b >= a {
+		t.Fatalf("keys %q and %q: want under p/cancels/, newest first", a, b)
+	}
+	at, id, ok := k.cancelNotice(a)
+	if !ok || id != "task-1" || !at.Equal(t1) {
+		t.Fatalf("cancelNotice(%q) = %v, %q, %v", a, at, id, ok)
 	}
 }

@@ -276,9 +276,13 @@ func (s *Store) GetClaim(ctx context.Context, id string, attempt int) (*plan.Run
 	return r, nil
 }
 
-// PutCancel asks for a task to be stopped.
+// PutCancel asks for a task to be stopped: its cancel marker, then the
+// notice a worker running several tasks lists (cancels.go).
 func (s *Store) PutCancel(ctx context.Context, c *plan.Cancel) error {
-	return s.putJSON(ctx, s.keys.Cancel(c.ID), c, false)
+	if err := s.putJSON(ctx, s.keys.Cancel(c.ID), c, false); err != nil {
+		return err
+	}
+	return s.putCancelNotice(ctx, c.ID, c.RequestedAt)
 }
 
 // CancelRequested reports whether a cancel marker exists for id.
@@ -440,17 +444,39 @@ func (s *Store) List(ctx context.Context, id string) (*Objects, error) {
 	return o, nil
 }
 
-// DeadLettered is the record of a task whose message a worker refused.
+// DeadLettered is the record of a task whose message went to the
+// dead-letter queue: a worker refused it, or SQS moved it there after too
+// many receives and a worker found it there.
 type DeadLettered struct {
 	ID     string          `json:"id"`
 	Reason string          `json:"reason"`
 	Worker plan.WorkerInfo `json:"worker"`
 	At     time.Time       `json:"at"`
+	// Attempt is the last attempt taken when the record was written (0 for
+	// none): a later claim (the message redriven, or a copy of it) means
+	// the record no longer tells the task's state.
+	Attempt int `json:"attempt,omitempty"`
+	// MessageID is the message's id in the dead-letter queue, when a worker
+	// found it there.
+	MessageID string `json:"message_id,omitempty"`
 }
 
 // PutDeadLetter records why a task's message went to the dead-letter queue.
 func (s *Store) PutDeadLetter(ctx context.Context, d *DeadLettered) error {
 	return s.putJSON(ctx, s.keys.DeadLetter(d.ID), d, false)
+}
+
+// CreateDeadLetter is PutDeadLetter only when no record exists
+// (plan.ErrExists otherwise), so that workers finding the same dead letter
+// agree on one record.
+func (s *Store) CreateDeadLetter(ctx context.Context, d *DeadLettered) error {
+	return s.putJSON(ctx, s.keys.DeadLetter(d.ID), d, true)
+}
+
+// DeleteDeadLetter removes the record, for a task whose message is put back
+// on its queue.
+func (s *Store) DeleteDeadLetter(ctx context.Context, id string) error {
+	return s.delete(ctx, s.keys.DeadLetter(id))
 }
 
 // GetDeadLetter reads that record.

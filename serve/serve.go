@@ -35,10 +35,24 @@ type Ops interface {
 	Submit(ctx context.Context, tasks []*plan.Task) (any, error)
 	// Poll reports the states of the given tasks, or of every task of group.
 	Poll(ctx context.Context, ids []string, group string) ([]plan.Status, error)
+	// Watch starts a wait on the given tasks, or on every task of group
+	// as it is now.
+	Watch(ctx context.Context, ids []string, group string) (Watcher, error)
 	// Cancel asks for the given tasks, or every task of group, to stop.
 	Cancel(ctx context.Context, ids []string, group, reason string) (any, error)
 	// Result returns a finished task's result record.
 	Result(ctx context.Context, id string) (*plan.Result, error)
+}
+
+// Watcher follows a fixed set of tasks through a wait, as `poll --wait`
+// does: a round reads only what a wait must (never a task seen ended
+// again), and the full read is for the answer of a wait that ends first.
+type Watcher interface {
+	// Round is one round of the wait; a running task may show without its
+	// worker.
+	Round(ctx context.Context) ([]plan.Status, error)
+	// Full reads the tasks not seen ended in full.
+	Full(ctx context.Context) ([]plan.Status, error)
 }
 
 // DefaultLimit is how many requests are handled at once when Server.Limit
@@ -228,9 +242,12 @@ func (s *Server) do(ctx context.Context, req Request) (any, error) {
 	return nil, usagef("unknown op %q", req.Op)
 }
 
-// wait polls until every task has ended or the timeout passes, and returns
-// the last states either way: unlike `poll --wait`, whose exit code says
-// how it went, a caller reads the states.
+// wait follows the tasks until every one has ended or the timeout passes,
+// and returns the last states either way: unlike `poll --wait`, whose exit
+// code says how it went, a caller reads the states. Each round reads only
+// the tasks not seen ended, and of those only as many as a wait needs
+// (Watcher); a wait cut short answers with its unfinished tasks read in
+// full.
 func (s *Server) wait(ctx context.Context, a *SelectArgs) ([]plan.Status, error) {
 	var deadline <-chan time.Time
 	if a.Timeout > 0 {
@@ -238,9 +255,13 @@ func (s *Server) wait(ctx context.Context, a *SelectArgs) ([]plan.Status, error)
 		defer t.Stop()
 		deadline = t.C
 	}
+	w, err := s.Ops.Watch(ctx, a.IDs, a.Group)
+	if err != nil {
+		return nil, err
+	}
 	interval := a.interval()
 	for {
-		sts, err := s.Ops.Poll(ctx, a.IDs, a.Group)
+		sts, err := w.Round(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -251,14 +272,25 @@ func (s *Server) wait(ctx context.Context, a *SelectArgs) ([]plan.Status, error)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return sts, nil
+			return full(ctx, w, sts), nil
 		case <-deadline:
 			t.Stop()
-			return sts, nil
+			return full(ctx, w, sts), nil
 		case <-t.C:
 		}
 		interval = min(interval*5/4, 5*time.Second)
 	}
+}
+
+// full is the answer of a wait that ended before its tasks: their states
+// read in full, or the last round's when that read fails.
+func full(ctx context.Context, w Watcher, last []plan.Status) []plan.Status {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if sts, err := w.Full(ctx); err == nil {
+		return sts
+	}
+	return last
 }
 
 func allFinal(sts []plan.Status) bool {

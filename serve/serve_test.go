@@ -55,6 +55,59 @@ func (f *fakeOps) Poll(ctx context.Context, ids []string, group string) ([]plan.
 	return out, nil
 }
 
+// Watch follows the tasks through fakeWatcher.
+func (f *fakeOps) Watch(ctx context.Context, ids []string, group string) (Watcher, error) {
+	if _, err := f.Poll(ctx, ids, group); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	f.polls--
+	f.mu.Unlock()
+	return &fakeWatcher{f: f, ids: ids, ended: map[string]plan.Status{}}, nil
+}
+
+// fakeWatcher reads a task seen ended never again, as ops.Poller does,
+// and counts its rounds, the reads they made and its full reads; a full
+// read says so in each status's error.
+type fakeWatcher struct {
+	f                   *fakeOps
+	ids                 []string
+	ended               map[string]plan.Status
+	rounds, reads, full int
+}
+
+func (w *fakeWatcher) read(full bool) []plan.Status {
+	w.f.mu.Lock()
+	defer w.f.mu.Unlock()
+	var out []plan.Status
+	for _, id := range w.ids {
+		if st, ok := w.ended[id]; ok {
+			out = append(out, st)
+			continue
+		}
+		w.reads++
+		st := plan.Status{ID: id, State: w.f.states[id]}
+		if full {
+			st.Error = "read in full"
+		}
+		if st.State.Final() {
+			w.ended[id] = st
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+func (w *fakeWatcher) Round(context.Context) ([]plan.Status, error) {
+	w.rounds++
+	return w.read(false), nil
+}
+
+func (w *fakeWatcher) Full(context.Context) ([]plan.Status, error) {
+	w.full++
+	return w.read(true), nil
+}
+
 func (f *fakeOps) Cancel(context.Context, []string, string, string) (any, error) {
 	return nil, errors.New("not here")
 }
@@ -177,15 +230,43 @@ func TestServeRunsRequestsConcurrentlyAndDrainsAtEOF(t *testing.T) {
 	}
 }
 
+// A wait follows its tasks by rounds of one Watcher (ops.Poller in the
+// command), never by a Poll of every task each round, and a wait that times
+// out answers with the unfinished tasks read in full.
 func TestWaitReturnsLastStatesAtItsTimeout(t *testing.T) {
-	ops := &fakeOps{states: map[string]plan.State{"a": plan.StateRunning}}
-	got := serveLines(t, ops, `{"id":1,"op":"wait","args":{"ids":["a"],"timeout":"300ms","interval":"50ms"}}`+"\n")
-	if r := got["1"]; r.Error != nil || !strings.Contains(r.OK.(string), `"state":"running"`) {
+	ops := &fakeOps{states: map[string]plan.State{"a": plan.StateRunning, "b": plan.StateSucceeded}}
+	var w *fakeWatcher
+	watching := &watchSpy{fakeOps: ops, got: &w}
+	got := serveLines(t, watching, `{"id":1,"op":"wait","args":{"ids":["a","b"],"timeout":"300ms","interval":"50ms"}}`+"\n")
+	r := got["1"]
+	if r.Error != nil || !strings.Contains(r.OK.(string), `"state":"running",`) || !strings.Contains(r.OK.(string), `"error":"read in full"}`) {
 		t.Fatalf("got %+v", r)
 	}
-	if ops.polls < 2 {
-		t.Fatalf("wait polled %d times, want several", ops.polls)
+	if ops.polls != 0 {
+		t.Errorf("wait made %d polls of every task, want 0", ops.polls)
 	}
+	if w.rounds < 2 || w.full != 1 {
+		t.Fatalf("wait made %d rounds and %d full reads, want several and 1", w.rounds, w.full)
+	}
+	// b ended at the first round and is never read again: one read of it,
+	// one of a per round and at the end.
+	if want := 1 + w.rounds + w.full; w.reads != want {
+		t.Errorf("%d reads in %d rounds, want %d", w.reads, w.rounds, want)
+	}
+}
+
+// watchSpy keeps the watcher a wait got.
+type watchSpy struct {
+	*fakeOps
+	got **fakeWatcher
+}
+
+func (s *watchSpy) Watch(ctx context.Context, ids []string, group string) (Watcher, error) {
+	w, err := s.fakeOps.Watch(ctx, ids, group)
+	if err == nil {
+		*s.got = w.(*fakeWatcher)
+	}
+	return w, err
 }
 
 func FuzzDecodeRequest(f *testing.F) {

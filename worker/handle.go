@@ -157,7 +157,7 @@ func (w *Worker) claim(ctx context.Context, log zerolog.Logger, q QueueRef, task
 		return plan.Running{
 			V: plan.Version, ID: task.ID, Group: task.Group, Attempt: attempt, Worker: w.cfg.Info,
 			StartedAt: now, HeartbeatAt: now, LeaseUntil: now.Add(w.cfg.VisibilityTimeout),
-			HeartbeatEvery: plan.Duration(w.cfg.Heartbeat),
+			HeartbeatEvery: plan.Duration(w.markerEvery()),
 		}
 	}
 	c := lifecycle.Claimer{Worker: w.cfg.Info, Marker: marker, RunningHere: w.isRunning, MaxLost: w.cfg.MaxLostAttempts}

@@ -92,11 +92,48 @@ func (w *Worker) beat(parent context.Context, runs []*run) {
 		}
 	}
 	wg.Wait()
+	cancelled := w.recentCancels(parent, live)
 	for _, r := range live {
 		wg.Add(1)
-		go func() { defer wg.Done(); w.refresh(parent, r, now) }()
+		go func() { defer wg.Done(); w.refresh(parent, r, now, cancelled) }()
 	}
 	wg.Wait()
+}
+
+// cancelListLimit bounds the cancel notices one heartbeat reads (two LIST
+// pages); when more were written since the oldest running task was
+// submitted, each task's marker is looked for on its own instead.
+const cancelListLimit = 2000
+
+// cancelClockSkew is how far the clock of the client that cancelled may be
+// behind the submitter's: notices are read back to that much before the
+// oldest running task's submission.
+const cancelClockSkew = 5 * time.Minute
+
+// recentCancels tells, with one LIST of the cancel notices, which of runs
+// have been cancelled, when that is cheaper than one HEAD of each task's
+// cancel marker: with two running tasks or more. nil means each task is to
+// be checked on its own (one running task, or the list could not tell).
+func (w *Worker) recentCancels(parent context.Context, runs []*run) map[string]bool {
+	if len(runs) < 2 {
+		return nil
+	}
+	since := runs[0].task.SubmittedAt
+	for _, r := range runs[1:] {
+		if r.task.SubmittedAt.Before(since) {
+			since = r.task.SubmittedAt
+		}
+	}
+	ctx, cancel := context.WithTimeout(parent, w.cfg.Heartbeat)
+	defer cancel()
+	ids, complete, err := w.store.RecentCancels(ctx, since.Add(-cancelClockSkew), cancelListLimit)
+	if err != nil || !complete {
+		if err != nil {
+			w.log.Warn().Err(err).Msg("cannot list the cancel notices; looking for each task's cancel marker")
+		}
+		return nil
+	}
+	return ids
 }
 
 // checkLease decides what the heartbeat does with r's lease at now: nothing
@@ -193,9 +230,10 @@ func (w *Worker) extend(parent context.Context, queueURL string, now time.Time, 
 
 // refresh does the rest of a heartbeat for one attempt whose lease holds:
 // the lease handed over to a fresh message before SQS's cap, the
-// supervisor's deadline renewed, the cancel marker looked for, and the
-// running marker rewritten.
-func (w *Worker) refresh(parent context.Context, r *run, now time.Time) {
+// supervisor's deadline renewed, the cancel looked for (in cancelled, the
+// tasks the notices name, or with a HEAD of its marker when nil), and the
+// running marker rewritten when it is due (markerEvery).
+func (w *Worker) refresh(parent context.Context, r *run, now time.Time, cancelled map[string]bool) {
 	select {
 	case <-r.stopC:
 		if r.reason == reasonLease {
@@ -213,9 +251,17 @@ func (w *Worker) refresh(parent context.Context, r *run, now time.Time) {
 			r.log.Warn().Err(err).Msg("cannot renew the task's supervisor")
 		}
 	}
-	if cancelled, err := w.store.CancelRequested(ctx, r.task.ID); err == nil && cancelled {
+	if cancelled != nil {
+		if cancelled[r.task.ID] {
+			r.stop(reasonCancel, time.Time{})
+			return
+		}
+	} else if yes, err := w.store.CancelRequested(ctx, r.task.ID); err == nil && yes {
 		r.stop(reasonCancel, time.Time{})
 		return
+	}
+	if now.Sub(r.markedAt) < w.markerEvery()-w.cfg.Heartbeat/2 {
+		return // fresh enough: StaleAfter is three of markerEvery
 	}
 	m := r.marker
 	m.HeartbeatAt, m.LeaseUntil = now, r.leaseUntil
@@ -252,6 +298,16 @@ func (w *Worker) handOver(ctx context.Context, r *run, why string) {
 		r.log.Warn().Err(err).Msg("cannot delete the message whose lease was handed over")
 	}
 	r.log.Info().Msg("lease handed over to a fresh copy of the message " + why)
+}
+
+// markerEvery is how often a running marker is rewritten: every heartbeat
+// at most, else a third of the visibility timeout up to 10 s (by default
+// every third or fourth heartbeat). The marker says so (HeartbeatEvery),
+// and a reader takes it as stale after three of these: a task whose worker
+// died reads lost about when its lease runs out, and before then the
+// lease keeps every other worker from running it anyway.
+func (w *Worker) markerEvery() time.Duration {
+	return max(w.cfg.Heartbeat, min(w.cfg.VisibilityTimeout/3, 10*time.Second))
 }
 
 func later(a, b time.Time) time.Time {

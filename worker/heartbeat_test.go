@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/taskiq-go/taskiq-go/internal/testbroker"
+	"github.com/taskiq-go/taskiq-go/lifecycle"
 	"github.com/taskiq-go/taskiq-go/plan"
 	"github.com/taskiq-go/taskiq-go/sqs"
 )
@@ -51,6 +52,10 @@ func TestHeartbeatExtendsLeasesInBatches(t *testing.T) {
 		return true
 	}
 	var expiredAt int
+	// Counted when the others have finished: once t00's lease has run out
+	// its message comes back, and a receive as the worker stops gives it
+	// back with a single call, which is not a heartbeat's.
+	singles := -1
 	runUntil(t, w, func() bool {
 		if expiredAt == 0 && started() && q.Calls("set_visibility_batch") >= 4 {
 			// Two rounds of extensions at least have passed; now t00's
@@ -68,9 +73,10 @@ func TestHeartbeatExtendsLeasesInBatches(t *testing.T) {
 				return false
 			}
 		}
+		singles = q.Calls("set_visibility")
 		return true
 	})
-	if c := q.Calls("set_visibility"); c != 0 {
+	if c := singles; c != 0 {
 		t.Errorf("%d single visibility calls, want 0", c)
 	}
 	if r := st.Result("t00"); r != nil && r.Attempt == 1 {
@@ -83,5 +89,73 @@ func TestHeartbeatExtendsLeasesInBatches(t *testing.T) {
 		if c := q.ReceiveCount(qURL, id); c > 1 {
 			t.Errorf("%s received %d times", id, c)
 		}
+	}
+}
+
+// With several tasks running, a heartbeat learns of their cancels with one
+// LIST of the cancel notices, not a HEAD of each task's marker, and a
+// cancel is still seen within a heartbeat; running markers are rewritten
+// every markerEvery, not at every heartbeat.
+func TestHeartbeatListsCancelsAndSparesMarkers(t *testing.T) {
+	q, st := testbroker.NewQueue(), testbroker.NewStore()
+	dir := t.TempDir()
+	ids := []string{"c0", "c1", "c2"}
+	for _, id := range ids {
+		send(t, q, st, id, "sh", "-c", "trap 'touch "+dir+"/term-"+id+"; exit 143' TERM; touch "+dir+"/"+id+"; while [ ! -e "+dir+"/go ]; do sleep 0.05; done")
+	}
+	w := newTestWorker(t, q, st, func(c *Config) {
+		c.Concurrency = 3
+		c.VisibilityTimeout = 3 * time.Second
+		c.Heartbeat = 100 * time.Millisecond
+		c.KillGrace = 200 * time.Millisecond
+	})
+	if w.markerEvery() != time.Second {
+		t.Fatalf("markerEvery = %s, want 1s", w.markerEvery())
+	}
+	started := func() bool {
+		for _, id := range ids {
+			if _, err := os.Stat(dir + "/" + id); err != nil {
+				return false
+			}
+		}
+		return true
+	}
+	var lists, markers int
+	cancelled := false
+	runUntil(t, w, func() bool {
+		if !started() || st.Calls("put_running") < len(ids) {
+			return false // each marker rewritten once at least
+		}
+		if !cancelled {
+			if _, err := lifecycle.Cancel(context.Background(), st, "c1", "", time.Now()); err != nil {
+				t.Error(err)
+			}
+			cancelled = true
+			lists, markers = st.Calls("list_cancels"), st.Calls("put_running")
+		}
+		if _, err := os.Stat(dir + "/term-c1"); err != nil {
+			return false
+		}
+		if markers >= 0 {
+			lists, markers = st.Calls("list_cancels")-lists, -1
+		}
+		if st.Result("c1") == nil {
+			return false
+		}
+		_ = os.WriteFile(dir+"/go", nil, 0o644)
+		return st.Result("c0") != nil && st.Result("c2") != nil
+	})
+	if r := st.Result("c1"); r.State != plan.StateCancelled {
+		t.Fatalf("c1 ended %s, want cancelled", r.State)
+	}
+	if n := st.Calls("cancel_check"); n != 0 {
+		t.Errorf("%d HEADs of cancel markers, want none with three tasks running", n)
+	}
+	if lists > 10 { // about one; a loaded machine runs late
+		t.Errorf("the cancelled command got SIGTERM after %d heartbeats, want about one", lists)
+	}
+	total := st.Calls("list_cancels")
+	if m := st.Calls("put_running"); m*3 > total*len(ids) {
+		t.Errorf("%d marker rewrites in %d heartbeats of %d tasks: want well under one a heartbeat", m, total, len(ids))
 	}
 }

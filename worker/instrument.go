@@ -55,6 +55,11 @@ func (c countedQueue) MaxReceiveCount(ctx context.Context, queueURL string) (int
 	return n, c.note("get_queue_attributes", err)
 }
 
+func (c countedQueue) Stats(ctx context.Context, queueURL string) (sqs.Stats, error) {
+	st, err := c.q.Stats(ctx, queueURL)
+	return st, c.note("get_queue_attributes", err)
+}
+
 func (c countedQueue) Send(ctx context.Context, queueURL string, e sqs.Entry) (string, error) {
 	id, err := c.q.Send(ctx, queueURL, e)
 	return id, c.note("send", err)
@@ -133,6 +138,14 @@ func (c countedStore) PutDeadLetter(ctx context.Context, d *s3results.DeadLetter
 	return c.note("put_dead_letter", c.s.PutDeadLetter(ctx, d))
 }
 
+func (c countedStore) CreateDeadLetter(ctx context.Context, d *s3results.DeadLettered) error {
+	err := c.s.CreateDeadLetter(ctx, d)
+	if errors.Is(err, plan.ErrExists) {
+		return err
+	}
+	return c.note("put_dead_letter", err)
+}
+
 func (c countedStore) GetDeadLetter(ctx context.Context, id string) (*s3results.DeadLettered, error) {
 	d, err := c.s.GetDeadLetter(ctx, id)
 	if err == nil || errors.Is(err, s3results.ErrNoObject) {
@@ -143,6 +156,11 @@ func (c countedStore) GetDeadLetter(ctx context.Context, id string) (*s3results.
 
 func (c countedStore) PutCancel(ctx context.Context, x *plan.Cancel) error {
 	return c.note("put_cancel", c.s.PutCancel(ctx, x))
+}
+
+func (c countedStore) RecentCancels(ctx context.Context, since time.Time, maxKeys int) (map[string]bool, bool, error) {
+	ids, complete, err := c.s.RecentCancels(ctx, since, maxKeys)
+	return ids, complete, c.note("cancel_check", err)
 }
 
 func (c countedStore) Claim(ctx context.Context, r *plan.Running) error {

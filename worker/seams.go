@@ -28,6 +28,8 @@ type Queue interface {
 	SendBatch(ctx context.Context, queueURL string, entries []sqs.Entry) ([]error, error)
 	// MaxReceiveCount is the queue's redrive limit (0: none).
 	MaxReceiveCount(ctx context.Context, queueURL string) (int, error)
+	// Stats is the queue's approximate depth, for the dead-letter check.
+	Stats(ctx context.Context, queueURL string) (sqs.Stats, error)
 }
 
 // Store is the part of the S3 store the worker uses: what the lifecycle
@@ -38,8 +40,12 @@ type Store interface {
 	PutRunning(ctx context.Context, r *plan.Running) error
 	DeleteRunning(ctx context.Context, id string, attempt int) error
 	CancelRequested(ctx context.Context, id string) (bool, error)
+	// RecentCancels names the tasks cancelled since a time, with one LIST
+	// per thousand cancels (s3results.Store.RecentCancels).
+	RecentCancels(ctx context.Context, since time.Time, maxKeys int) (map[string]bool, bool, error)
 	PutAttempt(ctx context.Context, r *plan.Result) error
 	PutDeadLetter(ctx context.Context, d *s3results.DeadLettered) error
+	CreateDeadLetter(ctx context.Context, d *s3results.DeadLettered) error
 	PutLog(ctx context.Context, id string, attempt int, stream string, body io.ReadSeeker, size int64) (string, error)
 	PutWorker(ctx context.Context, workerID string, v any) error
 	DeleteWorker(ctx context.Context, workerID string) error

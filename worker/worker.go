@@ -40,6 +40,10 @@ type Config struct {
 	// validation, with the reason; empty leaves them for the queue's own
 	// redrive policy.
 	DeadLetterURL string
+	// DeadLetterCheck is how often the worker looks in DeadLetterURL for
+	// tasks SQS moved there, to record them (deadletters.go); it also looks
+	// once at start (default 5 min; negative: never).
+	DeadLetterCheck time.Duration
 	// Concurrency is how many tasks run at once (default 1).
 	Concurrency int
 	// VisibilityTimeout is the lease taken on each message (default 30 s);
@@ -108,6 +112,9 @@ func (c *Config) defaults() {
 	}
 	if c.Heartbeat <= 0 {
 		c.Heartbeat = min(3*time.Second, c.VisibilityTimeout/3)
+	}
+	if c.DeadLetterCheck == 0 {
+		c.DeadLetterCheck = 5 * time.Minute
 	}
 	if c.WaitTime <= 0 {
 		c.WaitTime = 20 * time.Second
@@ -248,6 +255,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	hbCtx, stopHB := context.WithCancel(context.WithoutCancel(ctx))
 	hbDone := make(chan struct{})
 	go func() { defer close(hbDone); w.heartbeatLoop(hbCtx) }()
+
+	dlDone := make(chan struct{})
+	go func() { defer close(dlDone); w.deadLetterLoop(ctx) }()
+	defer func() { w.requestStop(); <-dlDone }() // its release of what it holds is brief
 
 	var wg sync.WaitGroup
 	w.lastReceive.Store(w.started.UnixNano())

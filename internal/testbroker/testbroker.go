@@ -430,6 +430,26 @@ func (q *Queue) MaxReceiveCount(ctx context.Context, queueURL string) (int, erro
 	return q.MaxReceive, nil
 }
 
+// Stats implements sqs.Client.Stats: every message a queue holds counts as
+// visible or in flight.
+func (q *Queue) Stats(ctx context.Context, queueURL string) (sqs.Stats, error) {
+	if err := q.check("get_queue_attributes"); err != nil {
+		return sqs.Stats{}, err
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var st sqs.Stats
+	now := q.Now()
+	for _, m := range q.queues[queueURL] {
+		if m.visibleAt.After(now) {
+			st.InFlight++
+		} else {
+			st.Visible++
+		}
+	}
+	return st, nil
+}
+
 // NewQueue returns an empty queue set.
 func NewQueue() *Queue { return &Queue{queues: map[string][]*message{}, Now: time.Now} }
 
@@ -602,6 +622,51 @@ func (s *Store) PutDeadLetter(ctx context.Context, d *s3results.DeadLettered) er
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.refused[d.ID] = *d
+	return nil
+}
+
+// RecentCancels implements s3results.Store.RecentCancels from the cancel
+// markers, whose notices s3results writes with them.
+func (s *Store) RecentCancels(ctx context.Context, since time.Time, maxKeys int) (map[string]bool, bool, error) {
+	if err := s.check("list_cancels"); err != nil {
+		return nil, false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := map[string]bool{}
+	for id, c := range s.cancels {
+		if !c.RequestedAt.Before(since) {
+			ids[id] = true
+		}
+	}
+	if len(ids) > maxKeys {
+		return nil, false, nil
+	}
+	return ids, true, nil
+}
+
+// CreateDeadLetter implements s3results.Store.CreateDeadLetter.
+func (s *Store) CreateDeadLetter(ctx context.Context, d *s3results.DeadLettered) error {
+	if err := s.check("create_dead_letter"); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.refused[d.ID]; ok {
+		return plan.ErrExists
+	}
+	s.refused[d.ID] = *d
+	return nil
+}
+
+// DeleteDeadLetter implements s3results.Store.DeleteDeadLetter.
+func (s *Store) DeleteDeadLetter(ctx context.Context, id string) error {
+	if err := s.check("delete_dead_letter"); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.refused, id)
 	return nil
 }
 
