@@ -117,8 +117,9 @@ class WorkerInfo:
         return f"{self.host}/{self.id}" if self.id else ""
 
 
-#: Task states that no longer change.
-FINAL_STATES = frozenset({"succeeded", "failed", "cancelled", "timed_out"})
+#: Task states that no longer change (``dead_letter``: not until an operator
+#: redrives the message with ``taskiq-go dlq redrive``).
+FINAL_STATES = frozenset({"succeeded", "failed", "cancelled", "timed_out", "dead_letter"})
 
 
 @dataclass(frozen=True)

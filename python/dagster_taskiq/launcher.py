@@ -34,6 +34,9 @@ WORKER_STATUS: Mapping[str, WorkerStatus] = {
     "cancelled": WorkerStatus.FAILED,
     "timed_out": WorkerStatus.FAILED,
     "lost": WorkerStatus.FAILED,
+    # Its message is in the dead-letter queue: nothing runs it until it is
+    # redriven, so the run is failed (or resumed) by monitoring.
+    "dead_letter": WorkerStatus.FAILED,
 }
 
 

@@ -14,6 +14,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from dagster._core.launcher import WorkerStatus
 
 from dagster_taskiq.cli import (
     MODE_ENV_VAR,
@@ -24,6 +25,7 @@ from dagster_taskiq.cli import (
     TaskiqCliTimeout,
     find_binary,
 )
+from dagster_taskiq.launcher import WORKER_STATUS
 from dagster_taskiq.tags import (
     PRIORITY_TAG,
     QUEUE_TAG,
@@ -97,6 +99,7 @@ def test_submit_retries_an_unreachable_endpoint_only_with_an_id(tmp_path: Path) 
 def test_poll_parses_json_lines(tmp_path: Path) -> None:
     lines = [
         {"id": "a", "state": "running", "exit_code": None, "worker": {"host": "h", "pid": 7, "id": "w1"}, "attempt": 1},
+        {"id": "d", "state": "dead_letter", "exit_code": None, "error": "exceeded maxReceiveCount"},
         {
             "id": "b",
             "state": "failed",
@@ -108,11 +111,14 @@ def test_poll_parses_json_lines(tmp_path: Path) -> None:
         },
     ]
     body = "\n".join(f"echo '{json.dumps(x)}'" for x in lines)
-    statuses = TaskiqCli(binary=fake_binary(tmp_path, body)).poll(["a", "b"])
+    statuses = TaskiqCli(binary=fake_binary(tmp_path, body)).poll(["a", "d", "b"])
     assert [(s.id, s.state, s.exit_code, str(s.worker), s.is_final) for s in statuses] == [
         ("a", "running", None, "h/w1", False),
+        ("d", "dead_letter", None, "", True),
         ("b", "failed", 3, "h/w2", True),
     ]
+    # A run whose task was dead-lettered is a failed run worker to monitoring.
+    assert WORKER_STATUS["dead_letter"] is WorkerStatus.FAILED
 
 
 def test_empty_group_polls_as_no_tasks(tmp_path: Path) -> None:
