@@ -109,8 +109,8 @@ func dlqCommand() *cli.Command {
 				Usage:     "put dead letters back on their queues",
 				ArgsUsage: "[ID...]",
 				Description: "Moves every dead letter, or those whose message id or task id is given, back to the queue\n" +
-					"it came from (its source queue; else the queue and priority band its task names; else the\n" +
-					"default queue), or to logical queue --to NAME in the band of its priority. The body is sent\n" +
+					"it came from (its source queue; else the queue its task names; else the default queue), or\n" +
+					"to logical queue --to NAME, always to the queue's inbox. The body is sent\n" +
 					"again unchanged and the dead letter deleted. An ID matching no message is an error (exit 67)\n" +
 					"once the others are moved.",
 				Flags: append(withConn(maxFlag, jsonFlag,

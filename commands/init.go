@@ -39,8 +39,8 @@ func initCommand() *cli.Command {
 		Name:  "init",
 		Usage: "create the queues, the dead-letter queue and the bucket (idempotent)",
 		Description: "Creates what a deployment needs, and reports what already existed: the dead-letter queue;\n" +
-			"for each logical queue (default, those of the config file's queues map, and --queue) its five\n" +
-			"priority-band queues (NAME-p2, NAME-p1, NAME, NAME-n1, NAME-n2), each with a redrive policy to\n" +
+			"for each logical queue (default, those of the config file's queues map, and --queue) its inbox\n" +
+			"NAME and its twelve priority-level queues (NAME-p10 ... NAME-p0, NAME-n), each with a redrive policy to\n" +
 			"the dead-letter queue (an existing queue with another policy is updated); the bucket; and a\n" +
 			"lifecycle rule that expires objects under the prefix after --expire-days. Queue names are the\n" +
 			"last path segments of their URLs. Safe to run again at any time.\n\n" +

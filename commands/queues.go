@@ -17,7 +17,7 @@ func queuesCommand() *cli.Command {
 		Name:  "queues",
 		Usage: "show queue depths",
 		Description: "For each queue (default, those in the config file's queues map, and those named with\n" +
-			"--queue), each of its priority bands, and the dead-letter queue: messages visible, in flight (taken by a worker) and\n" +
+			"--queue), its inbox and each of its priority levels, and the dead-letter queue: messages visible, in flight (taken by a worker) and\n" +
 			"delayed (waiting to be retried), as SQS approximates them.",
 		Flags: withConn(
 			&cli.StringSliceFlag{Name: "queue", Aliases: []string{"q"}, Usage: "also show logical queue `NAME`, repeatable"},

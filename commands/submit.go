@@ -44,7 +44,7 @@ func submitCommand() *cli.Command {
 			&cli.StringFlag{Name: "dir", Usage: "working `DIR` on the worker"},
 			&cli.DurationFlag{Name: "timeout", Usage: "stop an attempt after `DURATION` (e.g. 90s, 1h); 0 = no limit"},
 			&cli.IntFlag{Name: "max-attempts", DefaultText: "1", Usage: "run at most `N` times when it fails"},
-			&cli.IntFlag{Name: "priority", Usage: "`N` from -1000 to 1000; higher runs first (bands: >=10, 1..9, 0, -1..-9, <=-10)"},
+			&cli.IntFlag{Name: "priority", Usage: "`N` from -1000 to 1000; higher runs first (levels: 0 to 10 each its own, above 10 as 10, one below 0)"},
 			&cli.BoolFlag{Name: "json", Usage: "print a JSON object per task: id, queue, group, created"},
 		), signingFlags()...),
 		Action: func(cliContext *cli.Context) error {

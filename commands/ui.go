@@ -38,7 +38,7 @@ func uiCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "ui",
 		Usage: "serve the web dashboard",
-		Description: "Serves a dashboard of the configured queues and bucket: queue depths by priority band with a\n" +
+		Description: "Serves a dashboard of the configured queues and bucket: queue depths by inbox and priority level with a\n" +
 			"short history, workers, the tasks of a group, a task's attempts and output, and the dead\n" +
 			"letters, updated live. It is read-only unless --allow-actions is given, which adds cancel and\n" +
 			"redrive buttons (POST requests from the dashboard's own page, with a CSRF token).\n\n" +
