@@ -233,7 +233,11 @@ func mainFaultProxy() {
 			downFor, _ = time.ParseDuration(strings.TrimSpace(string(data)))
 			os.WriteFile(control+".ack", nil, 0o644)
 			logf("down (%d sockets closed)", n)
-		case err == nil && downFor > 0 && time.Since(downAt) >= downFor:
+		case err == nil && downFor == 0:
+			// Read while it was being written (a script's cp is not
+			// atomic): the duration may only be there now.
+			downFor, _ = time.ParseDuration(strings.TrimSpace(string(data)))
+		case err == nil && time.Since(downAt) >= downFor:
 			os.Remove(control)
 		case err != nil && ln == nil:
 			// The same port again: clients keep their configured address.
