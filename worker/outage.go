@@ -34,14 +34,17 @@ func (o *outage) fail() bool {
 	return true
 }
 
-// recovered marks the store usable again and wakes the waiters.
-func (o *outage) recovered() {
+// recovered marks the store usable again and wakes the waiters; it
+// reports whether the store was down until now.
+func (o *outage) recovered() bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.down {
-		o.down = false
-		close(o.up)
+	if !o.down {
+		return false
 	}
+	o.down = false
+	close(o.up)
+	return true
 }
 
 // state reports whether the store is down, and a channel closed when it is
@@ -77,49 +80,73 @@ func (w *Worker) storeFailed(log zerolog.Logger, err error) {
 // probes it with an exponential backoff and returns once it works again,
 // or false when ctx ends first.
 func (w *Worker) awaitStore(ctx context.Context) bool {
-	down, _ := w.out.state()
+	down, up := w.out.state()
 	for n := 0; down; n++ {
 		d := probeBackoff(n)
 		select {
 		case <-ctx.Done():
 			return false
+		case <-up: // a held message's probe saw it first
+			return true
 		case <-time.After(d):
 		}
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := w.store.Check(cctx)
-		cancel()
+		err := w.probeStore(ctx)
 		if err == nil {
-			// Time the store was down does not count towards --idle-exit.
-			w.touch()
-			w.out.recovered()
-			w.log.Info().Msg("store works again: receiving")
 			return true
 		}
 		w.log.Warn().Err(err).Dur("retry_in", probeBackoff(n+1)).Msg("store still unavailable")
-		down, _ = w.out.state()
+		down, up = w.out.state()
 	}
 	return true
 }
 
+// probeStore checks whether the store works again; when it does, the
+// outage ends (for every waiter) and it returns nil.
+func (w *Worker) probeStore(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err := w.store.Check(cctx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	// Time the store was down does not count towards --idle-exit.
+	w.touch()
+	if w.out.recovered() {
+		w.log.Info().Msg("store works again: receiving")
+	}
+	return nil
+}
+
 // holdWhileStoreDown keeps a received message hidden while the store is
 // down, extending its visibility every half lease, and returns true once
-// the store works again (try the message once more). It returns false when
-// the message could not be held (the queue is down too: it returns when its
-// lease runs out, received again only after the store is back) or the
-// worker stops (the message is given back).
+// the store works again (try the message once more). It probes the store
+// itself, with the fetch loop's backoff: the fetch loop probes only
+// between receives, and it may be waiting for a slot that the messages
+// held here occupy. It returns false when the message could not be held
+// (the queue is down too: it returns when its lease runs out, received
+// again only after the store is back) or the worker stops (the message is
+// given back).
 func (w *Worker) holdWhileStoreDown(ctx context.Context, log zerolog.Logger, m sqs.Message) bool {
-	for {
+	extendedAt := w.cfg.Now()
+	for n := 0; ; n++ {
 		down, up := w.out.state()
 		if !down {
 			return true
 		}
+		d := min(probeBackoff(n), max(w.cfg.VisibilityTimeout/2-w.cfg.Now().Sub(extendedAt), 0))
 		select {
 		case <-up:
 			return true
 		case <-ctx.Done():
 			w.retryLater(ctx, log, m, 0)
 			return false
-		case <-time.After(w.cfg.VisibilityTimeout / 2):
+		case <-time.After(d):
+		}
+		if w.probeStore(ctx) == nil {
+			return true
+		}
+		if w.cfg.Now().Sub(extendedAt) < w.cfg.VisibilityTimeout/2 {
+			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, w.cfg.VisibilityTimeout/4)
 		err := w.queue.SetVisibility(cctx, m.QueueURL, m.ReceiptHandle, w.cfg.VisibilityTimeout)
@@ -128,5 +155,6 @@ func (w *Worker) holdWhileStoreDown(ctx context.Context, log zerolog.Logger, m s
 			log.Warn().Err(err).Msg("cannot hold the message while the store is down; it returns when its lease runs out")
 			return false
 		}
+		extendedAt = w.cfg.Now()
 	}
 }

@@ -133,6 +133,29 @@ func TestWorkerHoldsMessagesWhileStoreIsDown(t *testing.T) {
 	}
 }
 
+// With every slot taken by a message held while the store is down, the
+// fetch loop waits for a slot and probes nothing: the held messages probe
+// the store themselves, and their tasks run once it is back.
+func TestWorkerWithEverySlotHeldProbesTheStore(t *testing.T) {
+	q, st := testbroker.NewQueue(), testbroker.NewStore()
+	send(t, q, st, "t1", "true")
+	send(t, q, st, "t2", "true")
+	st.SetDown(true)
+	w := newTestWorker(t, q, st, func(c *Config) { c.Heartbeat = time.Hour })
+	go func() {
+		for st.Calls("check") < 1 {
+			time.Sleep(20 * time.Millisecond)
+		}
+		st.SetDown(false)
+	}()
+	runUntil(t, w, func() bool { return st.Result("t1") != nil && st.Result("t2") != nil })
+	for _, id := range []string{"t1", "t2"} {
+		if got := st.Claims(id); len(got) != 1 {
+			t.Errorf("%s claims = %v, want one", id, got)
+		}
+	}
+}
+
 // An attempt that runs past its lease (a frozen worker: its clock jumps)
 // stores only its own attempt record and leaves the message alone.
 func TestWorkerPastItsLeaseRecordsOnlyItsAttempt(t *testing.T) {
