@@ -28,13 +28,14 @@ import (
 // Store reads and writes task objects in one bucket under one prefix.
 type Store struct {
 	api    *s3.Client
+	fast   *direct // PUTs and GETs of objects, when set up (see direct)
 	bucket string
 	keys   Keys
 }
 
 // New wraps an SDK client for bucket and prefix.
 func New(api *s3.Client, bucket, prefix string) *Store {
-	return &Store{api: api, bucket: bucket, keys: Keys{Prefix: prefix}}
+	return &Store{api: api, fast: newDirect(api, bucket), bucket: bucket, keys: Keys{Prefix: prefix}}
 }
 
 // Keys returns the key layout in use.
@@ -76,6 +77,9 @@ var ErrNoObject = errors.New("object does not exist")
 // put writes data at key; with ifAbsent the write happens only when no object
 // is there, and plan.ErrExists is returned otherwise.
 func (s *Store) put(ctx context.Context, key string, data []byte, ifAbsent bool) error {
+	if s.fast != nil {
+		return s.wrap("put", key, s.fast.put(ctx, key, data, ifAbsent))
+	}
 	in := &s3.PutObjectInput{
 		Bucket:        aws.String(s.bucket),
 		Key:           aws.String(key),
@@ -98,6 +102,16 @@ func (s *Store) putJSON(ctx context.Context, key string, v any, ifAbsent bool) e
 }
 
 func (s *Store) get(ctx context.Context, key string) ([]byte, error) {
+	if s.fast != nil {
+		data, err := s.fast.get(ctx, key)
+		if err != nil {
+			if isNotFound(err) {
+				return nil, fmt.Errorf("s3 get s3://%s/%s: %w", s.bucket, key, ErrNoObject)
+			}
+			return nil, s.wrap("get", key, err)
+		}
+		return data, nil
+	}
 	out, err := s.api.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
 	if err != nil {
 		if isNotFound(err) {
