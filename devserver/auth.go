@@ -70,7 +70,20 @@ func (e *authError) Error() string { return e.code + ": " + e.msg }
 // request (the signed headers only) with the SDK's own signer and comparing
 // the two signatures. payloadHash is the hash the client signed: the
 // x-amz-content-sha256 header for S3, the body's SHA-256 for SQS.
-func verify(r *http.Request, creds Credentials, service, payloadHash string, now time.Time) error {
+// signers recompute request signatures, one for S3 (which signs the path
+// as sent) and one for SQS (which escapes it once more). Each endpoint has
+// its own: their cache of derived signing keys, four HMACs a request
+// otherwise, is keyed by access key id alone.
+type signers struct{ s3, sqs *v4.Signer }
+
+func newSigners() signers {
+	return signers{
+		s3:  v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true }),
+		sqs: v4.NewSigner(),
+	}
+}
+
+func (sg signers) verify(r *http.Request, creds Credentials, service, payloadHash string, now time.Time) error {
 	a, err := parseAuthorization(r.Header.Get("Authorization"))
 	if err != nil {
 		if r.Header.Get("Authorization") == "" {
@@ -123,10 +136,10 @@ func verify(r *http.Request, creds Credentials, service, payloadHash string, now
 			}
 		}
 	}
-	signer := v4.NewSigner(func(o *v4.SignerOptions) {
-		// S3 signs the path as sent; other services escape it once more.
-		o.DisableURIPathEscaping = service == "s3"
-	})
+	signer := sg.sqs
+	if service == "s3" {
+		signer = sg.s3
+	}
 	if err := signer.SignHTTP(context.Background(), aws.Credentials{AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey},
 		cp, payloadHash, service, a.region, ts); err != nil {
 		return &authError{"SignatureDoesNotMatch", err.Error()}

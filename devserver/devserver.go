@@ -86,8 +86,10 @@ type Server struct {
 	opts  Options
 	state *stateDir
 	creds Credentials
-	sqs   *sqsService
-	s3    *s3Service
+	// signers check request signatures (see signers).
+	signers signers
+	sqs     *sqsService
+	s3      *s3Service
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -114,7 +116,7 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, state: sd, served: make(chan struct{})}
+	s := &Server{opts: opts, state: sd, served: make(chan struct{}), signers: newSigners()}
 	if err := s.init(); err != nil {
 		_ = sd.close()
 		return nil, err
@@ -339,7 +341,7 @@ func (s *Server) serveSQS(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, http.StatusBadRequest, "BatchRequestTooLong", "request body too large")
 		return
 	}
-	if err := verify(r, s.creds, "sqs", sha256Hex(body), time.Now()); err != nil {
+	if err := s.signers.verify(r, s.creds, "sqs", sha256Hex(body), time.Now()); err != nil {
 		ae := err.(*authError)
 		s.refuse(w, r, http.StatusForbidden, ae.code, ae.msg)
 		return
@@ -356,7 +358,7 @@ func (s *Server) serveS3(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := verify(r, s.creds, "s3", payload, time.Now()); err != nil {
+	if err := s.signers.verify(r, s.creds, "s3", payload, time.Now()); err != nil {
 		ae := err.(*authError)
 		s.refuse(w, r, http.StatusForbidden, ae.code, ae.msg)
 		return
