@@ -1,24 +1,19 @@
 package s3results
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/xml"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/encoding/httpbinding"
+
+	"github.com/taskiq-go/taskiq-go/internal/signedhttp"
 )
 
 // direct sends the store's object PUTs and GETs, its hottest requests, as
@@ -33,13 +28,8 @@ import (
 // and retry policy are the client's. When the rules give anything but plain
 // SigV4 (S3 Express, access points, multi-region) the store keeps the SDK.
 type direct struct {
-	client  s3.HTTPClient
-	creds   aws.CredentialsProvider
-	signer  *v4.Signer
-	region  string
-	base    *url.URL
-	retryer func() aws.Retryer
-	now     func() time.Time
+	c    signedhttp.Client
+	base *url.URL
 }
 
 // newDirect returns the direct path for bucket, or nil when the SDK must
@@ -70,94 +60,32 @@ func newDirect(api *s3.Client, bucket string) *direct {
 	if err != nil {
 		return nil
 	}
-	region, ok := sigv4Region(ep.Properties.Get("authSchemes"), o.Region)
+	region, ok := signedhttp.SigV4Region(ep.Properties.Get("authSchemes"), "s3", o.Region)
 	if !ok {
 		return nil
 	}
 	base := ep.URI
 	base.Path = strings.TrimSuffix(base.Path, "/")
 	base.RawPath = strings.TrimSuffix(base.RawPath, "/")
-	retryer := func() aws.Retryer {
-		if o.Retryer != nil {
-			return o.Retryer
-		}
-		return retry.NewStandard()
-	}
 	return &direct{
-		client: o.HTTPClient,
-		creds:  o.Credentials,
-		// S3 signs the path as sent, not escaped a second time.
-		signer:  v4.NewSigner(func(so *v4.SignerOptions) { so.DisableURIPathEscaping = true }),
-		region:  region,
-		base:    &base,
-		retryer: retryer,
-		now:     time.Now,
+		c: signedhttp.Client{
+			HTTP:  o.HTTPClient,
+			Creds: o.Credentials,
+			// S3 signs the path as sent, not escaped a second time.
+			Signer:  v4.NewSigner(func(so *v4.SignerOptions) { so.DisableURIPathEscaping = true }),
+			Service: "s3",
+			Region:  region,
+			Retryer: o.Retryer,
+			Error:   errorFromResponse,
+		},
+		base: &base,
 	}
 }
 
-// sigv4Region reads the endpoint's auth schemes and returns the signing
-// region when plain SigV4 with signing name s3 comes first; no schemes at
-// all means SigV4 in the client's region.
-func sigv4Region(schemes any, region string) (string, bool) {
-	if schemes == nil {
-		return region, true
-	}
-	list, ok := schemes.([]interface{})
-	if !ok || len(list) == 0 {
-		return "", false
-	}
-	first, ok := list[0].(map[string]interface{})
-	if !ok || first["name"] != "sigv4" {
-		return "", false
-	}
-	if name, _ := first["signingName"].(string); name != "" && name != "s3" {
-		return "", false
-	}
-	if r, _ := first["signingRegion"].(string); r != "" {
-		region = r
-	}
-	return region, true
-}
-
-// apiError is an S3 error answer, in the shape the SDK's own errors have:
-// a code for awserr and the store, a status for the retryer.
-type apiError struct {
-	Status  int
-	Code    string
-	Message string
-}
-
-func (e *apiError) Error() string {
-	if e.Message == "" {
-		return fmt.Sprintf("api error %s (HTTP %d)", e.Code, e.Status)
-	}
-	return fmt.Sprintf("api error %s: %s", e.Code, e.Message)
-}
-
-// ErrorCode is the S3 error code, as smithy.APIError has it.
-func (e *apiError) ErrorCode() string { return e.Code }
-
-// ErrorMessage is S3's message.
-func (e *apiError) ErrorMessage() string { return e.Message }
-
-// ErrorFault says whose fault the error is.
-func (e *apiError) ErrorFault() smithy.ErrorFault {
-	if e.Status >= 500 {
-		return smithy.FaultServer
-	}
-	return smithy.FaultClient
-}
-
-// HTTPStatusCode is the answer's status, which the SDK's retryer reads.
-func (e *apiError) HTTPStatusCode() int { return e.Status }
-
-var _ smithy.APIError = (*apiError)(nil)
-
-// errorFromResponse reads an error answer: S3's XML error document when
+// errorFromResponse reads an S3 error answer: its XML error document when
 // there is one, else a code from the status (HEAD-like answers, proxies).
-func errorFromResponse(resp *http.Response) error {
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	e := &apiError{Status: resp.StatusCode}
+func errorFromResponse(resp *http.Response, body []byte) error {
+	e := &signedhttp.APIError{Status: resp.StatusCode}
 	var doc struct {
 		Code    string `xml:"Code"`
 		Message string `xml:"Message"`
@@ -182,79 +110,12 @@ func errorFromResponse(resp *http.Response) error {
 	return e
 }
 
-// emptySHA256 is the payload hash of a request without a body.
-const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-
-// do sends one request (with the SDK's retry policy) and returns the body
-// of a 2xx answer, read whole.
-func (d *direct) do(ctx context.Context, method, key string, body []byte, header http.Header) ([]byte, error) {
+// url is the object's URL, escaped as S3 signs it.
+func (d *direct) url(key string) *url.URL {
 	u := *d.base
 	u.Path = d.base.Path + "/" + key
 	u.RawPath = d.base.EscapedPath() + "/" + httpbinding.EscapePath(key, false)
-	hash := emptySHA256
-	if body != nil {
-		sum := sha256.Sum256(body)
-		hash = hex.EncodeToString(sum[:])
-	}
-	retryer := d.retryer()
-	for attempt := 1; ; attempt++ {
-		data, err := d.once(ctx, method, &u, body, hash, header)
-		if err == nil {
-			return data, nil
-		}
-		if ctx.Err() != nil || attempt >= retryer.MaxAttempts() || !retryer.IsErrorRetryable(err) {
-			return nil, err
-		}
-		delay, derr := retryer.RetryDelay(attempt, err)
-		if derr != nil {
-			return nil, err
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, err
-		case <-t.C:
-		}
-	}
-}
-
-func (d *direct) once(ctx context.Context, method string, u *url.URL, body []byte, hash string, header http.Header) ([]byte, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
-	if err != nil {
-		return nil, err
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	if body != nil {
-		req.ContentLength = int64(len(body))
-	}
-	req.Header.Set("X-Amz-Content-Sha256", hash)
-	creds, err := d.creds.Retrieve(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("failed to retrieve credentials: %w", err)
-	}
-	if err := d.signer.SignHTTP(ctx, creds, req, hash, "s3", d.region, d.now().UTC()); err != nil {
-		return nil, fmt.Errorf("sign request: %w", err)
-	}
-	resp, err := d.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return nil, errorFromResponse(resp)
-	}
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	return data, nil
+	return &u
 }
 
 // put writes one object; ifAbsent makes it a conditional create.
@@ -266,11 +127,11 @@ func (d *direct) put(ctx context.Context, key string, data []byte, ifAbsent bool
 	if ifAbsent {
 		h = http.Header{"If-None-Match": {"*"}}
 	}
-	_, err := d.do(ctx, http.MethodPut, key, data, h)
+	_, err := d.c.Do(ctx, http.MethodPut, d.url(key), h, data)
 	return err
 }
 
 // get reads one object whole.
 func (d *direct) get(ctx context.Context, key string) ([]byte, error) {
-	return d.do(ctx, http.MethodGet, key, nil, nil)
+	return d.c.Do(ctx, http.MethodGet, d.url(key), nil, nil)
 }

@@ -160,7 +160,7 @@ func TestDirectRetriesServerErrors(t *testing.T) {
 func TestDirectStaysOffWhereTheSDKMustSign(t *testing.T) {
 	creds := aws.NewCredentialsCache(credentials.NewStaticCredentialsProvider("a", "b", ""))
 	on := s3.New(s3.Options{Region: "eu-west-1", Credentials: creds})
-	if d := newDirect(on, "my-bucket"); d == nil || d.base.Host != "my-bucket.s3.eu-west-1.amazonaws.com" || d.region != "eu-west-1" {
+	if d := newDirect(on, "my-bucket"); d == nil || d.base.Host != "my-bucket.s3.eu-west-1.amazonaws.com" || d.c.Region != "eu-west-1" {
 		t.Fatalf("AWS bucket: %+v", d)
 	}
 	for name, bucket := range map[string]string{

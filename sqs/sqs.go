@@ -56,11 +56,12 @@ type Stats struct {
 
 // Client sends and receives on SQS queues named by URL.
 type Client struct {
-	api *awssqs.Client
+	api  *awssqs.Client
+	fast *direct // sends, when set up (see direct)
 }
 
 // New wraps an SDK client.
-func New(api *awssqs.Client) *Client { return &Client{api: api} }
+func New(api *awssqs.Client) *Client { return &Client{api: api, fast: newDirect(api)} }
 
 func wrap(op, queueURL string, err error) error {
 	if err == nil {
@@ -96,6 +97,12 @@ func stringAttrs(m map[string]string) map[string]types.MessageAttributeValue {
 
 // Send puts one message on the queue and returns its SQS message id.
 func (c *Client) Send(ctx context.Context, queueURL string, e Entry) (string, error) {
+	if c.fast != nil {
+		id, err := c.fast.send(ctx, queueURL, sendEntry{
+			MessageBody: e.Body, MessageAttributes: attrs(e.Attributes), DelaySeconds: int32(e.Delay / time.Second),
+		})
+		return id, wrap("send", queueURL, err)
+	}
 	out, err := c.api.SendMessage(ctx, &awssqs.SendMessageInput{
 		QueueUrl:          aws.String(queueURL),
 		MessageBody:       aws.String(e.Body),
@@ -120,16 +127,7 @@ func (c *Client) SendBatch(ctx context.Context, queueURL string, entries []Entry
 			size += len(entries[end].Body)
 			end++
 		}
-		in := &awssqs.SendMessageBatchInput{QueueUrl: aws.String(queueURL)}
-		for i := start; i < end; i++ {
-			in.Entries = append(in.Entries, types.SendMessageBatchRequestEntry{
-				Id:                aws.String(strconv.Itoa(i)),
-				MessageBody:       aws.String(entries[i].Body),
-				MessageAttributes: stringAttrs(entries[i].Attributes),
-				DelaySeconds:      int32(entries[i].Delay / time.Second),
-			})
-		}
-		out, err := c.api.SendMessageBatch(ctx, in)
+		failed, err := c.sendBatch(ctx, queueURL, entries, start, end)
 		if err != nil {
 			err = wrap("send batch", queueURL, err)
 			for i := start; i < len(entries); i++ {
@@ -137,15 +135,48 @@ func (c *Client) SendBatch(ctx context.Context, queueURL string, entries []Entry
 			}
 			return errs, err
 		}
-		for _, f := range out.Failed {
-			i, _ := strconv.Atoi(aws.ToString(f.Id))
+		for _, f := range failed {
+			i, _ := strconv.Atoi(f.Id)
 			if i >= start && i < end {
-				errs[i] = fmt.Errorf("sqs send batch: %s: %s", aws.ToString(f.Code), aws.ToString(f.Message))
+				errs[i] = fmt.Errorf("sqs send batch: %s: %s", f.Code, f.Message)
 			}
 		}
 		start = end
 	}
 	return errs, nil
+}
+
+// sendBatch sends entries[start:end] in one SendMessageBatch, each entry
+// identified by its index, and returns the failed ones.
+func (c *Client) sendBatch(ctx context.Context, queueURL string, entries []Entry, start, end int) ([]batchFailure, error) {
+	if c.fast != nil {
+		batch := make([]sendEntry, 0, end-start)
+		for i := start; i < end; i++ {
+			batch = append(batch, sendEntry{
+				Id: strconv.Itoa(i), MessageBody: entries[i].Body,
+				MessageAttributes: attrs(entries[i].Attributes), DelaySeconds: int32(entries[i].Delay / time.Second),
+			})
+		}
+		return c.fast.sendBatch(ctx, queueURL, batch)
+	}
+	in := &awssqs.SendMessageBatchInput{QueueUrl: aws.String(queueURL)}
+	for i := start; i < end; i++ {
+		in.Entries = append(in.Entries, types.SendMessageBatchRequestEntry{
+			Id:                aws.String(strconv.Itoa(i)),
+			MessageBody:       aws.String(entries[i].Body),
+			MessageAttributes: stringAttrs(entries[i].Attributes),
+			DelaySeconds:      int32(entries[i].Delay / time.Second),
+		})
+	}
+	out, err := c.api.SendMessageBatch(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	failed := make([]batchFailure, len(out.Failed))
+	for i, f := range out.Failed {
+		failed[i] = batchFailure{Id: aws.ToString(f.Id), Code: aws.ToString(f.Code), Message: aws.ToString(f.Message), SenderFault: f.SenderFault}
+	}
+	return failed, nil
 }
 
 // Receive long-polls for up to max messages (at most MaxBatch), hiding each
