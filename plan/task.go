@@ -219,6 +219,11 @@ func (e *DecodeError) Error() string {
 	if errors.As(e.Err, &te) {
 		return "malformed task JSON: " + typeMismatch(te)
 	}
+	var pe *time.ParseError
+	if errors.As(e.Err, &pe) || strings.HasPrefix(e.Err.Error(), "Time.UnmarshalJSON: ") {
+		// Only submitted_at is a time; Go's own text shows its layout.
+		return `malformed task JSON: a time must be a string such as "2026-01-02T15:04:05Z" (RFC 3339)`
+	}
 	msg := e.Err.Error()
 	msg = strings.TrimPrefix(msg, "json: ")
 	return "malformed task JSON: " + msg
