@@ -217,7 +217,7 @@ type DecodeError struct{ Err error }
 func (e *DecodeError) Error() string {
 	var te *json.UnmarshalTypeError
 	if errors.As(e.Err, &te) {
-		return "malformed task JSON: " + typeMismatch(te)
+		return "malformed task JSON: " + DescribeJSONTypeError(te, reflect.TypeFor[Task](), "a task")
 	}
 	var pe *time.ParseError
 	if errors.As(e.Err, &pe) || strings.HasPrefix(e.Err.Error(), "Time.UnmarshalJSON: ") {
@@ -229,15 +229,16 @@ func (e *DecodeError) Error() string {
 	return "malformed task JSON: " + msg
 }
 
-// typeMismatch says in the task format's words what a field should hold:
-// encoding/json's own text names Go types ("Go struct field Task.argv of
-// type []string"), which mean nothing to someone writing JSON.
-func typeMismatch(te *json.UnmarshalTypeError) string {
+// DescribeJSONTypeError says in JSON's words what a field of root (a
+// struct type) should hold: encoding/json's own text names Go types ("Go
+// struct field Task.argv of type []string"), which mean nothing to someone
+// writing JSON. noun names the whole document ("a task").
+func DescribeJSONTypeError(te *json.UnmarshalTypeError, root reflect.Type, noun string) string {
 	got := jsonValueWords(te.Value)
 	if te.Field == "" {
-		return "a task must be a JSON object, not " + got
+		return noun + " must be a JSON object, not " + got
 	}
-	if ft, ok := taskFieldType(te.Field); ok && ft != te.Type && (ft.Kind() == reflect.Slice || ft.Kind() == reflect.Map) {
+	if ft, ok := fieldType(root, te.Field); ok && ft != te.Type && (ft.Kind() == reflect.Slice || ft.Kind() == reflect.Map) {
 		// The field is right, one of its items is not.
 		what := "item"
 		if ft.Kind() == reflect.Map {
@@ -248,9 +249,15 @@ func typeMismatch(te *json.UnmarshalTypeError) string {
 	return fmt.Sprintf("field %q must be %s, not %s", te.Field, goTypeWords(te.Type), got)
 }
 
-// taskFieldType is the type of the Task field whose JSON name is name.
-func taskFieldType(name string) (reflect.Type, bool) {
-	t := reflect.TypeFor[Task]()
+// fieldType is the type of the field of struct type t whose JSON name is
+// name.
+func fieldType(t reflect.Type, name string) (reflect.Type, bool) {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil || t.Kind() != reflect.Struct {
+		return nil, false
+	}
 	for i := range t.NumField() {
 		f := t.Field(i)
 		if tag, _, _ := strings.Cut(f.Tag.Get("json"), ","); tag == name {
