@@ -30,9 +30,9 @@ const screenshotDir = ".cache/ui-screenshots"
 
 // TestDashboardInBrowser drives the dashboard in a headless Chromium against
 // a real `taskiq-go dev` with a real worker and real tasks: every page
-// renders its rows, a task's page follows the task from running to its
-// output without a reload, cancel and redrive work with --allow-actions, and
-// a cancel is refused without the flag and from another origin even with the
+// renders its rows, a task's page follows the task while it runs (its live
+// tail grows) to its output without a reload, cancel and redrive work with
+// --allow-actions, and a cancel is refused without the flag and from another origin even with the
 // right CSRF token. Chromium comes from Debian's package (.ci/run installs
 // it); without it the test is skipped, unless TASKIQ_GO_REQUIRE_BROWSER is
 // set (as in CI), when it fails.
@@ -64,11 +64,12 @@ func TestDashboardInBrowser(t *testing.T) {
 		"--heartbeat", "1s", "--wait-time", "1s", "--kill-grace", "1s", "--env-file", filepath.Join(dir, "dev.env"))
 	env := readEnv(t, ctx, filepath.Join(dir, "dev.env"))
 	endpoint := envValue(env, "AWS_ENDPOINT_URL")
-	gate := filepath.Join(dir, "go-on")
+	half, gate := filepath.Join(dir, "half"), filepath.Join(dir, "go-on")
 	taskiq(t, env, "submit", "--id", "br-ok", "--group", "br-run", "--label", "team=a", "--", "echoargs", "hello")
 	taskiq(t, env, "submit", "--id", "br-fail", "--group", "br-run", "--label", "team=b", "--", "exitn", "3")
 	taskiq(t, env, "submit", "--id", "br-live", "--group", "br-run", "--label", "team=a", "--env", "SECRET_TOKEN=hunter2",
-		"--", "sh", "-c", `echo started; echo warming up >&2; while [ ! -f "$1" ]; do sleep 0.05; done; echo finished`, "sh", gate)
+		"--", "sh", "-c", `echo started; echo warming up >&2; while [ ! -f "$1" ]; do sleep 0.05; done; echo halfway; `+
+			`while [ ! -f "$2" ]; do sleep 0.05; done; echo finished`, "sh", half, gate)
 	taskiq(t, env, "submit", "--id", "br-victim", "--group", "br-cancel", "--", "sleeper", "5m")
 	taskiq(t, env, "submit", "--id", "br-victim2", "--group", "br-cancel", "--", "sleeper", "5m")
 	sendRaw(t, ctx, env, "this is not a task")
@@ -169,11 +170,19 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	shot("task-running")
 	must(p.Eval(ctx, "window.__noReload = 1", nil))
+	// The live tail grows while the task still runs.
+	if err := os.WriteFile(half, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wait("live tail grown", `document.querySelector('#task-meta').dataset.state === "running" &&
+		document.querySelector('#stdout-1').dataset.stored === "live" &&
+		document.querySelector('#stdout-1').textContent === "started\nhalfway\n"`)
+	shot("task-running-more")
 	if err := os.WriteFile(gate, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	wait("finished task", `document.querySelector('#task-meta').dataset.state === "succeeded" &&
-		document.querySelector('#stdout-1').textContent === "started\nfinished\n" &&
+		document.querySelector('#stdout-1').textContent === "started\nhalfway\nfinished\n" &&
 		document.querySelector('#stderr-1').textContent === "warming up\n"`)
 	if evalString("String(window.__noReload)") != "1" {
 		t.Fatal("the task page reloaded instead of updating")

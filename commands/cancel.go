@@ -2,7 +2,6 @@ package commands
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -39,12 +38,16 @@ func cancelCommand() *cli.Command {
 			ctx, _, stop := commandContext(cliContext)
 			defer stop()
 			out, ids, err := ops.Cancel(ctx, be, ops.CancelOptions{IDs: ids, Group: group, Reason: cliContext.String("reason")}, time.Now())
-			for _, c := range out {
-				if cliContext.Bool("json") {
+			if cliContext.Bool("json") {
+				for _, c := range out {
 					_ = writeJSON(cliContext.App.Writer, c)
-				} else {
-					fmt.Fprintf(cliContext.App.Writer, "%s\t%s\n", c.ID, c.Outcome)
 				}
+			} else {
+				t := newTable(cliContext.App.Writer, "ID", "OUTCOME")
+				for _, c := range out {
+					t.row(c.ID, c.Outcome)
+				}
+				t.flush()
 			}
 			if err != nil || !cliContext.Bool("wait") {
 				return err

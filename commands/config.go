@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"sort"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 	"gopkg.in/yaml.v3"
@@ -69,7 +71,7 @@ const categoryConn = "Connection"
 // connFlags are the settings every command that talks to AWS takes.
 func connFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: flagConfig, Category: categoryConn, Usage: "YAML config `FILE` (keys: queue_url, dead_letter_queue_url, queues, bucket, prefix, region, profile, endpoint_url, signing_key, verify_keys, allow, pass_env)", EnvVars: []string{"TASKIQ_GO_CONFIG"}},
+		&cli.StringFlag{Name: flagConfig, Category: categoryConn, Usage: "YAML config `FILE` (keys: " + strings.Join(configKeys, ", ") + ")", EnvVars: []string{"TASKIQ_GO_CONFIG"}},
 		&cli.StringFlag{Name: flagQueueURL, Category: categoryConn, Usage: "`URL` of the default SQS queue", EnvVars: []string{"TASKIQ_GO_QUEUE_URL", "DAGSTER_TASKIQ_SQS_QUEUE_URL"}},
 		&cli.StringFlag{Name: flagDLQ, Category: categoryConn, Usage: "`URL` of the dead-letter queue (default: the queue URL with -dlq appended)", EnvVars: []string{"TASKIQ_GO_DEAD_LETTER_QUEUE_URL"}},
 		&cli.StringFlag{Name: flagBucket, Category: categoryConn, Usage: "S3 `BUCKET` for results, logs and large tasks", EnvVars: []string{"TASKIQ_GO_BUCKET"}},
@@ -95,10 +97,61 @@ func loadFile(path string) (*fileConfig, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
-		return nil, &configError{fmt.Sprintf("config file %s: %v", path, err)}
+		return nil, &configError{fmt.Sprintf("config file %s: %s", path, yamlMessage(err))}
 	}
 	return &fc, nil
 }
+
+// The lines of a yaml.v3 type error, which name Go types
+// ("field x not found in type commands.fileConfig", "cannot unmarshal !!int
+// `3` into map[string]string").
+var (
+	yamlUnknownKey = regexp.MustCompile(`^line (\d+): field (\S+) not found in type \S+$`)
+	yamlWrongType  = regexp.MustCompile("^line (\\d+): cannot unmarshal !!(\\w+) (?:`(.*)` )?into (.+)$")
+)
+
+// yamlMessage says what is wrong with the config file in its own words:
+// the key or the kind of value, never the Go type it is read into.
+func yamlMessage(err error) string {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err.Error()
+	}
+	msgs := make([]string, 0, len(te.Errors))
+	for _, e := range te.Errors {
+		if m := yamlUnknownKey.FindStringSubmatch(e); m != nil {
+			msgs = append(msgs, fmt.Sprintf("line %s: unknown key %q (the keys are %s)", m[1], m[2], strings.Join(configKeys, ", ")))
+			continue
+		}
+		if m := yamlWrongType.FindStringSubmatch(e); m != nil {
+			got := yamlTagWords[m[2]]
+			if got == "" {
+				got = "a " + m[2]
+			}
+			if m[3] != "" {
+				got += " (" + m[3] + ")"
+			}
+			want := yamlTypeWords[m[4]]
+			if want == "" {
+				want = "another kind of value"
+			}
+			msgs = append(msgs, fmt.Sprintf("line %s: expected %s, not %s", m[1], want, got))
+			continue
+		}
+		msgs = append(msgs, e)
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// configKeys are the keys of the config file, in the order the help lists them.
+var configKeys = []string{"queue_url", "dead_letter_queue_url", "queues", "bucket", "prefix", "region", "profile",
+	"endpoint_url", "signing_key", "verify_keys", "allow", "pass_env"}
+
+var yamlTagWords = map[string]string{"str": "a string", "int": "a number", "float": "a number", "bool": "true or false",
+	"seq": "a list", "map": "a mapping", "null": "nothing", "timestamp": "a time"}
+
+var yamlTypeWords = map[string]string{"string": "a string", "[]string": "a list of strings",
+	"map[string]string": "a mapping of names to strings", "int": "a whole number", "bool": "true or false"}
 
 // pick returns a setting: the flag's value (urfave reads its environment
 // variables too), else the first of those variables that is not empty, else

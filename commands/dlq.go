@@ -133,12 +133,16 @@ func dlqCommand() *cli.Command {
 					defer stop()
 					moved, err := DLQRedrive(ctx, s, be, ids, to, cliContext.Int("max"))
 					out := cliContext.App.Writer
-					for _, m := range moved {
-						if cliContext.Bool("json") {
+					if cliContext.Bool("json") {
+						for _, m := range moved {
 							_ = writeJSON(out, m)
-							continue
 						}
-						fmt.Fprintf(out, "moved\t%s\t%s\t%s\n", m.MessageID, dash(m.TaskID), m.To)
+					} else {
+						t := newTable(out, "OUTCOME", "MESSAGE", "TASK", "TO")
+						for _, m := range moved {
+							t.row("moved", m.MessageID, m.TaskID, m.To)
+						}
+						t.flush()
 					}
 					if err == nil && len(ids) == 0 {
 						noteDLQ(cliContext.App.ErrWriter, len(moved), cliContext.Int("max"))
@@ -432,13 +436,6 @@ func redriveTarget(ctx context.Context, s *Settings, be *backend.Backend, d Dead
 		}
 	}
 	return s.QueueURLFor(plan.DefaultQueue)
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
 
 func oneLine(s string) string {

@@ -223,9 +223,17 @@ func applySubmitFlags(cliContext *cli.Context, t *plan.Task) error {
 	}
 	if set("group") {
 		t.Group = cliContext.String("group")
+		if t.Group == "" {
+			// As with --id: an unset variable must not drop the task
+			// out of the group its caller polls and cancels.
+			return usagef("--group is empty (leave it out for no group)")
+		}
 	}
 	if set("dir") {
 		t.Dir = cliContext.String("dir")
+		if t.Dir == "" {
+			return usagef("--dir is empty (leave it out for the worker's own directory)")
+		}
 	}
 	if set("timeout") {
 		t.Timeout = plan.Duration(cliContext.Duration("timeout"))

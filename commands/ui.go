@@ -39,9 +39,10 @@ func uiCommand() *cli.Command {
 		Name:  "ui",
 		Usage: "serve the web dashboard",
 		Description: "Serves a dashboard of the configured queues and bucket: queue depths by inbox and priority level with a\n" +
-			"short history, workers, the tasks of a group, a task's attempts and output, and the dead\n" +
-			"letters, updated live. It is read-only unless --allow-actions is given, which adds cancel and\n" +
-			"redrive buttons (POST requests from the dashboard's own page, with a CSRF token).\n\n" +
+			"short history, workers, the newest tasks or those of a group, a task's attempts and its\n" +
+			"output (live while it runs), and the dead letters, updated live. It is read-only unless\n" +
+			"--allow-actions is given, which adds cancel and redrive buttons (POST requests from the\n" +
+			"dashboard's own page, with a CSRF token).\n\n" +
 			"   taskiq-go ui                                  # http://127.0.0.1:8080/\n" +
 			"   taskiq-go ui --listen 127.0.0.1:0 --allow-actions\n\n" +
 			"It listens on loopback unless --allow-remote is given: the dashboard has no login, so anyone\n" +

@@ -11,6 +11,7 @@ var (
 	reUndefined = regexp.MustCompile(`^flag provided but not defined: -+(.+)$`)
 	reNeedsArg  = regexp.MustCompile(`^flag needs an argument: -+(.+)$`)
 	reBadValue  = regexp.MustCompile(`^invalid value "(.*)" for flag -+([^:]+): .*$`)
+	reBadBool   = regexp.MustCompile(`^invalid boolean value "(.*)" for -+([^:]+): .*$`)
 )
 
 // usageMessage rewrites the flag package's messages into the project's
@@ -23,16 +24,27 @@ func usageMessage(cliContext *cli.Context, err error) string {
 		cmd = cliContext.Command.HelpName
 	}
 	if m := reUndefined.FindStringSubmatch(msg); m != nil {
-		return "unknown flag --" + m[1] + " (see " + cmd + " --help)"
+		return "unknown flag " + dashed(m[1]) + " (see " + cmd + " --help)"
 	}
 	if m := reNeedsArg.FindStringSubmatch(msg); m != nil {
-		return "--" + m[1] + " needs a value"
+		return dashed(m[1]) + " needs a value"
 	}
 	if m := reBadValue.FindStringSubmatch(msg); m != nil {
 		value, name := m[1], m[2]
-		return "--" + name + " " + strings.TrimSpace(valueHint(cliContext, name, value))
+		return dashed(name) + " " + strings.TrimSpace(valueHint(cliContext, name, value))
+	}
+	if m := reBadBool.FindStringSubmatch(msg); m != nil {
+		return dashed(m[2]) + " takes true or false, not " + quote(m[1])
 	}
 	return msg
+}
+
+// dashed spells a flag name as people type it: -c, --concurrency.
+func dashed(name string) string {
+	if len(name) == 1 {
+		return "-" + name
+	}
+	return "--" + name
 }
 
 // valueHint says what kind of value a flag takes.

@@ -51,13 +51,17 @@ func workersCommand() *cli.Command {
 			out := cliContext.App.Writer
 			if ids := cliContext.StringSlice("stop"); len(ids) > 0 || cliContext.Bool("stop-all") {
 				asked, err := StopWorkers(cliContext.Context, be, ws, ids, time.Now())
-				for _, req := range asked {
-					if cliContext.Bool("json") {
+				if cliContext.Bool("json") {
+					for _, req := range asked {
 						_ = writeJSON(out, req)
-					} else {
-						fmt.Fprintf(out, "%s\tstop requested\n", req.Worker)
 					}
+					return err
 				}
+				t := newTable(out, "WORKER", "OUTCOME")
+				for _, req := range asked {
+					t.row(req.Worker, "stop requested")
+				}
+				t.flush()
 				return err
 			}
 			var t *table

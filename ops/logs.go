@@ -98,6 +98,11 @@ func Logs(ctx context.Context, be *backend.Backend, o LogsOptions) error {
 			if err := printRest(ctx, be, res.Stderr, &printed[1], o.Stderr); err != nil {
 				return err
 			}
+			if res.Error != "" && res.Stdout.Size == 0 && res.Stderr.Size == 0 {
+				// The command never ran (not found, not allowed, its
+				// directory missing): say why, as result does.
+				note(fmt.Sprintf("task %s: %s", o.ID, res.Error))
+			}
 			if !o.Follow || o.Attempt > 0 || ended {
 				return nil
 			}

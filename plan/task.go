@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"regexp"
 	"strings"
 	"time"
@@ -214,9 +215,113 @@ func DecodeTask(data []byte) (*Task, error) {
 type DecodeError struct{ Err error }
 
 func (e *DecodeError) Error() string {
+	var te *json.UnmarshalTypeError
+	if errors.As(e.Err, &te) {
+		return "malformed task JSON: " + DescribeJSONTypeError(te, reflect.TypeFor[Task](), "a task")
+	}
+	var pe *time.ParseError
+	if errors.As(e.Err, &pe) || strings.HasPrefix(e.Err.Error(), "Time.UnmarshalJSON: ") {
+		// Only submitted_at is a time; Go's own text shows its layout.
+		return `malformed task JSON: a time must be a string such as "2026-01-02T15:04:05Z" (RFC 3339)`
+	}
 	msg := e.Err.Error()
 	msg = strings.TrimPrefix(msg, "json: ")
 	return "malformed task JSON: " + msg
+}
+
+// DescribeJSONTypeError says in JSON's words what a field of root (a
+// struct type) should hold: encoding/json's own text names Go types ("Go
+// struct field Task.argv of type []string"), which mean nothing to someone
+// writing JSON. noun names the whole document ("a task").
+func DescribeJSONTypeError(te *json.UnmarshalTypeError, root reflect.Type, noun string) string {
+	got := jsonValueWords(te.Value)
+	if te.Field == "" {
+		return noun + " must be a JSON object, not " + got
+	}
+	if ft, ok := fieldType(root, te.Field); ok && ft != te.Type && (ft.Kind() == reflect.Slice || ft.Kind() == reflect.Map) {
+		// The field is right, one of its items is not.
+		what := "item"
+		if ft.Kind() == reflect.Map {
+			what = "value"
+		}
+		return fmt.Sprintf("every %s of field %q must be %s, not %s", what, te.Field, goTypeWords(te.Type), got)
+	}
+	return fmt.Sprintf("field %q must be %s, not %s", te.Field, goTypeWords(te.Type), got)
+}
+
+// fieldType is the type of the field of struct type t whose JSON name is
+// name.
+func fieldType(t reflect.Type, name string) (reflect.Type, bool) {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil || t.Kind() != reflect.Struct {
+		return nil, false
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if tag, _, _ := strings.Cut(f.Tag.Get("json"), ","); tag == name {
+			return f.Type, true
+		}
+	}
+	return nil, false
+}
+
+// jsonValueWords names a JSON value as encoding/json reports it ("string",
+// "array", "number 1.5").
+func jsonValueWords(v string) string {
+	switch {
+	case v == "array":
+		return "a list"
+	case v == "object":
+		return "an object"
+	case v == "bool":
+		return "true or false"
+	case v == "string":
+		return "a string"
+	case v == "number":
+		return "a number"
+	case strings.HasPrefix(v, "number "):
+		return "the number " + strings.TrimPrefix(v, "number ")
+	}
+	return v
+}
+
+// goTypeWords names what a task field of type t holds, in JSON's words.
+func goTypeWords(t reflect.Type) string {
+	if t == nil {
+		return "something else"
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		if t.Elem().Kind() == reflect.String {
+			return "a list of strings"
+		}
+		return "a list"
+	case reflect.Map:
+		if t.Elem().Kind() == reflect.String {
+			return "an object of strings"
+		}
+		return "an object"
+	case reflect.Struct:
+		if t == reflect.TypeFor[time.Time]() {
+			return "a time such as \"2026-01-02T15:04:05Z\""
+		}
+		return "an object"
+	}
+	return "something else"
 }
 
 func (e *DecodeError) Unwrap() error { return e.Err }

@@ -130,3 +130,28 @@ func TestStateFinal(t *testing.T) {
 		}
 	}
 }
+
+// A field of the wrong JSON type is named with what it should hold, in
+// JSON's words, never with Go's types.
+func TestDecodeTaskTypeMessages(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"argv":"echo"}`:                       `malformed task JSON: field "argv" must be a list of strings, not a string`,
+		`{"argv":["echo",1]}`:                   `malformed task JSON: every item of field "argv" must be a string, not a number`,
+		`{"argv":["echo"],"env":{"A":1}}`:       `malformed task JSON: every value of field "env" must be a string, not a number`,
+		`{"argv":["echo"],"labels":[1]}`:        `malformed task JSON: field "labels" must be an object of strings, not a list`,
+		`{"argv":["echo"],"max_attempts":"x"}`:  `malformed task JSON: field "max_attempts" must be a whole number, not a string`,
+		`{"argv":["echo"],"priority":1.5}`:      `malformed task JSON: field "priority" must be a whole number, not the number 1.5`,
+		`[1,2]`:                                 `malformed task JSON: a task must be a JSON object, not a list`,
+		`{"argv":["x"],"submitted_at":"today"}`: `malformed task JSON: a time must be a string such as "2026-01-02T15:04:05Z" (RFC 3339)`,
+		`{"argv":["x"],"submitted_at":5}`:       `malformed task JSON: a time must be a string such as "2026-01-02T15:04:05Z" (RFC 3339)`,
+		`"echo"`:                                `malformed task JSON: a task must be a JSON object, not a string`,
+	} {
+		_, err := DecodeTask([]byte(in))
+		if err == nil || err.Error() != want {
+			t.Errorf("DecodeTask(%s) = %v\nwant %s", in, err, want)
+		}
+		if err != nil && strings.Contains(err.Error(), "Go ") {
+			t.Errorf("DecodeTask(%s) names Go: %v", in, err)
+		}
+	}
+}

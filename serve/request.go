@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"time"
 
 	"github.com/taskiq-go/taskiq-go/plan"
@@ -69,7 +70,9 @@ func usagef(format string, a ...any) error { return &UsageError{fmt.Sprintf(form
 // exit code of malformed input.
 type MalformedError struct{ Err error }
 
-func (e *MalformedError) Error() string { return "malformed request: " + trimJSON(e.Err) }
+func (e *MalformedError) Error() string {
+	return "malformed request: " + jsonMessage(e.Err, reflect.TypeFor[Request](), "a request")
+}
 
 func (e *MalformedError) Unwrap() error { return e.Err }
 
@@ -122,9 +125,19 @@ func decodeArgs(op string, raw json.RawMessage, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return usagef("%s args: %s", op, trimJSON(err))
+		return usagef("%s args: %s", op, jsonMessage(err, reflect.TypeOf(v), "args"))
 	}
 	return nil
+}
+
+// jsonMessage is a decoding error in JSON's words: a value of the wrong
+// type names what its field holds, not Go's types.
+func jsonMessage(err error, root reflect.Type, noun string) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return plan.DescribeJSONTypeError(te, root, noun)
+	}
+	return trimJSON(err)
 }
 
 func trimJSON(err error) string {

@@ -36,16 +36,17 @@ func Main() int {
 		_ = report.Encode(status{Event: "failed", Code: 126, Error: "no command"})
 		return 0
 	}
+	if code, why := checkDir(spec.Dir); code != 0 {
+		_ = report.Encode(status{Event: "failed", Code: code, Error: fmt.Sprintf("cannot start %q: %s", spec.Argv[0], why)})
+		return 0
+	}
 	cmd := exec.Command(spec.Argv[0], spec.Argv[1:]...)
 	cmd.Env, cmd.Dir = spec.Env, spec.Dir
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.SysProcAttr = taskAttr()
 	if err := cmd.Start(); err != nil {
-		code := 126
-		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
-			code = 127
-		}
-		_ = report.Encode(status{Event: "failed", Code: code, Error: fmt.Sprintf("cannot start %q: %v", spec.Argv[0], err)})
+		code, why := startFailure(spec.Argv[0], err)
+		_ = report.Encode(status{Event: "failed", Code: code, Error: fmt.Sprintf("cannot start %q: %s", spec.Argv[0], why)})
 		return 0
 	}
 	s := &super{pid: cmd.Process.Pid, grace: spec.Grace}
@@ -232,4 +233,53 @@ func signalTree(pid int, sig syscall.Signal) {
 	for _, p := range descendants() {
 		_ = syscall.Kill(p, sig)
 	}
+}
+
+// checkDir says why a command cannot run in dir, with the code a shell
+// would give, or 0 when it can. Without this check a missing directory
+// fails the exec with ENOENT, which reads as the program being missing.
+func checkDir(dir string) (int, string) {
+	if dir == "" {
+		return 0, ""
+	}
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return 126, fmt.Sprintf("its directory %s does not exist on this worker", dir)
+	case errors.Is(err, os.ErrPermission):
+		return 126, fmt.Sprintf("its directory %s cannot be entered (permission denied)", dir)
+	case err != nil:
+		return 126, fmt.Sprintf("its directory %s cannot be read: %v", dir, unwrapPath(err))
+	case !fi.IsDir():
+		return 126, fmt.Sprintf("its directory %s is not a directory", dir)
+	}
+	return 0, ""
+}
+
+// startFailure turns an exec error into a shell's exit code and a reason
+// in plain words: 127 when the program is not there, 126 when it is there
+// but cannot be run.
+func startFailure(name string, err error) (int, string) {
+	switch {
+	case errors.Is(err, exec.ErrNotFound):
+		return 127, "no such program in PATH"
+	case errors.Is(err, os.ErrNotExist):
+		// A path that names nothing, or a script whose interpreter
+		// (its #! line) is missing.
+		return 127, fmt.Sprintf("%s does not exist (or its #! interpreter does not)", name)
+	case errors.Is(err, os.ErrPermission):
+		return 126, "permission denied (is it executable?)"
+	case errors.Is(err, syscall.ENOEXEC):
+		return 126, "not an executable format (a script needs a #! line)"
+	}
+	return 126, unwrapPath(err).Error()
+}
+
+// unwrapPath drops Go's "fork/exec PATH: " or "stat PATH: " from an error.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

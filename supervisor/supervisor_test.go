@@ -134,12 +134,38 @@ func TestRenewAndStop(t *testing.T) {
 	}
 }
 
-// A command that cannot start says so with a shell's exit code.
+// A command that cannot start says why, with a shell's exit code: a
+// missing directory is not a missing program.
 func TestStartError(t *testing.T) {
-	_, err := Start(Spec{Argv: []string{"no-such-program-anywhere"}, Env: os.Environ()})
-	var se *StartError
-	if !errors.As(err, &se) || se.Code != 127 || !strings.Contains(se.Msg, `cannot start "no-such-program-anywhere"`) {
-		t.Fatalf("err = %v, want a 127 start error", err)
+	dir := t.TempDir()
+	noexec := filepath.Join(dir, "noexec.sh")
+	if err := os.WriteFile(noexec, []byte("#!/bin/sh\necho hi\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		argv []string
+		dir  string
+		code int
+		msg  string
+	}{
+		{[]string{"no-such-program-anywhere"}, "", 127, `cannot start "no-such-program-anywhere": no such program in PATH`},
+		{[]string{filepath.Join(dir, "nothing")}, "", 127, `cannot start "` + filepath.Join(dir, "nothing") + `": ` + filepath.Join(dir, "nothing") + ` does not exist`},
+		{[]string{noexec}, "", 126, `cannot start "` + noexec + `": permission denied (is it executable?)`},
+		{[]string{"true"}, filepath.Join(dir, "nope"), 126, `cannot start "true": its directory ` + filepath.Join(dir, "nope") + ` does not exist on this worker`},
+		{[]string{"true"}, file, 126, `cannot start "true": its directory ` + file + ` is not a directory`},
+	} {
+		_, err := Start(Spec{Argv: c.argv, Dir: c.dir, Env: os.Environ()})
+		var se *StartError
+		if !errors.As(err, &se) || se.Code != c.code || !strings.HasPrefix(se.Msg, c.msg) {
+			t.Errorf("%v in %q: err = %v, want %d %q", c.argv, c.dir, err, c.code, c.msg)
+		}
+		if err != nil && strings.Contains(err.Error(), "fork/exec") {
+			t.Errorf("%v: Go's words in %q", c.argv, err)
+		}
 	}
 }
 
