@@ -1102,7 +1102,10 @@ func mainTree() {
 	switch {
 	case len(os.Args) == 2 && (os.Args[1] == "exit" || os.Args[1] == "sleep"):
 	case len(os.Args) == 3 && os.Args[1] == "child":
-		write(os.Args[2], os.Getpid())
+		// Written whole, then renamed: the parent waits for the name and
+		// must not find it empty.
+		write(os.Args[2]+".w", os.Getpid())
+		os.Rename(os.Args[2]+".w", os.Args[2])
 		time.Sleep(5 * time.Minute)
 		return
 	default:
