@@ -226,6 +226,39 @@ func devCommand() *cli.Command {
 	}
 }
 
+// removeStaleEnvFile removes the --env-file of a `dev` command line before
+// the line is parsed, so that a script waiting for the file never takes an
+// old one for this run, even when dev stops before its action: at a flag
+// the parser refuses, a bad --log-level or a stray argument. dev's action
+// removes it again and reports an error doing so.
+func removeStaleEnvFile(app *cli.App, args []string) {
+	i := 1
+	for i < len(args) && strings.HasPrefix(args[i], "-") && args[i] != "--" {
+		i++
+	}
+	if i >= len(args) {
+		return
+	}
+	if c := findCommand(app.Commands, args[i]); c == nil || c.Name != "dev" {
+		return
+	}
+	for j := i + 1; j < len(args) && args[j] != "--"; j++ {
+		name, value, hasValue := strings.Cut(strings.TrimLeft(args[j], "-"), "=")
+		if !strings.HasPrefix(args[j], "-") || name != "env-file" {
+			continue
+		}
+		if !hasValue {
+			if j+1 >= len(args) {
+				return
+			}
+			value = args[j+1]
+		}
+		if value != "" {
+			_ = os.Remove(value)
+		}
+	}
+}
+
 // removeIfOurs removes the env file at exit unless another run has replaced
 // it since, so that a script never reads the address of a stopped endpoint.
 func removeIfOurs(path, exports string) {
