@@ -59,7 +59,7 @@ type Options struct {
 	AllowRemote bool
 	// DataDir keeps queues, messages, objects and the credentials in this
 	// directory across restarts; "" keeps them in a temporary directory
-	// removed by Close.
+	// removed by Close (or, after a kill, by the next New without DataDir).
 	DataDir string
 	// Region is reported in ARNs and by Region(). Default "us-east-1".
 	Region string
