@@ -145,14 +145,9 @@ func devCommand() *cli.Command {
 				// Signed by default, like a real deployment should be: the
 				// export lines give submitters the private key and workers
 				// the public one.
-				dir := cliContext.String("data-dir")
-				if dir == "" {
-					if dir, err = os.MkdirTemp("", "taskiq-dev-keys-"); err != nil {
-						return fmt.Errorf("dev signing key: %w", err)
-					}
-					defer os.RemoveAll(dir)
-				}
-				key, pub, v, err := devKeyPair(dir)
+				// Kept with the endpoint's state: in --data-dir, or gone
+				// with the temporary state (also after a kill).
+				key, pub, v, err := devKeyPair(srv.StateDir())
 				if err != nil {
 					return err
 				}

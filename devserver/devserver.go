@@ -397,6 +397,11 @@ func (s *Server) Addr() net.Addr {
 	return s.ln.Addr()
 }
 
+// StateDir is the directory the endpoint keeps its state in: Options.DataDir,
+// or the temporary directory Close removes. Files a caller puts there share
+// its lifetime.
+func (s *Server) StateDir() string { return s.state.path }
+
 // Credentials are the access key pair requests must be signed with.
 func (s *Server) Credentials() Credentials { return s.creds }
 
