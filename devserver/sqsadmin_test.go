@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -163,5 +164,63 @@ func TestMessageMoveTask(t *testing.T) {
 	r := tasks.Results[0]
 	if aws.ToString(r.Status) != "COMPLETED" || r.ApproximateNumberOfMessagesMoved != 1 || aws.ToString(r.SourceArn) != s.arn("taskiq-dlq") {
 		t.Fatalf("move task %+v", r)
+	}
+}
+
+// TestRestartKeepsDeadLetterState restarts the endpoint on its DataDir with a
+// queue made through the API (its own redrive policy, which New does not set
+// again) and a message already dead-lettered from it: the policy, the dead
+// letter and the queue it came from all come back, so a move task after the
+// restart sends the message home.
+func TestRestartKeepsDeadLetterState(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s, err := New(Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tg := localTarget(s)
+	f := sqsFixture{s: tg, c: sqsClient(t, tg)}
+	policy := `{"deadLetterTargetArn":"` + tg.arn("taskiq-dlq") + `","maxReceiveCount":1}`
+	if _, err := f.c.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("custom"),
+		Attributes: map[string]string{"RedrivePolicy": policy, "VisibilityTimeout": "7"}}); err != nil {
+		t.Fatal(err)
+	}
+	f.send(t, "custom", "poison")
+	if got := f.receive(t, "custom", 1, 0, 1); len(got) != 1 {
+		t.Fatal("no message")
+	}
+	time.Sleep(leaseExpiry)
+	if got := f.receive(t, "custom", 1, 0, 0); len(got) != 0 {
+		t.Fatal("received twice with maxReceiveCount 1")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = startServer(t, Options{DataDir: dir})
+	tg = localTarget(s)
+	f = sqsFixture{s: tg, c: sqsClient(t, tg)}
+	a := f.attrs(t, "custom")
+	if a["VisibilityTimeout"] != "7" || !strings.Contains(a["RedrivePolicy"], `"maxReceiveCount":1`) ||
+		!strings.Contains(a["RedrivePolicy"], tg.arn("taskiq-dlq")) {
+		t.Fatalf("custom queue's attributes after restart: %v", a)
+	}
+	src, err := f.c.ListDeadLetterSourceQueues(ctx, &sqs.ListDeadLetterSourceQueuesInput{QueueUrl: f.url("taskiq-dlq")})
+	if err != nil || !slices.Contains(src.QueueUrls, s.QueueURL("custom")) {
+		t.Fatalf("dead-letter sources after restart: %v %v", err, src)
+	}
+	if v, _, _ := f.depth(t, "taskiq-dlq"); v != "1" {
+		t.Fatalf("DLQ holds %s messages after restart, want 1", v)
+	}
+	if _, err := f.c.StartMessageMoveTask(ctx, &sqs.StartMessageMoveTaskInput{SourceArn: aws.String(tg.arn("taskiq-dlq"))}); err != nil {
+		t.Fatal(err)
+	}
+	got := f.receive(t, "custom", 1, 0, 30)
+	if len(got) != 1 || *got[0].Body != "poison" {
+		t.Fatalf("dead letter not moved back to its queue after restart: %+v", got)
 	}
 }
