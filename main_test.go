@@ -494,6 +494,7 @@ func TestScripts(t *testing.T) {
 			"startorder":  cmdStartOrder,
 			"freeport":    cmdFreePort,
 			"httpget":     cmdHTTPGet,
+			"httpreq":     cmdHTTPReq,
 			"waitfile":    cmdWaitFile,
 			"sqssend":     cmdSQSSend,
 			"sqscount":    cmdSQSCount,

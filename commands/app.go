@@ -119,7 +119,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 	}
 	finishHelp(app.Commands, "")
-	err := app.Run(interspersed(app, args))
+	args = interspersed(app, args)
+	removeStaleEnvFile(app, args)
+	err := app.Run(args)
 	if err == nil && notFound != "" {
 		err = usagef("unknown command %q (see taskiq-go --help)", notFound)
 	}

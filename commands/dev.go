@@ -145,14 +145,9 @@ func devCommand() *cli.Command {
 				// Signed by default, like a real deployment should be: the
 				// export lines give submitters the private key and workers
 				// the public one.
-				dir := cliContext.String("data-dir")
-				if dir == "" {
-					if dir, err = os.MkdirTemp("", "taskiq-dev-keys-"); err != nil {
-						return fmt.Errorf("dev signing key: %w", err)
-					}
-					defer os.RemoveAll(dir)
-				}
-				key, pub, v, err := devKeyPair(dir)
+				// Kept with the endpoint's state: in --data-dir, or gone
+				// with the temporary state (also after a kill).
+				key, pub, v, err := devKeyPair(srv.StateDir())
 				if err != nil {
 					return err
 				}
@@ -223,6 +218,39 @@ func devCommand() *cli.Command {
 			wg.Wait()
 			return errors.Join(errs...)
 		},
+	}
+}
+
+// removeStaleEnvFile removes the --env-file of a `dev` command line before
+// the line is parsed, so that a script waiting for the file never takes an
+// old one for this run, even when dev stops before its action: at a flag
+// the parser refuses, a bad --log-level or a stray argument. dev's action
+// removes it again and reports an error doing so.
+func removeStaleEnvFile(app *cli.App, args []string) {
+	i := 1
+	for i < len(args) && strings.HasPrefix(args[i], "-") && args[i] != "--" {
+		i++
+	}
+	if i >= len(args) {
+		return
+	}
+	if c := findCommand(app.Commands, args[i]); c == nil || c.Name != "dev" {
+		return
+	}
+	for j := i + 1; j < len(args) && args[j] != "--"; j++ {
+		name, value, hasValue := strings.Cut(strings.TrimLeft(args[j], "-"), "=")
+		if !strings.HasPrefix(args[j], "-") || name != "env-file" {
+			continue
+		}
+		if !hasValue {
+			if j+1 >= len(args) {
+				return
+			}
+			value = args[j+1]
+		}
+		if value != "" {
+			_ = os.Remove(value)
+		}
 	}
 }
 

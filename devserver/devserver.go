@@ -59,7 +59,7 @@ type Options struct {
 	AllowRemote bool
 	// DataDir keeps queues, messages, objects and the credentials in this
 	// directory across restarts; "" keeps them in a temporary directory
-	// removed by Close.
+	// removed by Close (or, after a kill, by the next New without DataDir).
 	DataDir string
 	// Region is reported in ARNs and by Region(). Default "us-east-1".
 	Region string
@@ -398,6 +398,11 @@ func (s *Server) Addr() net.Addr {
 	}
 	return s.ln.Addr()
 }
+
+// StateDir is the directory the endpoint keeps its state in: Options.DataDir,
+// or the temporary directory Close removes. Files a caller puts there share
+// its lifetime.
+func (s *Server) StateDir() string { return s.state.path }
 
 // Credentials are the access key pair requests must be signed with.
 func (s *Server) Credentials() Credentials { return s.creds }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -56,10 +57,23 @@ type stateDir struct {
 	db   *bolt.DB
 }
 
+// tempStatePrefix names the temporary state directories (the rest of the
+// name is MkdirTemp's random digits).
+const tempStatePrefix = "taskiq-dev-"
+
+// isTempStateName reports whether name is one of ours: the prefix and
+// digits only, so that other taskiq-dev-* directories (dev's key pair) are
+// never taken for one.
+func isTempStateName(name string) bool {
+	rest, ok := strings.CutPrefix(name, tempStatePrefix)
+	return ok && rest != "" && strings.Trim(rest, "0123456789") == ""
+}
+
 func openState(dataDir string) (*stateDir, error) {
 	sd := &stateDir{path: dataDir}
 	if dataDir == "" {
-		p, err := os.MkdirTemp("", "taskiq-dev-")
+		sweepLeftovers(os.TempDir())
+		p, err := os.MkdirTemp("", tempStatePrefix)
 		if err != nil {
 			return nil, fmt.Errorf("devserver: create state dir: %w", err)
 		}
