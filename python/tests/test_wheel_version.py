@@ -85,13 +85,15 @@ def test_the_executor_warns_when_it_starts(tmp_path: Path, monkeypatch: pytest.M
     raw = {"queue_url": "http://127.0.0.1:9/000000000000/q", "endpoint_url": "http://127.0.0.1:9",
            "bucket": "b", "binary": str(binary)}
     processed = process_config(taskiq_executor.config_schema.config_type, raw)
-    assert processed.success, processed.errors
+    assert processed.success and processed.value is not None, processed.errors
+    create = taskiq_executor.executor_creation_fn
+    assert create is not None
     with DagsterInstance.ephemeral() as instance:
         context = InitExecutorContext(
             job=InMemoryJob(one_step),
             executor_def=taskiq_executor,
-            executor_config=processed.value,
+            executor_config=dict(processed.value),
             instance=instance,
         )
         with pytest.warns(TaskiqVersionWarning, match=f"speaks wire version {WIRE_VERSION + 1}"):
-            taskiq_executor.executor_creation_fn(context)
+            create(context)
