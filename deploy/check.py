@@ -115,6 +115,13 @@ def main() -> None:
     check(ecs_container["stopTimeout"] == budget, f"ECS stopTimeout is {budget}s")
     check(ecs_container["stopTimeout"] <= 120, "ECS stopTimeout is within Fargate's 120 s limit")
     check("STOPSIGNAL SIGTERM" in dockerfile, "the image stops with SIGTERM")
+    pip_line = next((ln for ln in joined.splitlines() if "pip install" in ln), "")
+    lock = (DEPLOY.parent / "python" / "requirements.lock").read_text()
+    pinned = {ln.split("==")[0].lower() for ln in lock.splitlines() if "==" in ln and not ln.startswith("#")}
+    needed = ("dagster-postgres", "dagster-aws", "psycopg2-binary")
+    check(all(re.search(rf"\s{name}(\s|$)", pip_line) and name in pinned for name in needed)
+          and "-c /tmp/dagster-taskiq/requirements.lock" in pip_line and " -r " not in pip_line,
+          f"the image installs {', '.join(needed)} at the lock's versions (-c), not the lock's test tools (-r)")
     check(re.search(r"^USER 10001", dockerfile, re.M) is not None, "the image runs as a non-root user")
     check(pod["securityContext"].get("runAsNonRoot") is True, "the pod runs as non-root")
     probe = container["livenessProbe"]["httpGet"]
