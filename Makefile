@@ -29,6 +29,10 @@ lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	@# make wheels cross-builds these: a Linux-only call must not break macOS or arm64.
+	@for t in darwin/amd64 darwin/arm64 linux/arm64; do \
+	  GOOS=$${t%/*} GOARCH=$${t#*/} CGO_ENABLED=0 $(GO) build -o /dev/null . || { echo "build for $$t failed"; exit 1; }; \
+	done
 
 go-test:
 	$(GO) test -count=1 -timeout 30m ./...

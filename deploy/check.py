@@ -8,6 +8,10 @@
 * The KEDA ScaledObject, beyond its schema (deploy/check_crds.py): it targets the
   Deployment, has one aws-sqs-queue trigger per priority band of the queue
   (the names `taskiq-go init` creates) and a formula that sums them all.
+* Every recipe passes --pass-env for dagster_taskiq.worker_cli.STEP_PASS_ENV:
+  tasks get a clean environment, and Dagster steps need the instance, the AWS
+  role and (run workers) the connection.
+* Every deploy/ path that deploy/ and the READMEs name exists.
 * deploy/iam/worker-policy.json is what `taskiq-go init --print-iam-policy
   --role work` prints for the recipes' queue and bucket, and keda-policy.json
   covers the same band queues.
@@ -27,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from dagster_taskiq.worker_cli import STEP_PASS_ENV
 
 DEPLOY = Path(__file__).resolve().parent
 QUEUE_URL = "https://sqs.eu-west-1.amazonaws.com/123456789012/taskiq"
@@ -77,12 +82,13 @@ def main() -> None:
 
     # -- the worker flags of each recipe ---------------------------------------------
     dockerfile = (DEPLOY / "docker" / "Dockerfile").read_text()
-    cmd = json.loads(re.search(r"^CMD (\[.*\])$", dockerfile, re.M).group(1))  # type: ignore[union-attr]
+    joined = re.sub(r"\\\n\s*", " ", dockerfile)  # continuation lines
+    cmd = json.loads(re.search(r"^CMD (\[.*\])$", joined, re.M).group(1))  # type: ignore[union-attr]
     unit = configparser.ConfigParser(strict=False, interpolation=None)
     unit.optionxform = str  # type: ignore[assignment,method-assign]
     unit.read(DEPLOY / "systemd" / "taskiq-go-worker.service")
     service = unit["Service"]
-    exec_args = service["ExecStart"].split()[2:]
+    exec_args = [a for a in service["ExecStart"].split() if a != "\\"][2:]
     docs = list(yaml.safe_load_all((DEPLOY / "kubernetes" / "worker.yaml").read_text()))
     by_kind = {d["kind"]: d for d in docs if d["metadata"]["name"] != "dagster-instance"}
     instance = yaml.safe_load(next(d for d in docs if d["metadata"]["name"] == "dagster-instance")["data"]["dagster.yaml"])
@@ -95,6 +101,12 @@ def main() -> None:
                "ECS command": ecs_container["command"]}
     for name, args in recipes.items():
         check(args == cmd, f"{name} passes the image's worker flags {cmd}")
+    # Tasks get a clean environment: without these a Dagster step finds no
+    # instance (DAGSTER_HOME), no Postgres password, no AWS role for S3 IO, and a
+    # run worker no connection to submit its steps with.
+    passed = [args[i + 1] for args in [cmd] for i, a in enumerate(args) if a == "--pass-env"]
+    check(passed == list(STEP_PASS_ENV),
+          f"the worker flags pass on what Dagster steps need (--pass-env {' '.join(STEP_PASS_ENV)}), got {passed}")
     budget = seconds(flag(cmd, "--shutdown-grace")) + seconds(flag(cmd, "--kill-grace")) + MARGIN
     check(service["KillSignal"] == "SIGTERM", "systemd stops the worker with SIGTERM")
     check(service["KillMode"] == "mixed", "systemd signals the worker alone (KillMode=mixed), not its tasks")
@@ -103,6 +115,13 @@ def main() -> None:
     check(ecs_container["stopTimeout"] == budget, f"ECS stopTimeout is {budget}s")
     check(ecs_container["stopTimeout"] <= 120, "ECS stopTimeout is within Fargate's 120 s limit")
     check("STOPSIGNAL SIGTERM" in dockerfile, "the image stops with SIGTERM")
+    pip_line = next((ln for ln in joined.splitlines() if "pip install" in ln), "")
+    lock = (DEPLOY.parent / "python" / "requirements.lock").read_text()
+    pinned = {ln.split("==")[0].lower() for ln in lock.splitlines() if "==" in ln and not ln.startswith("#")}
+    needed = ("dagster-postgres", "dagster-aws", "psycopg2-binary")
+    check(all(re.search(rf"\s{name}(\s|$)", pip_line) and name in pinned for name in needed)
+          and "-c /tmp/dagster-taskiq/requirements.lock" in pip_line and " -r " not in pip_line,
+          f"the image installs {', '.join(needed)} at the lock's versions (-c), not the lock's test tools (-r)")
     check(re.search(r"^USER 10001", dockerfile, re.M) is not None, "the image runs as a non-root user")
     check(pod["securityContext"].get("runAsNonRoot") is True, "the pod runs as non-root")
     probe = container["livenessProbe"]["httpGet"]
@@ -153,6 +172,16 @@ def main() -> None:
     for path in sorted((DEPLOY / "iam").glob("*.json")):
         doc = json.loads(path.read_text())
         check(doc.get("Version") == "2012-10-17" and bool(doc.get("Statement")), f"{path.name} is an IAM policy document")
+
+    # -- what the recipes and READMEs name ---------------------------------------------
+    root = DEPLOY.parent
+    texts = [p for p in DEPLOY.rglob("*") if p.is_file() and "schemas" not in p.parts]
+    texts += [root / "README.md", root / "python" / "README.md"]
+    named = re.compile(r"deploy/(?:(?:docker|systemd|kubernetes|ecs|iam|schemas)/[\w./*-]*[\w*]|[\w-]+\.(?:py|md))")
+    for path in texts:
+        for ref in sorted(set(named.findall(path.read_text(errors="replace")))):
+            exists = any(root.glob(ref)) if "*" in ref else (root / ref).exists()
+            check(exists, f"{ref}, named in {path.relative_to(root)}, exists")
 
     if failures:
         raise SystemExit(f"deploy/check.py: {len(failures)} check(s) failed")

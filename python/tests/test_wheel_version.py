@@ -1,5 +1,6 @@
 """The binary lookup prefers the bundled taskiq-go after `binary` and $TASKIQ_GO_BIN, and a
-binary that speaks another wire version is warned about (TaskiqVersionWarning)."""
+binary that speaks another wire version is warned about (TaskiqVersionWarning), by the
+executor too when a run creates it."""
 
 from __future__ import annotations
 
@@ -55,3 +56,44 @@ def test_bundled_binary_comes_after_config_and_env(tmp_path: Path, monkeypatch: 
     os.unlink(bundled)
     assert cli_module.find_binary() == str(on_path / "taskiq-go")
     assert sys.executable.endswith("python")
+
+
+def test_the_executor_warns_when_it_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Creating the executor (what a run does first) checks the binary's wire version."""
+    from dagster import DagsterInstance, job, op
+    from dagster._config import process_config
+    from dagster._core.definitions.job_base import InMemoryJob
+    from dagster._core.executor.init import InitExecutorContext
+
+    from dagster_taskiq import taskiq_executor
+
+    @op
+    def nothing() -> None: ...
+
+    @job(executor_def=taskiq_executor)
+    def one_step() -> None:
+        nothing()
+
+    # One command line a call: the fake answers `version` and the preflight poll (no tasks).
+    monkeypatch.setenv(cli_module.MODE_ENV_VAR, "subprocess")
+    binary = tmp_path / "taskiq-go"
+    binary.write_text(
+        "#!/bin/sh\n"
+        f"case \"$1\" in version) echo '{{\"version\": \"9.9.9\", \"wire_version\": {WIRE_VERSION + 1}}}';; esac\n"
+    )
+    binary.chmod(0o755)
+    raw = {"queue_url": "http://127.0.0.1:9/000000000000/q", "endpoint_url": "http://127.0.0.1:9",
+           "bucket": "b", "binary": str(binary)}
+    processed = process_config(taskiq_executor.config_schema.config_type, raw)
+    assert processed.success and processed.value is not None, processed.errors
+    create = taskiq_executor.executor_creation_fn
+    assert create is not None
+    with DagsterInstance.ephemeral() as instance:
+        context = InitExecutorContext(
+            job=InMemoryJob(one_step),
+            executor_def=taskiq_executor,
+            executor_config=dict(processed.value),
+            instance=instance,
+        )
+        with pytest.warns(TaskiqVersionWarning, match=f"speaks wire version {WIRE_VERSION + 1}"):
+            create(context)

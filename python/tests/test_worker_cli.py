@@ -1,5 +1,6 @@
 """`dagster-taskiq worker start -d / list / terminate`: a detached warm worker
-configured by the executor's YAML shows in `worker list` with its queues, and
+configured by the executor's YAML alone (no connection settings in its
+environment) shows in `worker list` with its queues, and
 `worker terminate` lets it finish its running step before it stops."""
 
 from __future__ import annotations
@@ -21,10 +22,29 @@ from harness import pid_alive, read_if_exists, wait_for, worker_env
 from warm_jobs import recon
 
 
+#: Where the connection could come from besides `-y`: left out, so that the
+#: commands (and the worker `start` runs) reach the endpoint through -y alone.
+CONNECTION_ENV = (
+    "TASKIQ_GO_QUEUE_URL",
+    "TASKIQ_GO_BUCKET",
+    "TASKIQ_GO_ENDPOINT_URL",
+    "TASKIQ_GO_CONFIG",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_SQS",
+    "AWS_ENDPOINT_URL_S3",
+    "DAGSTER_TASKIQ_SQS_QUEUE_URL",
+    "DAGSTER_TASKIQ_SQS_ENDPOINT_URL",
+    "DAGSTER_TASKIQ_S3_BUCKET",
+)
+
+
 def dagster_taskiq(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    env = worker_env(stack.dev.env, stack.dagster_home)
+    for name in CONNECTION_ENV:
+        env.pop(name, None)
     return subprocess.run(
         [sys.executable, "-m", "dagster_taskiq.worker_cli", *args],
-        env=worker_env(stack.dev.env, stack.dagster_home),
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
@@ -57,6 +77,8 @@ def test_start_list_terminate(stack: Stack, tmp_path: Path) -> None:
         pids.append(pid)
         found = wait_for("w-cli in `worker list`", lambda: listed(stack, config).get("w-cli"), timeout=60)
         assert found["queues"] == ["default", "special"], found
+        # The settings come from -y: without it the same environment reaches nothing.
+        assert dagster_taskiq(stack, "worker", "list", "--json").returncode != 0
         table = dagster_taskiq(stack, "worker", "list", "-y", str(config)).stdout
         assert any(line.startswith("w-cli ") and "default,special" in line for line in table.splitlines()), table
 
