@@ -34,7 +34,7 @@ func devCommand() *cli.Command {
 		&cli.BoolFlag{Name: "allow-remote", Usage: "allow a --listen address beyond loopback (anyone reaching it with the credentials can run commands)"},
 		&cli.StringFlag{Name: "data-dir", Usage: "keep queues, messages, objects and credentials in `DIR` across restarts (default: gone at exit)"},
 		&cli.StringFlag{Name: "env-file", Usage: "also write the export lines to `PATH` (removed first, written once ready, removed at exit)"},
-		&cli.StringFlag{Name: "region", Value: "us-east-1", Usage: "`REGION` the endpoint claims"},
+		&cli.StringFlag{Name: "region", Value: devserver.DefaultRegion, Usage: "`REGION` the endpoint claims (the default is one where AWS CLI v1 reads the env file's SQS endpoint)"},
 		&cli.IntFlag{Name: "workers", Usage: "also run `N` workers in this process"},
 	}
 	for _, f := range workerFlags() {

@@ -35,8 +35,12 @@ import (
 
 // Defaults applied by New to zero-valued Options fields.
 const (
-	DefaultAddr            = "127.0.0.1:0"
-	DefaultRegion          = "us-east-1"
+	DefaultAddr = "127.0.0.1:0"
+	// DefaultRegion is one where AWS CLI v1 honours AWS_ENDPOINT_URL_SQS:
+	// in us-east-1 and 25 other regions it puts a legacy SQS hostname in
+	// its place unless --endpoint-url is on the command line, so that the
+	// env file alone would send `aws sqs` to AWS.
+	DefaultRegion          = "eu-central-2"
 	DefaultAccountID       = "000000000000"
 	DefaultBucket          = "taskiq"
 	DefaultQueue           = "taskiq"
@@ -61,7 +65,7 @@ type Options struct {
 	// directory across restarts; "" keeps them in a temporary directory
 	// removed by Close (or, after a kill, by the next New without DataDir).
 	DataDir string
-	// Region is reported in ARNs and by Region(). Default "us-east-1".
+	// Region is reported in ARNs and by Region(). Default DefaultRegion.
 	Region string
 	// AccountID is the account part of queue URLs and ARNs.
 	// Default "000000000000".
@@ -132,7 +136,7 @@ func (s *Server) init() error {
 	if s.sqs, err = newSQSService(s.state.db, s.opts.Region, s.opts.AccountID, time.Now); err != nil {
 		return err
 	}
-	s.s3 = newS3Service(s.state, time.Now)
+	s.s3 = newS3Service(s.state, s.opts.Region, time.Now)
 	if _, err := s.s3.createBucket(s.opts.Bucket); err != nil {
 		return fmt.Errorf("devserver: create bucket %q: %w", s.opts.Bucket, err)
 	}

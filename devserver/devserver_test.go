@@ -165,7 +165,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil || u.Scheme != "http" || u.Hostname() != "127.0.0.1" || u.Port() == "0" || u.Port() == "" {
 		t.Fatalf("Endpoint() = %q", s.Endpoint())
 	}
-	if s.Region() != "us-east-1" || s.Bucket() != "taskiq" {
+	if s.Region() != DefaultRegion || s.Bucket() != "taskiq" {
 		t.Fatalf("Region/Bucket = %q/%q", s.Region(), s.Bucket())
 	}
 	if got, want := s.QueueURL("taskiq"), s.Endpoint()+"/000000000000/taskiq"; got != want {

@@ -77,12 +77,13 @@ var storedHeaders = []string{"Content-Type", "Content-Encoding", "Content-Dispos
 type s3Service struct {
 	db        *bolt.DB
 	blobDir   string
+	region    string // the bucket's, in x-amz-bucket-region
 	now       func() time.Time
 	listReads atomic.Int64 // index entries LISTs have read, for tests
 }
 
-func newS3Service(sd *stateDir, now func() time.Time) *s3Service {
-	return &s3Service{db: sd.db, blobDir: filepath.Join(sd.path, blobDir), now: now}
+func newS3Service(sd *stateDir, region string, now func() time.Time) *s3Service {
+	return &s3Service{db: sd.db, blobDir: filepath.Join(sd.path, blobDir), region: region, now: now}
 }
 
 // s3Error is an S3 error answer.
@@ -231,7 +232,7 @@ func (s *s3Service) bucketOp(w http.ResponseWriter, r *http.Request, bucket stri
 		if !s.hasBucket(bucket) {
 			return errNoSuchBucket()
 		}
-		w.Header().Set("x-amz-bucket-region", "us-east-1")
+		w.Header().Set("x-amz-bucket-region", s.region)
 		w.WriteHeader(200)
 		return nil
 	case http.MethodDelete:
