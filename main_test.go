@@ -516,6 +516,7 @@ func TestScripts(t *testing.T) {
 			"sqsattr":     cmdSQSAttr,
 			"s3sse":       cmdS3SSE,
 			"ssmput":      cmdSSMPut,
+			"smput":       cmdSMPut,
 			"sigpid":      cmdSigPid,
 		},
 	})

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -218,4 +221,23 @@ func cmdS3SSE(ts *testscript.TestScript, neg bool, args []string) {
 	if string(d.SSEAlgorithm) != args[0] || (len(args) == 2 && aws.ToString(d.KMSMasterKeyID) != args[1]) {
 		ts.Fatalf("bucket encryption is %s with key %q, want %v", d.SSEAlgorithm, aws.ToString(d.KMSMasterKeyID), args)
 	}
+}
+
+// smput NAME VALUE: store a secret's string value in Secrets Manager,
+// replacing the value of one that exists (moto only).
+func cmdSMPut(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: smput NAME VALUE")
+	}
+	ctx := context.Background()
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion("us-east-1"),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(ts.Getenv("AWS_ACCESS_KEY_ID"), ts.Getenv("AWS_SECRET_ACCESS_KEY"), "")))
+	ts.Check(err)
+	c := secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) { o.BaseEndpoint = aws.String(ts.Getenv("AWS_ENDPOINT_URL")) })
+	_, err = c.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(args[0]), SecretString: aws.String(args[1])})
+	var exists *smtypes.ResourceExistsException
+	if errors.As(err, &exists) {
+		_, err = c.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(args[0]), SecretString: aws.String(args[1])})
+	}
+	ts.Check(err)
 }
