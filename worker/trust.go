@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -187,7 +188,8 @@ func (w *Worker) recordRefusal(ctx context.Context, log zerolog.Logger, t *plan.
 // record, on a worker that verifies: a signature proves who made a task,
 // not that this message is the one its submitter sent. A task signed for
 // another queue is refused (a copy sent to a queue of more trusted
-// workers), and so is a task carried inline whose record is missing (a
+// workers), one whose message claims another priority than the signed one
+// too, and so is a task carried inline whose record is missing (a
 // replay after the task's objects expired, or a message submit never
 // recorded) or is another task (a second task signed under a queued one's
 // id). Nothing is written for such a message: the stored task, if any, is
@@ -200,6 +202,14 @@ func (w *Worker) bind(ctx context.Context, log zerolog.Logger, q QueueRef, m sqs
 	}
 	if t.Queue != q.Name {
 		return false, fmt.Errorf("refused: task is signed for queue %s but was received from queue %s", t.Queue, q.Name)
+	}
+	// The priority attribute decides the level a message is parked in;
+	// the task's own priority is signed. A message claiming another one
+	// (a copy sent to jump the queue) is refused. A copy without the
+	// attribute is parked by the priority in its body, which is the
+	// signed one, or, for a pointer, which has none, at 0: never higher.
+	if p, ok := m.Attributes[plan.AttrPriority]; ok && p != strconv.Itoa(t.Priority) {
+		return false, fmt.Errorf("refused: task is signed with priority %d but its message says %s", t.Priority, p)
 	}
 	if !inline {
 		return false, nil // its record is what was verified

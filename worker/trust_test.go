@@ -70,8 +70,9 @@ func TestCheckAllowed(t *testing.T) {
 	}
 }
 
-// A verifying worker runs a signed task only from its own queue and only
-// as it was recorded: a signed task received from another queue, one sent
+// A verifying worker runs a signed task only from its own queue, at its
+// own priority and only as it was recorded: a signed task received from
+// another queue, one whose message claims a higher priority, one sent
 // inline with no record (a replay after its objects expired) and one that
 // differs from the record of its id each go to the dead-letter queue unrun
 // and write nothing; the recorded task of that id still runs from its own
@@ -113,6 +114,13 @@ func TestWorkerBindsSignedTasksToQueueAndRecord(t *testing.T) {
 	sendBody(other)
 	// Never recorded.
 	sendBody(signed("no-record", "", "ran-no-record"))
+	// Recorded, and sent again with a priority above its signed one.
+	bumped := signed("bumped", "", "ran-bumped")
+	record(bumped)
+	bumpedBody, _ := json.Marshal(bumped)
+	if _, err := q.Send(ctx, qURL, sqs.Entry{Body: string(bumpedBody), Attributes: map[string]string{plan.AttrPriority: "10"}}); err != nil {
+		t.Fatal(err)
+	}
 	// Recorded as one task, a second task signed under its id is sent
 	// before the real one's message.
 	real := signed("victim", "", "ran-victim")
@@ -127,7 +135,7 @@ func TestWorkerBindsSignedTasksToQueueAndRecord(t *testing.T) {
 	})
 	runUntil(t, w, func() bool { return q.Len(qURL) == 0 && st.Result("victim") != nil })
 
-	for _, mark := range []string{"ran-other-queue", "ran-no-record", "ran-impostor"} {
+	for _, mark := range []string{"ran-other-queue", "ran-no-record", "ran-impostor", "ran-bumped"} {
 		if _, err := os.Stat(filepath.Join(dir, mark)); err == nil {
 			t.Errorf("%s: a refused task ran", mark)
 		}
@@ -138,11 +146,11 @@ func TestWorkerBindsSignedTasksToQueueAndRecord(t *testing.T) {
 	if r := st.Result("victim"); r == nil || r.State != plan.StateSucceeded {
 		t.Errorf("victim's result = %+v", r)
 	}
-	if n := q.Len(dlqURL); n != 3 {
-		t.Fatalf("%d messages in the dead-letter queue, want 3", n)
+	if n := q.Len(dlqURL); n != 4 {
+		t.Fatalf("%d messages in the dead-letter queue, want 4", n)
 	}
 	reasons := map[string]bool{}
-	for range 3 {
+	for range 4 {
 		msgs, err := q.Receive(ctx, dlqURL, 10, 0, time.Minute)
 		if err != nil {
 			t.Fatal(err)
@@ -155,12 +163,13 @@ func TestWorkerBindsSignedTasksToQueueAndRecord(t *testing.T) {
 		"refused: task is signed for queue gpu but was received from queue default",
 		"refused: task has no stored record (its objects expired, or submit never recorded it)",
 		"refused: task differs from the stored task of that id",
+		"refused: task is signed with priority 0 but its message says 10",
 	} {
 		if !reasons[want] {
 			t.Errorf("no dead letter says %q; got %v", want, reasons)
 		}
 	}
-	for _, id := range []string{"other-queue", "no-record"} {
+	for _, id := range []string{"other-queue", "no-record", "bumped"} {
 		if st.Result(id) != nil {
 			t.Errorf("%s has a result", id)
 		}
