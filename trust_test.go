@@ -66,13 +66,22 @@ func mainSignTask() {
 	json.NewEncoder(os.Stdout).Encode(t)
 }
 
-// sqssendfile QUEUE_URL FILE: send FILE's content as one message.
+// sqssendfile [-priority N] QUEUE_URL FILE: send FILE's content as one
+// message, with the priority attribute N if given.
 func cmdSQSSendFile(ts *testscript.TestScript, neg bool, args []string) {
+	var attrs map[string]sqstypes.MessageAttributeValue
+	if len(args) == 4 && args[0] == "-priority" {
+		attrs = map[string]sqstypes.MessageAttributeValue{
+			plan.AttrPriority: {DataType: aws.String("String"), StringValue: aws.String(args[1])},
+		}
+		args = args[2:]
+	}
 	if len(args) != 2 {
-		ts.Fatalf("usage: sqssendfile QUEUE_URL FILE")
+		ts.Fatalf("usage: sqssendfile [-priority N] QUEUE_URL FILE")
 	}
 	_, err := scriptSQS(ts).SendMessage(context.Background(), &awssqs.SendMessageInput{
 		QueueUrl: aws.String(args[0]), MessageBody: aws.String(strings.TrimSpace(ts.ReadFile(args[1]))),
+		MessageAttributes: attrs,
 	})
 	ts.Check(err)
 }
