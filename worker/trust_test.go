@@ -178,3 +178,49 @@ func TestWorkerBindsSignedTasksToQueueAndRecord(t *testing.T) {
 		}
 	}
 }
+
+// A verifying worker that cannot read a task's record because the store
+// is down holds the message, and runs the task once the store is back: an
+// outage is not a refusal.
+func TestWorkerBindHoldsWhileStoreIsDown(t *testing.T) {
+	q, st := testbroker.NewQueue(), testbroker.NewStore()
+	ctx := context.Background()
+	privPEM, _, err := plan.GenerateKeyPair(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := plan.ParseSigningKey(privPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk := &plan.Task{ID: "t1", Argv: []string{"true"}}
+	tk.Normalize()
+	if err := k.Sign(tk); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.PutTask(ctx, tk); err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(tk)
+	if _, err := q.Send(ctx, qURL, sqs.Entry{Body: string(body), Attributes: map[string]string{plan.AttrPriority: "0"}}); err != nil {
+		t.Fatal(err)
+	}
+	st.SetDown(true)
+	w := newTestWorker(t, q, st, func(c *Config) {
+		c.Verifier = plan.NewVerifier(k.Public())
+		c.DeadLetterURL = dlqURL
+	})
+	go func() {
+		for st.Calls("check") < 2 {
+			time.Sleep(20 * time.Millisecond)
+		}
+		st.SetDown(false)
+	}()
+	runUntil(t, w, func() bool { return q.Len(qURL) == 0 })
+	if r := st.Result("t1"); r == nil || r.State != plan.StateSucceeded {
+		t.Errorf("result = %+v", r)
+	}
+	if n := q.Len(dlqURL); n != 0 {
+		t.Errorf("%d messages dead-lettered during an outage", n)
+	}
+}
