@@ -513,7 +513,11 @@ func TestScripts(t *testing.T) {
 			"now":         cmdNow,
 			"sqssendfile": cmdSQSSendFile,
 			"s3grep":      cmdS3Grep,
+			"sqsgrep":     cmdSQSGrep,
+			"sqsattr":     cmdSQSAttr,
+			"s3sse":       cmdS3SSE,
 			"ssmput":      cmdSSMPut,
+			"smput":       cmdSMPut,
 			"sigpid":      cmdSigPid,
 		},
 	})

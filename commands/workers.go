@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/taskiq-go/taskiq-go/backend"
+	"github.com/taskiq-go/taskiq-go/plan"
 	"github.com/taskiq-go/taskiq-go/s3results"
 	"github.com/taskiq-go/taskiq-go/worker"
 )
@@ -39,6 +40,13 @@ func workersCommand() *cli.Command {
 		Action: func(cliContext *cli.Context) error {
 			if cliContext.Args().Present() {
 				return usagef("workers takes no arguments")
+			}
+			for _, id := range cliContext.StringSlice("stop") {
+				// The id names the stop request's S3 key: the one name
+				// validator keeps it from naming another object.
+				if err := plan.ValidName(id); err != nil {
+					return usagef("--stop %s", err)
+				}
 			}
 			_, be, err := openStore(cliContext)
 			if err != nil {
@@ -95,12 +103,15 @@ func workersCommand() *cli.Command {
 var errNoWorker = errors.New("no live worker with that id")
 
 // StopWorkers stores a stop request for each named worker, or for every
-// live one when ids is empty. A named worker must be live in ws.
+// live one when ids is empty. A named worker must be live in ws. A
+// heartbeat whose worker id is not a valid name (written by hand: work
+// refuses such an id) is skipped, as its stop request's key would name
+// another object.
 func StopWorkers(ctx context.Context, be *backend.Backend, ws []WorkerStatus, ids []string, now time.Time) ([]s3results.WorkerStopRequest, error) {
 	live := map[string]bool{}
 	all := len(ids) == 0
 	for _, w := range ws {
-		if !w.Stale {
+		if !w.Stale && plan.ValidName(w.Worker) == nil {
 			live[w.Worker] = true
 			if all && !slices.Contains(ids, w.Worker) {
 				ids = append(ids, w.Worker)

@@ -90,6 +90,11 @@ func (w *Worker) handle(ctx context.Context, q QueueRef, m sqs.Message) {
 		// message must not even claim the id it names.
 		if err = w.verify(task); err != nil {
 			w.recordRefusal(ctx, log, task, err)
+		} else {
+			var held bool
+			if held, err = w.bind(ctx, log, q, m, task, ptr == nil); held {
+				return
+			}
 		}
 	}
 	if err != nil {

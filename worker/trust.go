@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/taskiq-go/taskiq-go/lifecycle"
 	"github.com/taskiq-go/taskiq-go/plan"
 	"github.com/taskiq-go/taskiq-go/s3results"
+	"github.com/taskiq-go/taskiq-go/sqs"
 )
 
 // BaseEnv names the variables of the worker's own environment that every
@@ -179,5 +181,53 @@ func (w *Worker) recordRefusal(ctx context.Context, log zerolog.Logger, t *plan.
 	d := &s3results.DeadLettered{ID: t.ID, Reason: reason.Error(), Worker: w.cfg.Info, At: w.cfg.Now().UTC()}
 	if err := w.store.PutDeadLetter(cctx, d); err != nil {
 		log.Warn().Err(err).Msg("cannot record the refusal; poll keeps saying queued")
+	}
+}
+
+// bind ties a verified task to where it was received and to its stored
+// record, on a worker that verifies: a signature proves who made a task,
+// not that this message is the one its submitter sent. A task signed for
+// another queue is refused (a copy sent to a queue of more trusted
+// workers), one whose message claims another priority than the signed one
+// too, and so is a task carried inline whose record is missing (a
+// replay after the task's objects expired, or a message submit never
+// recorded) or is another task (a second task signed under a queued one's
+// id). Nothing is written for such a message: the stored task, if any, is
+// somebody else's and runs from its own message. held reports that the
+// store was down and the worker stopped meanwhile: the message is given
+// back and there is nothing more to do.
+func (w *Worker) bind(ctx context.Context, log zerolog.Logger, q QueueRef, m sqs.Message, t *plan.Task, inline bool) (held bool, err error) {
+	if w.cfg.Verifier == nil {
+		return false, nil
+	}
+	if t.Queue != q.Name {
+		return false, fmt.Errorf("refused: task is signed for queue %s but was received from queue %s", t.Queue, q.Name)
+	}
+	// The priority attribute decides the level a message is parked in;
+	// the task's own priority is signed. A message claiming another one
+	// (a copy sent to jump the queue) is refused. A copy without the
+	// attribute is parked by the priority in its body, which is the
+	// signed one, or, for a pointer, which has none, at 0: never higher.
+	if p, ok := m.Attributes[plan.AttrPriority]; ok && p != strconv.Itoa(t.Priority) {
+		return false, fmt.Errorf("refused: task is signed with priority %d but its message says %s", t.Priority, p)
+	}
+	if !inline {
+		return false, nil // its record is what was verified
+	}
+	for {
+		rec, err := w.store.GetTask(ctx, t.ID)
+		switch {
+		case errors.Is(err, plan.ErrTaskNotFound):
+			return false, errors.New("refused: task has no stored record (its objects expired, or submit never recorded it)")
+		case err == nil && !lifecycle.Same(rec, t):
+			return false, errors.New("refused: task differs from the stored task of that id")
+		case err == nil:
+			return false, nil
+		}
+		log.Error().Err(err).Str("task_id", t.ID).Msg("cannot read the task's record; will try again")
+		w.storeFailed(log, err)
+		if !w.holdWhileStoreDown(ctx, log, m) {
+			return true, nil
+		}
 	}
 }
