@@ -27,18 +27,19 @@ import (
 	"github.com/taskiq-go/taskiq-go/plan"
 )
 
-// signtask [-queue NAME] [-set-id ID] [-set-argv A,B] KEYFILE ID ARGV...:
-// print a task (of queue NAME) signed with KEYFILE, then (to forge it)
-// change its id or argv after signing.
+// signtask [-queue NAME] [-age D] [-set-id ID] [-set-argv A,B] KEYFILE ID ARGV...:
+// print a task (of queue NAME, submitted D ago, default now) signed with
+// KEYFILE, then (to forge it) change its id or argv after signing.
 func mainSignTask() {
 	fs := flag.NewFlagSet("signtask", flag.ExitOnError)
 	setID := fs.String("set-id", "", "change the id after signing")
 	setArgv := fs.String("set-argv", "", "change argv (comma-separated) after signing")
 	queue := fs.String("queue", "", "the task's queue (default: the default queue)")
+	age := fs.Duration("age", 0, "how long ago the task was submitted")
 	fs.Parse(os.Args[1:])
 	args := fs.Args()
 	if len(args) < 3 {
-		fmt.Fprintln(os.Stderr, "usage: signtask [-queue NAME] [-set-id ID] [-set-argv A,B] KEYFILE ID ARGV...")
+		fmt.Fprintln(os.Stderr, "usage: signtask [-queue NAME] [-age D] [-set-id ID] [-set-argv A,B] KEYFILE ID ARGV...")
 		os.Exit(2)
 	}
 	data, err := os.ReadFile(args[0])
@@ -51,7 +52,7 @@ func mainSignTask() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	t := &plan.Task{ID: args[1], Argv: args[2:], Queue: *queue}
+	t := &plan.Task{ID: args[1], Argv: args[2:], Queue: *queue, SubmittedAt: time.Now().Add(-*age).UTC()}
 	t.Normalize()
 	if err := k.Sign(t); err != nil {
 		fmt.Fprintln(os.Stderr, err)

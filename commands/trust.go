@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -16,7 +17,12 @@ const (
 	flagVerifyKey  = "verify-key"
 	flagAllow      = "allow"
 	flagPassEnv    = "pass-env"
+	flagMaxAge     = "max-task-age"
 )
+
+// DefaultMaxTaskAge is the age past which a verifying worker refuses a
+// task: init's default expiry of task data (DefaultExpireDays).
+const DefaultMaxTaskAge = DefaultExpireDays * 24 * time.Hour
 
 // signingFlags are submit's: the private key every task is signed with.
 func signingFlags() []cli.Flag {
@@ -30,15 +36,17 @@ func trustFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringSliceFlag{Name: flagVerifyKey, Category: "Trust", Usage: "run only tasks signed by the public key in `FILE`, repeatable (old and new key while rotating); without one, tasks are not verified", EnvVars: []string{"TASKIQ_GO_VERIFY_KEYS"}},
 		&cli.StringSliceFlag{Name: flagAllow, Category: "Trust", Usage: "allow only commands matching `PATTERN` (a name such as python3, or a path glob such as /opt/venv/bin/*), repeatable; default: any", EnvVars: []string{"TASKIQ_GO_ALLOW"}},
+		&cli.DurationFlag{Name: flagMaxAge, Category: "Trust", Value: DefaultMaxTaskAge, Usage: "with --verify-key, refuse a task submitted longer than `AGE` ago as a replay: set it to the bucket's expiry (init --expire-days); 0: no limit", EnvVars: []string{"TASKIQ_GO_MAX_TASK_AGE"}},
 		&cli.StringSliceFlag{Name: flagPassEnv, Category: "Trust", Usage: "pass the worker's variable `NAME` (or glob such as DAGSTER_*) to tasks, repeatable; tasks otherwise get only PATH, HOME, USER, LANG, LC_*, TZ, TMPDIR and the like", EnvVars: []string{"TASKIQ_GO_PASS_ENV"}},
 	}
 }
 
 // Trust is the resolved trust settings of a worker.
 type Trust struct {
-	Verifier *plan.Verifier
-	Allow    []string
-	PassEnv  []string
+	Verifier   *plan.Verifier
+	MaxTaskAge time.Duration
+	Allow      []string
+	PassEnv    []string
 }
 
 // resolveTrust reads the worker's trust settings: flags and their
@@ -49,9 +57,13 @@ func resolveTrust(cliContext *cli.Context) (*Trust, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cliContext.Duration(flagMaxAge) < 0 {
+		return nil, usagef("--%s must be 0 (no limit) or more, not %s", flagMaxAge, cliContext.Duration(flagMaxAge))
+	}
 	t := &Trust{
-		Allow:   orList(nameList(cliContext, flagAllow), fc.Allow),
-		PassEnv: orList(nameList(cliContext, flagPassEnv), fc.PassEnv),
+		MaxTaskAge: cliContext.Duration(flagMaxAge),
+		Allow:      orList(nameList(cliContext, flagAllow), fc.Allow),
+		PassEnv:    orList(nameList(cliContext, flagPassEnv), fc.PassEnv),
 	}
 	paths := orList(nameList(cliContext, flagVerifyKey), fc.VerifyKeys)
 	if len(paths) > 0 {

@@ -116,7 +116,7 @@ func workerConfig(cliContext *cli.Context, s *Settings, log zerolog.Logger) (wor
 	if err != nil {
 		return cfg, err
 	}
-	cfg.Verifier, cfg.Allow, cfg.PassEnv = trust.Verifier, trust.Allow, trust.PassEnv
+	cfg.Verifier, cfg.MaxTaskAge, cfg.Allow, cfg.PassEnv = trust.Verifier, trust.MaxTaskAge, trust.Allow, trust.PassEnv
 	cfg.Queues, err = bandRefs(s, names)
 	return cfg, err
 }

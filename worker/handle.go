@@ -91,10 +91,7 @@ func (w *Worker) handle(ctx context.Context, q QueueRef, m sqs.Message) {
 		if err = w.verify(task); err != nil {
 			w.recordRefusal(ctx, log, task, err)
 		} else {
-			var held bool
-			if held, err = w.bind(ctx, log, q, m, task, ptr == nil); held {
-				return
-			}
+			err = w.bind(q, m, task)
 		}
 	}
 	if err != nil {

@@ -184,24 +184,25 @@ func (w *Worker) recordRefusal(ctx context.Context, log zerolog.Logger, t *plan.
 	}
 }
 
-// bind ties a verified task to where it was received and to its stored
-// record, on a worker that verifies: a signature proves who made a task,
-// not that this message is the one its submitter sent. A task signed for
-// another queue is refused (a copy sent to a queue of more trusted
+// bind ties a verified task to where it was received and to when it was
+// submitted, on a worker that verifies: a signature proves who made a
+// task, not that this message is the one its submitter sent. A task signed
+// for another queue is refused (a copy sent to a queue of more trusted
 // workers), one whose message claims another priority than the signed one
-// too, and so is a task carried inline whose record is missing (a
-// replay after the task's objects expired, or a message submit never
-// recorded) or is another task (a second task signed under a queued one's
-// id). Nothing is written for such a message: the stored task, if any, is
-// somebody else's and runs from its own message. held reports that the
-// store was down and the worker stopped meanwhile: the message is given
-// back and there is nothing more to do.
-func (w *Worker) bind(ctx context.Context, log zerolog.Logger, q QueueRef, m sqs.Message, t *plan.Task, inline bool) (held bool, err error) {
+// too, and one submitted longer ago than MaxTaskAge (a body replayed after
+// the task's objects expired, when its claims no longer stop it). A replay
+// within that age is a duplicate delivery, which the task's claims make
+// harmless. Nothing is written for a refused message.
+//
+// The stored record is not read: that would cost a request per task. A
+// holder of a signing key can therefore send a task under the id of a
+// queued task it did not submit, a task it could also cancel.
+func (w *Worker) bind(q QueueRef, m sqs.Message, t *plan.Task) error {
 	if w.cfg.Verifier == nil {
-		return false, nil
+		return nil
 	}
 	if t.Queue != q.Name {
-		return false, fmt.Errorf("refused: task is signed for queue %s but was received from queue %s", t.Queue, q.Name)
+		return fmt.Errorf("refused: task is signed for queue %s but was received from queue %s", t.Queue, q.Name)
 	}
 	// The priority attribute decides the level a message is parked in;
 	// the task's own priority is signed. A message claiming another one
@@ -209,25 +210,25 @@ func (w *Worker) bind(ctx context.Context, log zerolog.Logger, q QueueRef, m sqs
 	// attribute is parked by the priority in its body, which is the
 	// signed one, or, for a pointer, which has none, at 0: never higher.
 	if p, ok := m.Attributes[plan.AttrPriority]; ok && p != strconv.Itoa(t.Priority) {
-		return false, fmt.Errorf("refused: task is signed with priority %d but its message says %s", t.Priority, p)
+		return fmt.Errorf("refused: task is signed with priority %d but its message says %s", t.Priority, p)
 	}
-	if !inline {
-		return false, nil // its record is what was verified
-	}
-	for {
-		rec, err := w.store.GetTask(ctx, t.ID)
-		switch {
-		case errors.Is(err, plan.ErrTaskNotFound):
-			return false, errors.New("refused: task has no stored record (its objects expired, or submit never recorded it)")
-		case err == nil && !lifecycle.Same(rec, t):
-			return false, errors.New("refused: task differs from the stored task of that id")
-		case err == nil:
-			return false, nil
+	if max := w.cfg.MaxTaskAge; max > 0 {
+		if t.SubmittedAt.IsZero() {
+			return errors.New("refused: task has no submission time, so its age cannot be checked")
 		}
-		log.Error().Err(err).Str("task_id", t.ID).Msg("cannot read the task's record; will try again")
-		w.storeFailed(log, err)
-		if !w.holdWhileStoreDown(ctx, log, m) {
-			return true, nil
+		if age := w.cfg.Now().Sub(t.SubmittedAt); age > max {
+			return fmt.Errorf("refused: task was submitted %s ago, more than this worker's --max-task-age %s (a replay after its objects expired)",
+				roughly(age), roughly(max))
 		}
 	}
+	return nil
+}
+
+// roughly writes a task age as people do: whole days from two days on
+// (30d), else hours, minutes and seconds (5h0m0s).
+func roughly(d time.Duration) string {
+	if d >= 48*time.Hour {
+		return fmt.Sprintf("%dd", int(d/(24*time.Hour)))
+	}
+	return d.Round(time.Second).String()
 }

@@ -70,14 +70,12 @@ func TestCheckAllowed(t *testing.T) {
 	}
 }
 
-// A verifying worker runs a signed task only from its own queue, at its
-// own priority and only as it was recorded: a signed task received from
-// another queue, one whose message claims a higher priority, one sent
-// inline with no record (a replay after its objects expired) and one that
-// differs from the record of its id each go to the dead-letter queue unrun
-// and write nothing; the recorded task of that id still runs from its own
-// message.
-func TestWorkerBindsSignedTasksToQueueAndRecord(t *testing.T) {
+// A verifying worker binds a signed task to its queue, its priority and
+// its age: one signed for another queue, one whose message claims a higher
+// priority and one submitted longer ago than MaxTaskAge (a replay after
+// its objects expired) each go to the dead-letter queue unrun and write
+// nothing; a fresh recorded task runs.
+func TestWorkerBindsSignedTasksToQueueAndAge(t *testing.T) {
 	q, st := testbroker.NewQueue(), testbroker.NewStore()
 	ctx := context.Background()
 	privPEM, _, err := plan.GenerateKeyPair(rand.Reader)
@@ -89,8 +87,9 @@ func TestWorkerBindsSignedTasksToQueueAndRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
+	now := time.Now()
 	signed := func(id, queue, mark string) *plan.Task {
-		tk := &plan.Task{ID: id, Queue: queue, Argv: []string{"touch", filepath.Join(dir, mark)}}
+		tk := &plan.Task{ID: id, Queue: queue, Argv: []string{"touch", filepath.Join(dir, mark)}, SubmittedAt: now.Add(-time.Minute)}
 		tk.Normalize()
 		if err := k.Sign(tk); err != nil {
 			t.Fatal(err)
@@ -112,8 +111,14 @@ func TestWorkerBindsSignedTasksToQueueAndRecord(t *testing.T) {
 	other := signed("other-queue", "gpu", "ran-other-queue")
 	record(other)
 	sendBody(other)
-	// Never recorded.
-	sendBody(signed("no-record", "", "ran-no-record"))
+	// Submitted 31 days ago, under a 30-day limit: a replay of a task
+	// whose objects have expired (so no claim stops it).
+	old := signed("too-old", "", "ran-too-old")
+	old.SubmittedAt = now.Add(-31 * 24 * time.Hour)
+	if err := k.Sign(old); err != nil {
+		t.Fatal(err)
+	}
+	sendBody(old)
 	// Recorded, and sent again with a priority above its signed one.
 	bumped := signed("bumped", "", "ran-bumped")
 	record(bumped)
@@ -121,21 +126,19 @@ func TestWorkerBindsSignedTasksToQueueAndRecord(t *testing.T) {
 	if _, err := q.Send(ctx, qURL, sqs.Entry{Body: string(bumpedBody), Attributes: map[string]string{plan.AttrPriority: "10"}}); err != nil {
 		t.Fatal(err)
 	}
-	// Recorded as one task, a second task signed under its id is sent
-	// before the real one's message.
 	real := signed("victim", "", "ran-victim")
 	record(real)
-	sendBody(signed("victim", "", "ran-impostor"))
 	sendBody(real)
 
 	w := newTestWorker(t, q, st, func(c *Config) {
 		c.Verifier = plan.NewVerifier(k.Public())
+		c.MaxTaskAge = 30 * 24 * time.Hour
 		c.DeadLetterURL = dlqURL
 		c.Concurrency = 1
 	})
 	runUntil(t, w, func() bool { return q.Len(qURL) == 0 && st.Result("victim") != nil })
 
-	for _, mark := range []string{"ran-other-queue", "ran-no-record", "ran-impostor", "ran-bumped"} {
+	for _, mark := range []string{"ran-other-queue", "ran-too-old", "ran-bumped"} {
 		if _, err := os.Stat(filepath.Join(dir, mark)); err == nil {
 			t.Errorf("%s: a refused task ran", mark)
 		}
@@ -146,11 +149,11 @@ func TestWorkerBindsSignedTasksToQueueAndRecord(t *testing.T) {
 	if r := st.Result("victim"); r == nil || r.State != plan.StateSucceeded {
 		t.Errorf("victim's result = %+v", r)
 	}
-	if n := q.Len(dlqURL); n != 4 {
-		t.Fatalf("%d messages in the dead-letter queue, want 4", n)
+	if n := q.Len(dlqURL); n != 3 {
+		t.Fatalf("%d messages in the dead-letter queue, want 3", n)
 	}
 	reasons := map[string]bool{}
-	for range 4 {
+	for range 3 {
 		msgs, err := q.Receive(ctx, dlqURL, 10, 0, time.Minute)
 		if err != nil {
 			t.Fatal(err)
@@ -161,66 +164,19 @@ func TestWorkerBindsSignedTasksToQueueAndRecord(t *testing.T) {
 	}
 	for _, want := range []string{
 		"refused: task is signed for queue gpu but was received from queue default",
-		"refused: task has no stored record (its objects expired, or submit never recorded it)",
-		"refused: task differs from the stored task of that id",
+		"refused: task was submitted 31d ago, more than this worker's --max-task-age 30d (a replay after its objects expired)",
 		"refused: task is signed with priority 0 but its message says 10",
 	} {
 		if !reasons[want] {
 			t.Errorf("no dead letter says %q; got %v", want, reasons)
 		}
 	}
-	for _, id := range []string{"other-queue", "no-record", "bumped"} {
+	for _, id := range []string{"other-queue", "too-old", "bumped"} {
 		if st.Result(id) != nil {
 			t.Errorf("%s has a result", id)
 		}
 		if d, err := st.GetDeadLetter(ctx, id); err == nil {
 			t.Errorf("%s: a refusal by binding was recorded: %+v", id, d)
 		}
-	}
-}
-
-// A verifying worker that cannot read a task's record because the store
-// is down holds the message, and runs the task once the store is back: an
-// outage is not a refusal.
-func TestWorkerBindHoldsWhileStoreIsDown(t *testing.T) {
-	q, st := testbroker.NewQueue(), testbroker.NewStore()
-	ctx := context.Background()
-	privPEM, _, err := plan.GenerateKeyPair(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := plan.ParseSigningKey(privPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tk := &plan.Task{ID: "t1", Argv: []string{"true"}}
-	tk.Normalize()
-	if err := k.Sign(tk); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.PutTask(ctx, tk); err != nil {
-		t.Fatal(err)
-	}
-	body, _ := json.Marshal(tk)
-	if _, err := q.Send(ctx, qURL, sqs.Entry{Body: string(body), Attributes: map[string]string{plan.AttrPriority: "0"}}); err != nil {
-		t.Fatal(err)
-	}
-	st.SetDown(true)
-	w := newTestWorker(t, q, st, func(c *Config) {
-		c.Verifier = plan.NewVerifier(k.Public())
-		c.DeadLetterURL = dlqURL
-	})
-	go func() {
-		for st.Calls("check") < 2 {
-			time.Sleep(20 * time.Millisecond)
-		}
-		st.SetDown(false)
-	}()
-	runUntil(t, w, func() bool { return q.Len(qURL) == 0 })
-	if r := st.Result("t1"); r == nil || r.State != plan.StateSucceeded {
-		t.Errorf("result = %+v", r)
-	}
-	if n := q.Len(dlqURL); n != 0 {
-		t.Errorf("%d messages dead-lettered during an outage", n)
 	}
 }

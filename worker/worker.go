@@ -72,6 +72,9 @@ type Config struct {
 	// Verifier, when set, admits only tasks signed by one of its keys;
 	// others go to the dead-letter queue unrun (default: not verified).
 	Verifier *plan.Verifier
+	// MaxTaskAge, with a Verifier, refuses tasks submitted longer ago
+	// than this (see bind); 0 means no limit.
+	MaxTaskAge time.Duration
 	// Allow lists the command patterns that may run (CheckAllowed);
 	// empty allows every command.
 	Allow []string
