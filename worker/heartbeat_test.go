@@ -26,7 +26,7 @@ func TestHeartbeatExtendsLeasesInBatches(t *testing.T) {
 	msgIDs := map[string]string{}
 	for i := range n {
 		ids[i] = fmt.Sprintf("t%02d", i)
-		tk := &plan.Task{ID: ids[i], Argv: []string{"sh", "-c", "touch " + dir + "/" + ids[i] + "; while [ ! -e " + dir + "/go ]; do sleep 0.05; done"}}
+		tk := &plan.Task{ID: ids[i], Argv: []string{"sh", "-c", "touch " + dir + "/" + ids[i] + "; while [ ! -e " + dir + "/go ]; do sleep 0.2; done"}}
 		tk.Normalize()
 		if _, err := st.PutTask(context.Background(), tk); err != nil {
 			t.Fatal(err)
@@ -38,9 +38,11 @@ func TestHeartbeatExtendsLeasesInBatches(t *testing.T) {
 		}
 		msgIDs[ids[i]] = mid
 	}
+	// A lease of 4 s leaves 2 s between the extension asked at half-life
+	// and the lease's end: 2 s (1 s of slack) was lost at load 16.
 	w := newTestWorker(t, q, st, func(c *Config) {
 		c.Concurrency = n
-		c.VisibilityTimeout = 2 * time.Second
+		c.VisibilityTimeout = 4 * time.Second
 		c.Heartbeat = 100 * time.Millisecond
 	})
 	started := func() bool {
@@ -52,15 +54,15 @@ func TestHeartbeatExtendsLeasesInBatches(t *testing.T) {
 		return true
 	}
 	var expiredAt int
-	// Counted when the others have finished: once t00's lease has run out
-	// its message comes back, and a receive as the worker stops gives it
-	// back with a single call, which is not a heartbeat's.
+	// t00's message stays hidden once its receipt is refused, so that no
+	// delivery of it (put off with a single call, which is not a
+	// heartbeat's) is counted: every single call is a heartbeat's.
 	singles := -1
 	runUntil(t, w, func() bool {
 		if expiredAt == 0 && started() && q.Calls("set_visibility_batch") >= 4 {
 			// Two rounds of extensions at least have passed; now t00's
 			// receipt goes bad, and it must be stopped.
-			q.Expire(qURL, msgIDs["t00"])
+			q.ExpireAndHide(qURL, msgIDs["t00"], time.Hour)
 			expiredAt = q.Calls("set_visibility_batch")
 		}
 		if expiredAt > 0 && q.Calls("set_visibility_batch") >= expiredAt+4 {

@@ -539,6 +539,20 @@ func (q *Queue) Expire(queueURL, id string) {
 }
 
 // SetVisibility implements sqs.Client.SetVisibility.
+// ExpireAndHide is Expire, and keeps the message hidden for d more: a
+// lease lost for good whose message does not come back during a test.
+func (q *Queue) ExpireAndHide(queueURL, id string, d time.Duration) {
+	q.Expire(queueURL, id)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, m := range q.queues[queueURL] {
+		if m.id == id {
+			m.visibleAt = q.Now().Add(d)
+		}
+	}
+}
+
+// SetVisibility implements sqs.Client.SetVisibility.
 func (q *Queue) SetVisibility(ctx context.Context, queueURL, receipt string, d time.Duration) error {
 	if err := q.check("set_visibility"); err != nil {
 		return err
