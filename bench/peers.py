@@ -7,9 +7,9 @@
 Systems (each with its own queue and bucket on the same moto_server, one
 worker at concurrency 16, no-op tasks):
 
-  taskiq-go       `taskiq-go submit --batch` of N `true` (in one group), one
+  taskiq-go       `taskiq-go submit --batch` of N `true`, one
                   `taskiq-go work --concurrency 16`, `poll --wait` of all ids
-                  (`--poll-group`: `poll --wait --group`)
+                  (`--poll-group`: the tasks in one group, `poll --wait --group`)
   taskiq-aio-sqs  taskiq-aio-sqs 2.1.1 with its S3 result backend: N `noop.kiq()`
                   (sent in batches of ten), one `taskiq worker --workers 1
                   --max-async-tasks 16`, `wait_result()` of each
@@ -184,7 +184,8 @@ class Bench:
         port = free_port()
         self.moto = f"http://127.0.0.1:{port}"
         moto_bin = shutil.which("moto_server", path=str(VENV_BIN)) or "moto_server"
-        self.procs.start("moto", [moto_bin, "-H", "127.0.0.1", "-p", str(port)], {**os.environ, **AWS_ENV})
+        self.moto_proc = self.procs.start("moto", [moto_bin, "-H", "127.0.0.1", "-p", str(port)],
+                                          {**os.environ, **AWS_ENV})
         wait_for("moto_server", lambda: self._answers(self.moto + "/moto-api/"), 60)
         proxy_bin = workdir / "countproxy"
         subprocess.run(["go", "build", "-o", str(proxy_bin), "./bench/requests"], cwd=ROOT, check=True)
@@ -208,6 +209,12 @@ class Bench:
             return True
         except OSError:
             return False
+
+    def moto_cpu(self) -> float:
+        """CPU seconds moto_server has used so far (user and system)."""
+        with open(f"/proc/{self.moto_proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def reset_counts(self) -> None:
         urllib.request.urlopen(self.endpoint + "/__counts/reset", timeout=10).read()
@@ -280,9 +287,11 @@ class System:
             time.sleep(0.3)  # idle, back in its long poll
             lat.append(probe(probe_dir / f"p{i}"))
         self.bench.reset_counts()
+        cpu0 = self.bench.moto_cpu()
         t0 = time.time()
         burst()
         secs = time.time() - t0
+        moto_cpu = self.bench.moto_cpu() - cpu0
         counts = self.bench.counts()
         return {
             "tasks_per_s": tasks / secs,
@@ -292,6 +301,9 @@ class System:
             # of which the submit call itself (a process for taskiq-go, a call for the peers)
             "submit_ms": statistics.median(self.submit_s[1:]) * 1000,
             "requests_per_task": sum(counts.values()) / tasks,
+            # what the burst cost the emulator: the bound when it is the bottleneck
+            "moto_cpu_ms_per_task": moto_cpu * 1000 / tasks,
+            "moto_cpu_share": moto_cpu / secs,
             "requests": counts,
         }
 
@@ -338,8 +350,12 @@ class TaskiqGo(System):
 
         ids = [f"tg-{uuid.uuid4().hex[:8]}-{i:05d}" for i in range(tasks)]
         group = f"g-{uuid.uuid4().hex[:8]}"
-        batch = "".join(json.dumps({"id": i, "argv": ["true"], "group": group}) + "\n" for i in ids)
-        # --poll-group: wait on the group instead of naming every id.
+        # The tasks are in a group only with --poll-group, which waits on
+        # the group instead of naming every id: a group costs two PUTs a
+        # task (its index key at submit, its end key at the end), which
+        # the peers, with no groups, do not pay.
+        extra = {"group": group} if self.bench.poll_group else {}
+        batch = "".join(json.dumps({"id": i, "argv": ["true"], **extra}) + "\n" for i in ids)
         waiting = ["--group", group] if self.bench.poll_group else ids
         if self.bench.poll_interval:
             waiting = ["--interval", self.bench.poll_interval, *waiting]
@@ -448,15 +464,16 @@ SYSTEMS: dict[str, type[System]] = {"taskiq-go": TaskiqGo, "taskiq-aio-sqs": Tas
 def table(results: dict[str, list[dict[str, Any]]], tasks: int, reps: int) -> str:
     med = {
         name: {k: statistics.median(r[k] for r in runs) for k in ("tasks_per_s", "latency_ms", "requests_per_task",
-                                                                   "rss_mib")}
+                                                                   "rss_mib", "moto_cpu_ms_per_task")}
         for name, runs in results.items() if runs
     }
     lines = [f"{tasks} no-op tasks, one worker at concurrency 16, {reps} repetition(s), median over repetitions",
-             "", "| | tasks/s | submit-to-start (ms, median of probes) | requests/task | worker peak RSS (MiB) |",
-             "|---|---|---|---|---|"]
+             "", "| | tasks/s | submit-to-start (ms, median of probes) | requests/task | worker peak RSS (MiB) "
+             "| moto_server CPU ms/task |",
+             "|---|---|---|---|---|---|"]
     for name, m in med.items():
         lines.append(f"| {name} | {m['tasks_per_s']:.0f} | {m['latency_ms']:.0f} | {m['requests_per_task']:.1f} "
-                     f"| {m['rss_mib']:.0f} |")
+                     f"| {m['rss_mib']:.0f} | {m['moto_cpu_ms_per_task']:.0f} |")
     go = med.get("taskiq-go")
     if go:
         for name, m in med.items():
@@ -465,13 +482,15 @@ def table(results: dict[str, list[dict[str, Any]]], tasks: int, reps: int) -> st
             lines.append(f"| taskiq-go / {name} | {go['tasks_per_s'] / m['tasks_per_s']:.2f}x "
                          f"| {go['latency_ms'] / m['latency_ms']:.2f}x | "
                          f"{go['requests_per_task'] / m['requests_per_task']:.2f}x | "
-                         f"{go['rss_mib'] / m['rss_mib']:.2f}x |")
+                         f"{go['rss_mib'] / m['rss_mib']:.2f}x | "
+                         f"{go['moto_cpu_ms_per_task'] / m['moto_cpu_ms_per_task']:.2f}x |")
     lines.append("")
     for name, runs in results.items():
         for i, r in enumerate(runs):
             top = sorted(r["requests"].items(), key=lambda kv: -kv[1])
             ops = ", ".join(f"{k} {v / tasks:.2f}" for k, v in top[:8])
-            lines.append(f"{name} rep {i}: {r['tasks_per_s']:.0f}/s in {r['secs']:.1f}s; submit call "
+            lines.append(f"{name} rep {i}: {r['tasks_per_s']:.0f}/s in {r['secs']:.1f}s; moto_server busy "
+                         f"{r['moto_cpu_share']:.0%} of it; submit call "
                          f"{r['submit_ms']:.0f} ms; probes ms {r['latency_all_ms']}; worker process alone "
                          f"{r['root_rss_mib']:.0f} MiB; per task: {ops}")
     return "\n".join(lines)

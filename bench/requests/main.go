@@ -25,20 +25,27 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 type counter struct {
 	mu sync.Mutex
 	n  map[[2]string]int
+	// busy is the time each operation took to be answered, summed: under
+	// load, a single-threaded emulator's cost of each kind of request.
+	busy map[[2]string]time.Duration
 }
 
-func (c *counter) add(service, op string) {
+func (c *counter) add(service, op string, took time.Duration) {
 	c.mu.Lock()
-	c.n[[2]string{service, op}]++
+	k := [2]string{service, op}
+	c.n[k]++
+	c.busy[k] += took
 	c.mu.Unlock()
 }
 
@@ -50,23 +57,28 @@ func main() {
 	if err != nil || u.Host == "" || *envFile == "" {
 		log.Fatal("usage: requests -target URL -env-file FILE")
 	}
-	c := &counter{n: map[[2]string]int{}}
+	c := &counter{n: map[[2]string]int{}, busy: map[[2]string]time.Duration{}}
 	proxy := httputil.NewSingleHostReverseProxy(u)
 	proxy.Transport = &http.Transport{MaxIdleConnsPerHost: 256}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/__counts/reset", func(w http.ResponseWriter, _ *http.Request) {
 		c.mu.Lock()
 		clear(c.n)
+		clear(c.busy)
 		c.mu.Unlock()
 	})
 	mux.HandleFunc("/__counts/report", func(w http.ResponseWriter, r *http.Request) {
 		tasks, _ := strconv.Atoi(r.URL.Query().Get("tasks"))
 		report(w, c, tasks)
 	})
+	mux.HandleFunc("/__counts/times", func(w http.ResponseWriter, _ *http.Request) {
+		times(w, c)
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		service, op := classify(r)
-		c.add(service, op)
+		began := time.Now()
 		proxy.ServeHTTP(w, r)
+		c.add(service, op, time.Since(began))
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -107,8 +119,19 @@ func classify(r *http.Request) (string, string) {
 	first := func(s string) string {
 		seg := strings.Split(s, "/")
 		for i := 1; i+1 < len(seg); i++ {
-			if seg[i] == "tasks" || seg[i] == "workers" {
+			switch seg[i] {
+			case "tasks", "workers":
 				seg[i+1] = "*"
+			case "groups", "group-ends", "index":
+				// A group's keys (GROUP/ID, an end key's state after it)
+				// and the index's pages: one kind each, the names left out.
+				for j := i + 1; j < len(seg); j++ {
+					if seg[j] != "" {
+						seg[j] = "*"
+					}
+				}
+				seg = slices.Compact(seg)
+				i = len(seg)
 			}
 		}
 		return strings.Join(seg, "/")
@@ -122,6 +145,24 @@ func classify(r *http.Request) (string, string) {
 		return "s3", "PUT " + first(key) + " (if-none-match)"
 	}
 	return "s3", r.Method + " " + first(key)
+}
+
+// times prints, for each operation, its count, the seconds its requests
+// took in all and on average: what each kind of request costs the
+// endpoint.
+func times(w http.ResponseWriter, c *counter) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	keys := make([][2]string, 0, len(c.busy))
+	for k := range c.busy {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return c.busy[keys[i]] > c.busy[keys[j]] })
+	fmt.Fprintf(w, "%-4s %-48s %7s %9s %8s\n", "svc", "operation", "count", "total s", "mean ms")
+	for _, k := range keys {
+		fmt.Fprintf(w, "%-4s %-48s %7d %9.2f %8.1f\n", k[0], k[1], c.n[k], c.busy[k].Seconds(),
+			float64(c.busy[k].Microseconds())/1000/float64(c.n[k]))
+	}
 }
 
 func report(w http.ResponseWriter, c *counter, tasks int) {
