@@ -2,6 +2,7 @@ package devserver
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -90,10 +91,13 @@ func newTarget(t *testing.T, opts Options) *target {
 	if ep == "" {
 		return localTarget(startServer(t, opts))
 	}
+	// The external endpoint's own default region: moto wants a
+	// LocationConstraint for buckets in any other.
+	region := cmp.Or(opts.Region, "us-east-1")
 	opts = withDefaults(opts)
 	var rb [4]byte
 	_, _ = rand.Read(rb[:])
-	tg := &target{endpoint: ep, region: opts.Region, creds: Credentials{"test", "test"},
+	tg := &target{endpoint: ep, region: region, creds: Credentials{"test", "test"},
 		prefix: "c" + hex.EncodeToString(rb[:]) + "-", bucket: "c" + hex.EncodeToString(rb[:]) + "-bucket"}
 	ctx := context.Background()
 	c := sqsClient(t, tg)
