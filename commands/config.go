@@ -39,6 +39,8 @@ type fileConfig struct {
 	VerifyKeys []string `yaml:"verify_keys"`
 	Allow      []string `yaml:"allow"`
 	PassEnv    []string `yaml:"pass_env"`
+	// MaxTaskAge is --max-task-age, written as a Go duration (720h).
+	MaxTaskAge string `yaml:"max_task_age"`
 }
 
 // Settings are the resolved connection settings: flags, then environment,
@@ -145,7 +147,7 @@ func yamlMessage(err error) string {
 
 // configKeys are the keys of the config file, in the order the help lists them.
 var configKeys = []string{"queue_url", "dead_letter_queue_url", "queues", "bucket", "prefix", "region", "profile",
-	"endpoint_url", "signing_key", "verify_keys", "allow", "pass_env"}
+	"endpoint_url", "signing_key", "verify_keys", "allow", "pass_env", "max_task_age"}
 
 var yamlTagWords = map[string]string{"str": "a string", "int": "a number", "float": "a number", "bool": "true or false",
 	"seq": "a list", "map": "a mapping", "null": "nothing", "timestamp": "a time"}

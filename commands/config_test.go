@@ -26,7 +26,7 @@ func TestConfigKeysAreTheFileKeys(t *testing.T) {
 // of value expected and found, never the Go types they are read into.
 func TestYAMLMessage(t *testing.T) {
 	for in, want := range map[string]string{
-		"bucket_name: x\n":      `line 1: unknown key "bucket_name" (the keys are queue_url, dead_letter_queue_url, queues, bucket, prefix, region, profile, endpoint_url, signing_key, verify_keys, allow, pass_env)`,
+		"bucket_name: x\n":      `line 1: unknown key "bucket_name" (the keys are queue_url, dead_letter_queue_url, queues, bucket, prefix, region, profile, endpoint_url, signing_key, verify_keys, allow, pass_env, max_task_age)`,
 		"queues: 3\n":           "line 1: expected a mapping of names to strings, not a number (3)",
 		"bucket: [a]\n":         "line 1: expected a string, not a list",
 		"region: x\nallow: y\n": "line 2: expected a list of strings, not a string (y)",

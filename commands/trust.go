@@ -57,11 +57,17 @@ func resolveTrust(cliContext *cli.Context) (*Trust, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cliContext.Duration(flagMaxAge) < 0 {
-		return nil, usagef("--%s must be 0 (no limit) or more, not %s", flagMaxAge, cliContext.Duration(flagMaxAge))
+	maxAge := cliContext.Duration(flagMaxAge)
+	if !cliContext.IsSet(flagMaxAge) && fc.MaxTaskAge != "" {
+		if maxAge, err = time.ParseDuration(fc.MaxTaskAge); err != nil {
+			return nil, &configError{fmt.Sprintf("config file: max_task_age %q is not a duration (write it like 720h)", fc.MaxTaskAge)}
+		}
+	}
+	if maxAge < 0 {
+		return nil, usagef("--%s must be 0 (no limit) or more, not %s", flagMaxAge, maxAge)
 	}
 	t := &Trust{
-		MaxTaskAge: cliContext.Duration(flagMaxAge),
+		MaxTaskAge: maxAge,
 		Allow:      orList(nameList(cliContext, flagAllow), fc.Allow),
 		PassEnv:    orList(nameList(cliContext, flagPassEnv), fc.PassEnv),
 	}
