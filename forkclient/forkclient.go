@@ -53,6 +53,12 @@ const (
 	// ExitServerLost is the exit code when the fork server went away while
 	// the step ran (the Python client's too).
 	ExitServerLost = 70
+	// ProbeArg, the only argument, makes the client print ProbeReply and
+	// exit 0: how dagster-taskiq tells a binary that has this client from
+	// one that has not before it links it.
+	ProbeArg = "--taskiq-go-native-step-client"
+	// ProbeReply is the line a probe prints.
+	ProbeReply = "taskiq-go native step client"
 )
 
 // Named reports whether args[0] names this client.
@@ -99,6 +105,10 @@ type Client struct {
 // Main runs the client for args (args[0] is Name) and returns its exit
 // code; on the cold path it does not return.
 func Main(args []string) int {
+	if len(args) == 2 && args[1] == ProbeArg {
+		fmt.Println(ProbeReply)
+		return 0
+	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	c := &Client{

@@ -262,3 +262,17 @@ func TestColdWithoutAServer(t *testing.T) {
 		t.Errorf("exec %q, stderr %q", f.execed, f.stderr.String())
 	}
 }
+
+func TestProbe(t *testing.T) {
+	r, w, _ := os.Pipe()
+	stdout := os.Stdout
+	os.Stdout = w
+	code := Main([]string{"/x/" + Name, ProbeArg})
+	os.Stdout = stdout
+	w.Close()
+	out := make([]byte, 100)
+	n, _ := r.Read(out)
+	if code != 0 || string(out[:n]) != ProbeReply+"\n" {
+		t.Errorf("probe: %d %q", code, out[:n])
+	}
+}

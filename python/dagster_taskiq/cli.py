@@ -662,6 +662,32 @@ class TaskiqCli:
         except OSError as exc:
             raise TaskiqBinaryNotFound(f"cannot run {self.binary}: {exc}; {INSTALL_HINT}") from exc
 
+    def link_step_client(self, directory: str) -> str | None:
+        """Links ``directory/dagster-taskiq-step`` to the binary, whose native
+        step client (the binary started under that name) then stands in for
+        the Python one; returns the link, or None (no link left) when this
+        binary has no such client (a script wrapper, an older binary)."""
+        link = os.path.join(directory, NATIVE_STEP_CLIENT)
+        os.makedirs(directory, exist_ok=True)
+        os.symlink(os.path.abspath(shutil.which(self.binary) or self.binary), link)
+        try:
+            out = subprocess.run(
+                [link, NATIVE_STEP_CLIENT_PROBE], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL
+            ).stdout
+        except (OSError, subprocess.SubprocessError):
+            out = ""
+        if out.strip() != NATIVE_STEP_CLIENT_REPLY:
+            os.unlink(link)
+            return None
+        return link
+
+
+#: The command name under which the binary runs as its native Dagster step
+#: client (Go package forkclient), and the argument and answer of its probe.
+NATIVE_STEP_CLIENT = "dagster-taskiq-step"
+NATIVE_STEP_CLIENT_PROBE = "--taskiq-go-native-step-client"
+NATIVE_STEP_CLIENT_REPLY = "taskiq-go native step client"
+
 
 def _lines(out: str) -> list[dict[str, Any]]:
     objects: list[dict[str, Any]] = []

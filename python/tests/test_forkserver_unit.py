@@ -55,3 +55,66 @@ def test_migration_scripts_are_read_once_for_every_step_child(tmp_path: Path) ->
     home.mkdir()
     done = subprocess.run([sys.executable, "-c", PROBE, str(home)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+ENGINES_PROBE = textwrap.dedent(
+    """
+    import os, sys
+    import sqlalchemy
+    from dagster import DagsterInstance
+    from dagster._core.storage.event_log.sqlite import sqlite_event_log
+    from dagster_taskiq import forkserver
+
+    made = []
+    real = sqlalchemy.create_engine
+    def counting(url, **kwargs):
+        made.append(str(url))
+        return real(url, **kwargs)
+    # what the storages call, seen before the fork server wraps it
+    for name in forkserver.SQLITE_STORAGE_MODULES:
+        __import__(name, fromlist=["x"]).create_engine = counting
+    sqlalchemy.create_engine = counting
+    assert forkserver.share_sqlite_engines() is True
+
+    def open_db_files():
+        out = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                target = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                continue
+            if target.endswith(".db"):
+                out.append(target)
+        return out
+
+    home = sys.argv[1]
+    with DagsterInstance.from_config(home) as instance:  # the warm parent's own use
+        instance.get_runs()
+    first = len(made)
+    assert first > 0, made
+    assert not open_db_files(), open_db_files()  # NullPool: nothing stays open
+
+    pid = os.fork()
+    if pid == 0:
+        forkserver.renew_shared_engines()
+        ok = True
+        for _ in range(3):
+            with DagsterInstance.from_config(home) as instance:
+                instance.get_runs()
+                instance.event_log_storage.get_logs_for_run("no-such-run")
+        # the parent's engines reused, one new per new database (the run's shard)
+        ok = ok and len(made) == first + 1 and len(set(made)) == len(made)
+        ok = ok and not open_db_files()
+        print(made, open_db_files(), file=sys.stderr)
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    sys.exit(os.waitstatus_to_exitcode(status))
+    """
+)
+
+
+def test_sqlite_engines_are_made_once_per_database_and_hold_no_file_open(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    done = subprocess.run([sys.executable, "-c", ENGINES_PROBE, str(home)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
