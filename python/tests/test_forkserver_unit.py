@@ -118,3 +118,98 @@ def test_sqlite_engines_are_made_once_per_database_and_hold_no_file_open(tmp_pat
     home.mkdir()
     done = subprocess.run([sys.executable, "-c", ENGINES_PROBE, str(home)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+INSTANCE_PROBE = textwrap.dedent(
+    """
+    import os, sys
+    from dagster import DagsterInstance
+    from dagster._core.instance.ref import InstanceRef
+    from dagster._serdes import deserialize_value, serialize_value
+    from dagster_taskiq import forkserver
+
+    home, other, with_env = sys.argv[1:4]
+    os.environ["DAGSTER_HOME"] = with_env
+    os.environ["SOME_DIR"] = os.path.join(with_env, "storage")
+    assert forkserver.build_warm_instance() is False  # its config names a variable
+    assert not forkserver._WARM_INSTANCE
+    os.environ["DAGSTER_HOME"] = home
+    forkserver.share_sqlite_engines()
+    assert forkserver.build_warm_instance() is True
+    warm = forkserver._WARM_INSTANCE[1]
+    fds = sorted(os.listdir("/proc/self/fd"))
+    assert not [f for f in fds if os.path.realpath(f"/proc/self/fd/{f}").endswith(".db")]
+
+    pid = os.fork()
+    if pid == 0:
+        forkserver.renew_shared_engines()
+        forkserver.offer_warm_instance()
+        # the run's ref, as a step receives it (serialized by the orchestrator)
+        ref = deserialize_value(serialize_value(InstanceRef.from_dir(home)), InstanceRef)
+        with DagsterInstance.from_ref(InstanceRef.from_dir(other)) as o:
+            ok = o is not warm
+        with DagsterInstance.from_ref(ref) as first:
+            ok = ok and first is warm
+            first.get_runs()
+        with DagsterInstance.from_ref(ref) as second:  # taken once only
+            ok = ok and second is not warm
+            second.get_runs()
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    sys.exit(os.waitstatus_to_exitcode(status))
+    """
+)
+
+
+def test_instance_opened_ahead_is_taken_once_by_a_child_of_the_same_ref(tmp_path: Path) -> None:
+    homes = []
+    for name, yaml in [
+        ("home", "telemetry:\n  enabled: false\n"),
+        ("other", "telemetry:\n  enabled: false\n"),
+        ("with_env", "storage:\n  sqlite:\n    base_dir:\n      env: SOME_DIR\n"),
+    ]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "dagster.yaml").write_text(yaml)
+        homes.append(str(tmp_path / name))
+    done = subprocess.run([sys.executable, "-c", INSTANCE_PROBE, *homes], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_preloaded_jobs_have_their_run_config_schema_built(tmp_path: Path) -> None:
+    code = tmp_path / "jobs_here.py"
+    code.write_text(
+        textwrap.dedent(
+            """
+            from dagster import Definitions, job, op
+
+            @op
+            def one():
+                return 1
+
+            @job
+            def plain():
+                one()
+
+            @job
+            def in_defs():
+                one()
+
+            defs = Definitions(jobs=[in_defs])
+            """
+        )
+    )
+    probe = textwrap.dedent(
+        f"""
+        import sys
+        from dagster._core.code_pointer import load_python_file
+        from dagster_taskiq import forkserver
+
+        module = load_python_file({str(code)!r}, None)
+        assert module.plain._run_config_schema is None
+        assert forkserver.warm_jobs([module]) == 3, "plain, in_defs (a module attribute and in defs)"
+        assert module.plain._run_config_schema is not None
+        assert module.in_defs._run_config_schema is not None
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
