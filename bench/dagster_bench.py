@@ -25,7 +25,10 @@ median over steps with an upstream); boot (the step's first event in the log,
 its launch, to STEP_START, median); orchestrator CPU (this process and its
 children) and the processes it started (taskiq-go calls, through a counting
 shim; multiprocess's step processes); worker CPU per step (every process of
-the workers' trees, /proc).
+the workers' trees, /proc), and for taskiq its split per kind of process
+(wcpu_*_ms, see tree_split).
+
+dagster-taskiq is imported from this tree (python/), here and in the workers.
 """
 
 from __future__ import annotations
