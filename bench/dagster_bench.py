@@ -25,7 +25,10 @@ median over steps with an upstream); boot (the step's first event in the log,
 its launch, to STEP_START, median); orchestrator CPU (this process and its
 children) and the processes it started (taskiq-go calls, through a counting
 shim; multiprocess's step processes); worker CPU per step (every process of
-the workers' trees, /proc).
+the workers' trees, /proc), and for taskiq its split per kind of process
+(wcpu_*_ms, see tree_split).
+
+dagster-taskiq is imported from this tree (python/), here and in the workers.
 """
 
 from __future__ import annotations
@@ -59,14 +62,17 @@ from dagster import (
 )
 from dagster._core.definitions.reconstruct import ReconstructableJob
 
-from dagster_taskiq import taskiq_executor
+ROOT = Path(__file__).resolve().parents[1]
+# dagster-taskiq from this tree (before any installed copy), here and in the workers
+sys.path.insert(0, str(ROOT / "python"))
+
+from dagster_taskiq import taskiq_executor  # noqa: E402
 
 try:
     from dagster_celery import celery_executor
 except ImportError:  # the test venv: no celery system
     celery_executor = None
 
-ROOT = Path(__file__).resolve().parents[1]
 THIS = str(Path(__file__).resolve())
 MOTO_REGION = "us-east-1"
 
@@ -184,8 +190,36 @@ class Procs:
             self.stop(proc)
 
 
-def tree_cpu(root_pids: list[int]) -> float:
-    """CPU seconds of these processes and all their descendants, live and reaped."""
+#: The kinds of process of a worker's tree, for the split of its CPU.
+KINDS = ("work", "task", "fs_master", "fs_parent", "step", "other")
+
+
+def _kind(cmdline: str, parent_kind: str) -> str:
+    """What a process of a worker's tree is, from its command line and its parent's kind."""
+    if parent_kind in ("task", "step"):
+        return parent_kind  # a supervisor's client, a step's tails
+    if parent_kind == "fs_parent":
+        return "step"  # a fork of the warm parent
+    if "dagster_taskiq.forkserver" in cmdline:
+        return "fs_parent" if parent_kind == "fs_master" else "fs_master"
+    if "__taskiq_go_supervise" in cmdline:
+        return "task"
+    if " work " in f" {cmdline} ":
+        return "work"
+    return "other"
+
+
+#: Whose CPU the reaped children of a process of each kind were.
+_REAPED = {"work": "task", "task": "task", "fs_master": "fs_parent", "fs_parent": "step", "step": "step"}
+
+
+def tree_split(root_pids: list[int]) -> dict[str, float]:
+    """CPU seconds of these processes and all their descendants, live and reaped,
+    per kind of process: ``work`` (taskiq-go work itself), ``task`` (the per-task
+    supervisors and the step commands they start, the thin clients),
+    ``fs_master`` and ``fs_parent`` (the fork server's master and warm parents,
+    the fork itself included: its page-table copy is the parent's), ``step``
+    (the forked step children and their tails), ``other``."""
     tick = os.sysconf("SC_CLK_TCK")
     children: dict[int, list[int]] = {}
     stats: dict[int, list[str]] = {}
@@ -199,15 +233,27 @@ def tree_cpu(root_pids: list[int]) -> float:
         pid = int(entry.name)
         stats[pid] = fields
         children.setdefault(int(fields[1]), []).append(pid)
-    total, todo = 0, list(root_pids)
+    out = dict.fromkeys(KINDS, 0.0)
+    todo = [(pid, "") for pid in root_pids]
     while todo:
-        pid = todo.pop()
+        pid, parent_kind = todo.pop()
         f = stats.get(pid)
         if f is None:
             continue
-        total += sum(int(x) for x in f[11:15])  # utime stime cutime cstime
-        todo.extend(children.get(pid, []))
-    return total / tick
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            cmdline = ""
+        kind = _kind(cmdline, parent_kind)
+        out[kind] += (int(f[11]) + int(f[12])) / tick  # utime stime
+        out[_REAPED.get(kind, "other")] += (int(f[13]) + int(f[14])) / tick  # cutime cstime
+        todo.extend((c, kind) for c in children.get(pid, []))
+    return out
+
+
+def tree_cpu(root_pids: list[int]) -> float:
+    """CPU seconds of these processes and all their descendants, live and reaped."""
+    return sum(tree_split(root_pids).values())
 
 
 # -- systems ---------------------------------------------------------------------------------
@@ -393,7 +439,9 @@ class Bench:
             **os.environ,
             "DAGSTER_HOME": str(self.home),
             "PATH": venv_bin + os.pathsep + os.environ.get("PATH", ""),
-            "PYTHONPATH": str(ROOT / "bench"),
+            "PYTHONPATH": os.pathsep.join(
+                [str(ROOT / "bench"), str(ROOT / "python"), *filter(None, [os.environ.get("PYTHONPATH")])]
+            ),
         }
 
     def start_dev(self) -> dict[str, str]:
@@ -448,12 +496,14 @@ class Bench:
             os.environ.update(saved)
 
     def _measure(self, system: System, job_name: str, recon: ReconstructableJob, run_config: dict[str, Any]) -> dict[str, Any]:
-        cpu0, wcpu0 = _self_cpu(), tree_cpu(system.worker_pids())
+        cpu0, split0 = _self_cpu(), tree_split(system.worker_pids())
         started = time.monotonic()
         with DagsterInstance.get() as instance:
             result = execute_job(recon, instance=instance, run_config=run_config, raise_on_error=False)
             wall = time.monotonic() - started
-            cpu, wcpu = _self_cpu() - cpu0, tree_cpu(system.worker_pids()) - wcpu0
+            cpu, split1 = _self_cpu() - cpu0, tree_split(system.worker_pids())
+            split = {k: split1[k] - split0[k] for k in KINDS}
+            wcpu = sum(split.values())
             if not result.success:
                 raise SystemExit(f"dagster_bench: {system.name} {job_name} run {result.run_id} failed")
             parts = timings(instance, result.run_id, job_name)
@@ -470,6 +520,7 @@ class Bench:
             "orchestrator_cpu_s": round(cpu, 3),
             "orchestrator_procs": procs,
             "worker_cpu_per_step_s": round(wcpu / STEPS[job_name], 3),
+            **({f"wcpu_{k}_ms": round(split[k] * 1000 / STEPS[job_name], 1) for k in KINDS} if system.kind == "taskiq" else {}),
         }
 
 
@@ -579,6 +630,7 @@ def main() -> int:
     print("\nmedians")
     cols = ["wall_s", "wall_vs_celery", "ready_gap_ms", "react_ms", "pickup_ms", "init_ms", "boot_ms"]
     cols += ["orchestrator_cpu_s", "orchestrator_procs", "worker_cpu_per_step_s"]
+    cols += [f"wcpu_{k}_ms" for k in KINDS]
     print(f"{'job':<8} {'system':<13} " + " ".join(f"{c:>14}" for c in cols))
     for job_name, rows in summary.items():
         for system, row in rows.items():

@@ -24,6 +24,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/urfave/cli/v2"
 
+	"github.com/taskiq-go/taskiq-go/forkclient"
 	"github.com/taskiq-go/taskiq-go/plan"
 	"github.com/taskiq-go/taskiq-go/supervisor"
 )
@@ -39,6 +40,9 @@ var (
 func Main(args []string) int {
 	if supervising(args) {
 		return supervisor.Main()
+	}
+	if forkClient(args) {
+		return forkclient.Main(args)
 	}
 	// Most commands live for a few milliseconds and allocate little: the
 	// garbage collector only slows their start (about 2 ms of 15). It runs

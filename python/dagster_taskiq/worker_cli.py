@@ -34,7 +34,7 @@ import yaml
 
 from dagster_taskiq.cli import TaskiqCli, TaskiqError
 from dagster_taskiq.config import TaskiqSettings
-from dagster_taskiq_step import FORKSERVER_ENV_VAR
+from dagster_taskiq_step import FORKSERVER_ENV_VAR, PYTHON_ENV_VAR
 
 #: How long `worker start` waits for a new fork server's socket.
 #: What a Dagster step or run worker needs from the worker's environment,
@@ -151,10 +151,15 @@ class WorkerProcesses:
         return argv + list(self.args.work_args)
 
     def work_env(self) -> dict[str, str]:
-        venv_bin = str(Path(sys.executable).parent)
-        env = {"PATH": venv_bin + os.pathsep + os.environ.get("PATH", "")}
+        path = [str(Path(sys.executable).parent), os.environ.get("PATH", "")]
+        env = {PYTHON_ENV_VAR: sys.executable}
         if not self.args.cold:
             env[FORKSERVER_ENV_VAR] = self.socket_path
+            # Steps find the binary's native client first: the same protocol,
+            # without a Python interpreter's start (measured, 70 ms of CPU a step).
+            if not self.args.python_client and self.cli.link_step_client(os.path.join(self._dir, "bin")):
+                path.insert(0, os.path.join(self._dir, "bin"))
+        env["PATH"] = os.pathsep.join(path)
         return env
 
     def _on_signal(self, signum: int, _frame: object) -> None:
@@ -283,6 +288,11 @@ def parser() -> argparse.ArgumentParser:
     start.add_argument("--watch", action="append", default=[], metavar="PATH", help="restart warm code on change")
     start.add_argument("--max-tasks-per-child", type=int, default=0, metavar="N", help="recycle warm code after N")
     start.add_argument("--cold", action="store_true", help="no fork server: every step starts a fresh interpreter")
+    start.add_argument(
+        "--python-client",
+        action="store_true",
+        help="hand steps to the fork server with the Python client, not taskiq-go's native one",
+    )
     start.add_argument(
         "--pass-env",
         action="append",

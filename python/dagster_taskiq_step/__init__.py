@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 
 #: Environment variable naming the fork server's socket.
 FORKSERVER_ENV_VAR = "DAGSTER_TASKIQ_FORKSERVER"
+#: Environment variable naming the Python (with dagster-taskiq) that taskiq-go's
+#: native client (Go package forkclient) runs a cold step with.
+PYTHON_ENV_VAR = "DAGSTER_TASKIQ_PYTHON"
 #: Exit code when the fork server went away while the step ran.
 EXIT_SERVER_LOST = 70
 _HEADER = struct.Struct("!I")

@@ -165,3 +165,30 @@ def test_task_ids_are_valid_and_distinct() -> None:
     assert new_step_task_id(run_id, "s", 0).startswith(step_task_prefix(run_id, "s", 0) + ".")
     assert run_task_id(run_id) == run_task_id(run_id)  # launching a run twice is one task
     assert run_task_id(run_id, 1) != run_task_id(run_id, 2)  # each resume is its own task
+
+
+def test_native_step_client_link_prefers_the_small_binary_and_probes(tmp_path: Path) -> None:
+    import os
+    import shutil
+
+    from harness import find_test_binary
+
+    real = Path(find_test_binary()).resolve()
+    # beside a binary that has the small client: that one
+    small = real.parent / "taskiq-go-step"
+    if small.exists():
+        link = TaskiqCli(binary=str(real)).link_step_client(str(tmp_path / "a"))
+        assert link is not None and os.path.realpath(link) == str(small)
+    # the binary alone: the binary itself, started as dagster-taskiq-step
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(real, alone / "taskiq-go")
+    link = TaskiqCli(binary=str(alone / "taskiq-go")).link_step_client(str(tmp_path / "b"))
+    assert link is not None and os.path.realpath(link) == str(alone / "taskiq-go")
+    assert Path(link).name == "dagster-taskiq-step"
+    # a wrapper script cannot be it: no link, the Python client stays
+    wrapper = tmp_path / "wrapper"
+    wrapper.write_text(f'#!/bin/sh\nexec {real} "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    assert TaskiqCli(binary=str(wrapper)).link_step_client(str(tmp_path / "c")) is None
+    assert not (tmp_path / "c" / "dagster-taskiq-step").exists()

@@ -67,6 +67,10 @@ def test_step_is_a_fork_of_the_warm_parent_in_the_tasks_group(warm: Stack) -> No
     # in the task's process group, whose leader is the thin client taskiq-go started
     assert me["pgrp"] != me["pid"], me
     assert "dagster-taskiq-step" in me["group_leader"], me
+    # ... and that client is taskiq-go's native one (the small taskiq-go-step
+    # beside the binary when built, as `make build` does), not a Python interpreter
+    binary = os.path.realpath(warm.binary)
+    assert me["group_leader_exe"] in (binary, os.path.join(os.path.dirname(binary), "taskiq-go-step")), me
     # compute logs mirrored by a tail per stream, in the task's group, without
     # Dagster's orphan watchers (the group is killed with the task)
     assert sum(cmd.startswith("tail -F") for cmd in me["group"]) == 2, me["group"]
@@ -74,6 +78,31 @@ def test_step_is_a_fork_of_the_warm_parent_in_the_tasks_group(warm: Stack) -> No
     cli = TaskiqCli(binary=warm.binary)
     (task,) = [s for s in cli.poll_group(result.run_id) if ".whoami." in s.id]
     assert WHOAMI_SAYS in cli.result(task.id)["stdout"]["data"]  # the tail mirrored it
+
+
+def test_python_client_on_request(warm: Stack) -> None:
+    # `worker start --python-client`: the same warm step, handed over by the Python client
+    worker = start_warm_worker(
+        warm.binary,
+        worker_env(warm.dev.env, warm.dagster_home),
+        warm.root,
+        "w-pyclient",
+        queues=["special"],
+        concurrency=1,
+        start_args=["--preload", WARM_JOBS, "--python-client"],
+    )
+    warm.workers.append(worker)
+    try:
+        config = warm.run_config(queue="special")
+        with execute_job(recon("identify"), instance=warm.instance, run_config=config) as result:
+            assert result.success, events_text(warm.instance, result.run_id)[-4000:]
+            me = result.output_for_node("whoami")
+    finally:
+        worker.stop()
+        warm.workers.remove(worker)
+    assert "dagster_taskiq.forkserver" in me["parent"], me
+    assert "dagster-taskiq-step" in me["group_leader"], me
+    assert "python" in os.path.basename(me["group_leader_exe"]), me
 
 
 def test_cancelled_warm_step_takes_its_children_with_it(warm: Stack, tmp_path: Path) -> None:

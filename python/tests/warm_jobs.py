@@ -52,6 +52,7 @@ def whoami() -> dict:  # type: ignore[type-arg]
         "pgrp": pgrp,
         "parent": _cmdline(ppid),
         "group_leader": _cmdline(pgrp),
+        "group_leader_exe": os.path.realpath(f"/proc/{pgrp}/exe"),
         "argv0": sys.argv[0],
         "group": _group_members(pgrp),
     }
