@@ -126,7 +126,7 @@ func (s *Store) List(ctx context.Context, id string) (*s3results.Objects, error)
 	_, o.Cancel = s.cancels[id]
 	_, o.DeadLetter = s.refused[id]
 	_, o.Result = s.results[id]
-	o.Any = o.Submitted || o.Cancel || o.Result || len(o.Claims)+len(o.Running)+len(o.Attempts) > 0
+	o.Any = o.Submitted || o.Cancel || o.Result || o.DeadLetter || len(o.Claims)+len(o.Running)+len(o.Attempts) > 0
 	return o, nil
 }
 
