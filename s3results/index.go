@@ -27,7 +27,9 @@ import (
 // the later chunks of a call sort first. A chunk also carries the full
 // record of each task with a generated id that fits a message: such a
 // task has no task.json, and its id names its chunk and position
-// (plan.GeneratedID), so that one GET finds it.
+// (plan.GeneratedID), so that one GET finds it. A chunk is written when a
+// task.json would have been, at submit, under the same prefix and so the
+// same expiry rule (bucket.go): it lasts as long as the task's record did.
 const indexEpochEnd = 9_999_999_999_999
 
 // IndexDir is the prefix holding the history index.
