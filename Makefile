@@ -76,6 +76,7 @@ bench: build
 fuzz:
 	$(GO) test ./plan -run '^$$' -fuzz FuzzDecodeMessage -fuzztime 30s
 	$(GO) test ./plan -run '^$$' -fuzz FuzzVerifyMessage -fuzztime 30s
+	$(GO) test ./plan -run '^$$' -fuzz FuzzParseGeneratedID -fuzztime 30s
 	$(GO) test ./serve -run '^$$' -fuzz FuzzDecodeRequest -fuzztime 30s
 
 clean:

@@ -9,7 +9,9 @@
 #
 # ARGV (JSON, default ["true"]) is each task's command, e.g. '["sleep","30"]'
 # with TASKS=8 for long tasks (what heartbeats cost); WORK_FLAGS are added to
-# the worker's flags. IDLE=SECONDS runs no task: one worker idles that long
+# the worker's flags. IDS=explicit gives every task an id in the batch
+# (rq-0001...), as Dagster does; by default submit generates them and the
+# script reads them from its --json output. IDLE=SECONDS runs no task: one worker idles that long
 # and the counts are an idle worker's (per minute: divide by SECONDS/60).
 #
 # moto needs its venv: VENV=/path/to/.venv (see scripts/moto.sh).
@@ -63,14 +65,21 @@ run() { # EMULATOR
 			exit 0
 		fi
 		ids=()
-		for i in $(seq -f '%04g' "$tasks"); do ids+=("rq-$i"); done
-		printf '{"id":"%s","argv":'"${ARGV:-[\"true\"]}"'}\n' "${ids[@]}" | bin/taskiq-go submit --batch - >/dev/null
+		if [ "${IDS:-generated}" = explicit ]; then
+			for i in $(seq -f '%04g' "$tasks"); do ids+=("rq-$i"); done
+			printf '{"id":"%s","argv":'"${ARGV:-[\"true\"]}"'}\n' "${ids[@]}" | bin/taskiq-go submit --batch - >/dev/null
+		else
+			# The ids submit generates, as it prints them.
+			mapfile -t ids < <(for _ in $(seq "$tasks"); do echo '{"argv":'"${ARGV:-[\"true\"]}"'}'; done |
+				bin/taskiq-go submit --batch - --json | sed 's/.*"id":"\([^"]*\)".*/\1/')
+			[ "${#ids[@]}" = "$tasks" ] || { echo "requests.sh: submit printed ${#ids[@]} ids of $tasks" >&2; exit 1; }
+		fi
 		# shellcheck disable=SC2086
 		bin/taskiq-go work --concurrency "${CONCURRENCY:-4}" --max-tasks "$tasks" --log-level warn ${WORK_FLAGS:-} 2>"$dir/work.log" &
 		wpid=$!
-		bin/taskiq-go poll --wait --timeout 300s "${ids[@]}" >"$dir/poll.out"
+		bin/taskiq-go poll --wait --timeout "${POLL_TIMEOUT:-900s}" "${ids[@]}" >"$dir/poll.out"
 		wait "$wpid"
-		echo "== $em: $tasks tasks of ${ARGV:-[\"true\"]} (batch submit, one worker at concurrency ${CONCURRENCY:-4}, poll --wait of all ids)"
+		echo "== $em: $tasks tasks of ${ARGV:-[\"true\"]}, ${IDS:-generated} ids (batch submit, one worker at concurrency ${CONCURRENCY:-4}, poll --wait of all ids)"
 		curl -fsS "$AWS_ENDPOINT_URL/__counts/report?tasks=$tasks"
 		kill "$(cat "$dir/proxy.pid")" 2>/dev/null || true
 		if [ -f "$dir/endpoint.pid" ]; then kill "$(cat "$dir/endpoint.pid")" 2>/dev/null || true; fi

@@ -36,8 +36,19 @@ func RecordDeadLetter(ctx context.Context, st DeadLetterStore, t *plan.Task, d s
 	if err != nil {
 		return false, err
 	}
-	if !o.Submitted || o.Result {
+	if o.Result {
 		return false, nil
+	}
+	var stored *plan.Task
+	if !o.Submitted {
+		// No task.json: a generated id's record is in its index chunk.
+		stored, err = st.GetIndexed(ctx, t.ID)
+		if errors.Is(err, plan.ErrTaskNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
 	}
 	d.ID, d.Attempt = t.ID, o.LastClaim()
 	if o.DeadLetter {
@@ -49,9 +60,10 @@ func RecordDeadLetter(ctx context.Context, st DeadLetterStore, t *plan.Task, d s
 			return false, err
 		}
 	}
-	stored, err := st.GetTask(ctx, t.ID)
-	if err != nil {
-		return false, err
+	if stored == nil {
+		if stored, err = st.GetTask(ctx, t.ID); err != nil {
+			return false, err
+		}
 	}
 	if !Same(stored, t) {
 		return false, nil

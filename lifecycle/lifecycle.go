@@ -22,7 +22,13 @@ import (
 // Store is the part of the object store the lifecycle reads and writes.
 type Store interface {
 	List(ctx context.Context, id string) (*s3results.Objects, error)
+	// GetTask reads a task's record: for a generated id, from its submit
+	// call's index chunk first (s3results.Store.GetTask).
 	GetTask(ctx context.Context, id string) (*plan.Task, error)
+	// GetIndexed reads a generated id's record from its index chunk
+	// alone: one GET, none for an id that does not decode, and
+	// plan.ErrTaskNotFound when the chunk does not hold it.
+	GetIndexed(ctx context.Context, id string) (*plan.Task, error)
 	PutTask(ctx context.Context, t *plan.Task) (created bool, err error)
 	AddToGroup(ctx context.Context, group, id string) error
 	// GroupIndex lists a group's members and their end keys; PutGroupEnd
@@ -64,6 +70,10 @@ type Snapshot struct {
 	// worker refused it, or SQS moved it there), when it did and no attempt
 	// was taken since.
 	Refused *s3results.DeadLettered
+	// Indexed is the task's record as its index chunk holds it, when
+	// nothing exists under its own prefix yet (a queued task with a
+	// generated id).
+	Indexed *plan.Task
 }
 
 // Peek is Read for a wait: one LIST, and a GET only for a result. A task an
@@ -88,7 +98,15 @@ func readEnd(ctx context.Context, st Store, id string) (*Snapshot, error) {
 		return nil, err
 	}
 	if !o.Any {
-		return nil, fmt.Errorf("task %s: %w", id, plan.ErrTaskNotFound)
+		// A task with a generated id has no object of its own until a
+		// worker or cancel takes it: its record is in its index chunk.
+		t, err := st.GetIndexed(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		snap := &Snapshot{Objects: *o, Indexed: t, Group: t.Group}
+		snap.Any = true
+		return snap, nil
 	}
 	snap := &Snapshot{Objects: *o}
 	if o.Result {
@@ -135,8 +153,9 @@ func read(ctx context.Context, st Store, id string, withGroup bool) (*Snapshot, 
 	o := &snap.Objects
 	last := o.LastClaim()
 	if last == 0 || slices.Contains(o.Attempts, last) {
-		// Queued, or waiting to be retried: the task record has the group.
-		if o.Submitted && withGroup {
+		// Queued, or waiting to be retried: the task record has the group
+		// (in task.json, or in the index chunk a generated id names).
+		if _, generated := plan.ParseGeneratedID(id); withGroup && snap.Indexed == nil && (o.Submitted || generated) {
 			if t, err := st.GetTask(ctx, id); err == nil {
 				snap.Group = t.Group
 			}
@@ -240,7 +259,9 @@ func Result(ctx context.Context, st Store, id string) (*plan.Result, error) {
 			return nil, lerr
 		}
 		if !o.Any {
-			return nil, fmt.Errorf("task %s: %w", id, plan.ErrTaskNotFound)
+			if _, err := st.GetIndexed(ctx, id); err != nil {
+				return nil, err // plan.ErrTaskNotFound when not there either
+			}
 		}
 		return nil, fmt.Errorf("task %s: %w", id, plan.ErrNotFinished)
 	}

@@ -75,7 +75,20 @@ func Record(ctx context.Context, st SubmitStore, t *plan.Task) (send, created bo
 }
 
 // record writes the task's record and decides whether to send its message.
+// An id that decodes as generated may name a task recorded only in its
+// submit call's index chunk: that is looked at first, so that an explicit
+// resubmit of it is judged like any other.
 func record(ctx context.Context, st Store, t *plan.Task) (send, created bool, err error) {
+	if _, ok := plan.ParseGeneratedID(t.ID); ok {
+		prev, err := st.GetIndexed(ctx, t.ID)
+		if err == nil {
+			send, err = resubmitted(ctx, st, prev, t)
+			return send, false, err
+		}
+		if !errors.Is(err, plan.ErrTaskNotFound) {
+			return false, false, err
+		}
+	}
 	created, err = st.PutTask(ctx, t)
 	if err != nil {
 		return false, false, err
@@ -85,16 +98,35 @@ func record(ctx context.Context, st Store, t *plan.Task) (send, created bool, er
 		if err != nil {
 			return false, false, err
 		}
-		if !Same(prev, t) {
-			return false, false, fmt.Errorf("task %s %w", t.ID, ErrConflict)
-		}
-		snap, err := Read(ctx, st, t.ID)
-		if err != nil {
-			return false, false, err
-		}
-		if snap.Result != nil || snap.LastClaim() > 0 {
-			return false, false, nil
-		}
+		send, err = resubmitted(ctx, st, prev, t)
+		return send, false, err
 	}
 	return true, created, nil
+}
+
+// resubmitted decides a resubmit of prev as t: refused when it differs,
+// and its message sent again only while no attempt has been taken.
+func resubmitted(ctx context.Context, st Store, prev, t *plan.Task) (send bool, err error) {
+	if !Same(prev, t) {
+		return false, fmt.Errorf("task %s %w", t.ID, ErrConflict)
+	}
+	snap, err := Read(ctx, st, t.ID)
+	if err != nil {
+		return false, err
+	}
+	return snap.Result == nil && snap.LastClaim() == 0, nil
+}
+
+// RecordIndexed is Record for a task whose record is the index chunk of
+// its submit call (a generated id, inline in its message), written beside
+// it by the caller: nobody can have submitted it before, since nobody knew
+// its id, so only its group membership is written. It reports that the
+// message must be sent, and that the task is new.
+func RecordIndexed(ctx context.Context, st SubmitStore, t *plan.Task) (send, created bool, err error) {
+	if t.Group != "" {
+		if err := st.AddToGroup(ctx, t.Group, t.ID); err != nil {
+			return false, false, err
+		}
+	}
+	return true, true, nil
 }

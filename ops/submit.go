@@ -67,6 +67,12 @@ func Submit(ctx context.Context, be *backend.Backend, o SubmitOptions) ([]Submit
 	}
 	byQueue := map[string][]pending{}
 	var order []string
+	// Generated ids first: each names where its record is (layOut).
+	ci, err := layOut(tasks, o.Now, o.Signer)
+	if err != nil {
+		return nil, err
+	}
+	pointers := make([]bool, len(tasks))
 	for i, t := range tasks {
 		if t.ID == "" {
 			id, err := uuid.NewV7()
@@ -91,6 +97,7 @@ func Submit(ctx context.Context, be *backend.Backend, o SubmitOptions) ([]Submit
 			return nil, fmt.Errorf("encode task %s: %w", t.ID, err)
 		}
 		pointer := len(body) > sqs.MaxBodyBytes
+		pointers[i] = pointer
 		if pointer {
 			body, _ = json.Marshal(plan.Pointer{V: plan.Version, ID: t.ID, Ref: be.Store.Keys().Task(t.ID)})
 		}
@@ -106,12 +113,12 @@ func Submit(ctx context.Context, be *backend.Backend, o SubmitOptions) ([]Submit
 	send := make([]bool, len(tasks))
 	errs := make([]error, len(tasks))
 	var wg sync.WaitGroup
-	var indexed []string
+	var indexed []int
 	var indexErr error
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		indexed, indexErr = writeIndex(ctx, be, tasks, o.Now)
+		indexed, indexErr = writeIndex(ctx, be, tasks, ci)
 	}()
 	sem := make(chan struct{}, 16)
 	for i, t := range tasks {
@@ -120,11 +127,15 @@ func Submit(ctx context.Context, be *backend.Backend, o SubmitOptions) ([]Submit
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			send[i], out[i].Created, errs[i] = lifecycle.Record(ctx, be.Store, t)
+			record := lifecycle.Record
+			if ci.indexed[i] && !pointers[i] {
+				record = lifecycle.RecordIndexed // its index chunk is its record
+			}
+			send[i], out[i].Created, errs[i] = record(ctx, be.Store, t)
 		}()
 	}
 	wg.Wait()
-	err := firstErr(errs)
+	err = firstErr(errs)
 	if err == nil {
 		err = indexErr
 	}
@@ -136,7 +147,7 @@ func Submit(ctx context.Context, be *backend.Backend, o SubmitOptions) ([]Submit
 				_ = be.Store.Withdraw(context.WithoutCancel(ctx), t)
 			}
 		}
-		withdrawIndex(context.WithoutCancel(ctx), be, o.Now, indexed)
+		withdrawIndex(context.WithoutCancel(ctx), be, ci, indexed)
 		return nil, err
 	}
 	// A task is reported (its ID set) once its message is sent, or when it
@@ -146,9 +157,11 @@ func Submit(ctx context.Context, be *backend.Backend, o SubmitOptions) ([]Submit
 	// (if the messages did go out, they still run and record a result),
 	// except those carried as a pointer, whose record is the payload.
 	var sendErr error
+	withdrawn := make([]bool, len(tasks))
 	withdraw := func(p pending, certain bool) {
 		if out[p.i].Created && (certain || !p.pointer) {
 			_ = be.Store.Withdraw(context.WithoutCancel(ctx), tasks[p.i])
+			withdrawn[p.i] = true
 		}
 	}
 	for i, t := range tasks {
@@ -201,6 +214,9 @@ func Submit(ctx context.Context, be *backend.Backend, o SubmitOptions) ([]Submit
 		}
 	}
 	if sendErr != nil {
+		// The index chunks are the records of generated ids: rewritten
+		// without the tasks withdrawn, they no longer say those are queued.
+		unindex(context.WithoutCancel(ctx), be, tasks, ci, withdrawn)
 		sent := 0
 		for _, s := range out {
 			if s.ID != "" {

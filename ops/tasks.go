@@ -3,58 +3,14 @@ package ops
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sort"
 	"time"
-
-	"github.com/google/uuid"
 
 	"github.com/taskiq-go/taskiq-go/backend"
 	"github.com/taskiq-go/taskiq-go/lifecycle"
 	"github.com/taskiq-go/taskiq-go/plan"
 	"github.com/taskiq-go/taskiq-go/s3results"
 )
-
-// indexChunk is how many tasks one index object names at most: a listing
-// reads a few small objects, and a batch of a thousand tasks costs ten
-// PUTs, not a thousand.
-const indexChunk = 100
-
-// writeIndex records the tasks of a submit call in the history index: one
-// object per indexChunk tasks, whatever their number. It runs beside the
-// records' writes, before anything is sent, so it names every task of the
-// call, those submitted before included (a listing shows each id once, at
-// its latest submit). It returns the names of the objects it wrote, for
-// withdrawIndex.
-func writeIndex(ctx context.Context, be *backend.Backend, tasks []*plan.Task, now time.Time) ([]string, error) {
-	entries := make([]s3results.IndexEntry, 0, len(tasks))
-	for _, t := range tasks {
-		entries = append(entries, s3results.IndexEntry{ID: t.ID, Queue: t.Queue, Group: t.Group, Labels: t.Labels, SubmittedAt: t.SubmittedAt})
-	}
-	nonce := uuid.NewString()[:8]
-	var written []string
-	for c := 0; len(entries) > 0; c++ {
-		n := min(len(entries), indexChunk)
-		// Later chunks of one call sort first: newest first holds within
-		// the call too.
-		name := fmt.Sprintf("%s-%04d", nonce, 9999-c%10000)
-		b := &s3results.IndexBatch{At: now.UTC(), Tasks: entries[:n]}
-		if err := be.Store.PutIndex(ctx, b, name); err != nil {
-			return written, fmt.Errorf("record the task history: %w", err)
-		}
-		written = append(written, name)
-		entries = entries[n:]
-	}
-	return written, nil
-}
-
-// withdrawIndex removes the index objects of a submit call that sent
-// nothing.
-func withdrawIndex(ctx context.Context, be *backend.Backend, now time.Time, names []string) {
-	for _, name := range names {
-		_ = be.Store.DeleteIndex(ctx, now.UTC(), name)
-	}
-}
 
 // TasksOptions choose which tasks of the history Tasks lists.
 type TasksOptions struct {

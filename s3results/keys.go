@@ -12,7 +12,8 @@ import (
 // tasks of a run, and an end key per member that ended, whose name says
 // how (groups.go), so that one LIST page tells the states of a thousand.
 //
-//	PREFIX/tasks/ID/task.json              the task as submitted (and the claim-check payload)
+//	PREFIX/tasks/ID/task.json              the task as submitted (and the claim-check payload); none
+//	                                       for a generated id inline in its message: its index chunk has it
 //	PREFIX/tasks/ID/running/N.json         attempt N's running marker, rewritten on each heartbeat
 //	PREFIX/tasks/ID/cancel.json            the cancel marker
 //	PREFIX/tasks/ID/deadletter.json        why a worker refused the task's message
@@ -21,7 +22,7 @@ import (
 //	PREFIX/tasks/ID/attempts/N.json        the result of each attempt
 //	PREFIX/tasks/ID/logs/N/stdout|stderr   full output of attempt N when not inline
 //	PREFIX/tasks/ID/logs/N/live            the tail of attempt N's output while it runs (live.go)
-//	PREFIX/index/INVERTED-TIME-NONCE.json  the tasks of one submit call, newest first (index.go)
+//	PREFIX/index/INVERTED-TIME-NONCE-CHUNK.json  the tasks of one submit call, newest first (index.go)
 //	PREFIX/cancels/INVERTED-TIME-ID        a cancel requested, for workers to LIST (cancels.go)
 //	PREFIX/groups/GROUP/ID                 group membership
 //	PREFIX/group-ends/GROUP/ID/1,FIELDS    how a member ended: state, exit code, attempt... (groups.go)

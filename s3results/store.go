@@ -195,7 +195,22 @@ func (s *Store) PutTask(ctx context.Context, t *plan.Task) (created bool, err er
 }
 
 // GetTask reads a submitted task; plan.ErrTaskNotFound when there is none.
+// A generated id's record is looked for in its index chunk first (one GET,
+// GetIndexed), then in its task.json (a task too large for a message, an
+// explicit id that looks generated).
 func (s *Store) GetTask(ctx context.Context, id string) (*plan.Task, error) {
+	if _, ok := plan.ParseGeneratedID(id); ok {
+		t, err := s.GetIndexed(ctx, id)
+		if !errors.Is(err, plan.ErrTaskNotFound) {
+			return t, err
+		}
+	}
+	return s.GetStoredTask(ctx, id)
+}
+
+// GetStoredTask reads a task's task.json alone: the claim-check payload a
+// pointer names, which a generated id's index chunk does not hold.
+func (s *Store) GetStoredTask(ctx context.Context, id string) (*plan.Task, error) {
 	data, err := s.get(ctx, s.keys.Task(id))
 	if errors.Is(err, ErrNoObject) {
 		return nil, fmt.Errorf("task %s: %w", id, plan.ErrTaskNotFound)

@@ -162,7 +162,7 @@ func (w *Worker) noteDeadLetter(ctx context.Context, m sqs.Message) bool {
 		return true // no task to speak of; `dlq list` shows it
 	}
 	if ptr != nil {
-		if t, err = w.store.GetTask(ctx, ptr.ID); err != nil {
+		if t, err = w.store.GetStoredTask(ctx, ptr.ID); err != nil {
 			log.Warn().Err(err).Str("task_id", ptr.ID).Msg("cannot read a dead-lettered task's record")
 			return false
 		}

@@ -68,7 +68,7 @@ func (w *Worker) handle(ctx context.Context, q QueueRef, m sqs.Message) {
 	log := w.log.With().Str("queue", q.Name).Str("band", q.Band).Str("message_id", m.MessageID).Logger()
 	task, ptr, err := plan.DecodeMessage([]byte(m.Body))
 	for err == nil && ptr != nil {
-		task, err = w.store.GetTask(ctx, ptr.ID)
+		task, err = w.store.GetStoredTask(ctx, ptr.ID)
 		if err == nil || errors.Is(err, plan.ErrTaskNotFound) {
 			break
 		}

@@ -87,6 +87,16 @@ func (c countedStore) GetTask(ctx context.Context, id string) (*plan.Task, error
 	return t, c.note("get_task", err)
 }
 
+func (c countedStore) GetIndexed(ctx context.Context, id string) (*plan.Task, error) {
+	t, err := c.s.GetIndexed(ctx, id)
+	return t, c.note("get_index", err)
+}
+
+func (c countedStore) GetStoredTask(ctx context.Context, id string) (*plan.Task, error) {
+	t, err := c.s.GetStoredTask(ctx, id)
+	return t, c.note("get_task", err)
+}
+
 func (c countedStore) List(ctx context.Context, id string) (*s3results.Objects, error) {
 	o, err := c.s.List(ctx, id)
 	return o, c.note("list", err)

@@ -36,6 +36,9 @@ type Queue interface {
 // reads and writes, and the worker's own records.
 type Store interface {
 	lifecycle.Store
+	// GetStoredTask reads the task.json a pointer names (the claim-check
+	// payload), without looking in an index chunk first.
+	GetStoredTask(ctx context.Context, id string) (*plan.Task, error)
 	Unclaim(ctx context.Context, id string, attempt int) error
 	PutRunning(ctx context.Context, r *plan.Running) error
 	DeleteRunning(ctx context.Context, id string, attempt int) error

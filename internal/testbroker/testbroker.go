@@ -7,6 +7,7 @@ package testbroker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -76,9 +77,12 @@ func (f *faults) Calls(op string) int {
 // lifecycle and the worker use.
 type Store struct {
 	faults
-	mu     sync.Mutex
-	tasks  map[string]*plan.Task
-	groups map[string][]string
+	mu    sync.Mutex
+	tasks map[string]*plan.Task
+	// indexed holds the records kept in index chunks (generated ids with
+	// no task.json), as GetIndexed finds them.
+	indexed map[string]*plan.Task
+	groups  map[string][]string
 	// groupEnds holds the end keys of each group, as GroupEnd names them.
 	groupEnds map[string]map[string]bool
 	results   map[string]*plan.Result
@@ -94,7 +98,7 @@ type Store struct {
 // NewStore returns an empty store.
 func NewStore() *Store {
 	return &Store{
-		tasks: map[string]*plan.Task{}, groups: map[string][]string{}, results: map[string]*plan.Result{},
+		tasks: map[string]*plan.Task{}, indexed: map[string]*plan.Task{}, groups: map[string][]string{}, results: map[string]*plan.Result{},
 		claims: map[string]map[int]plan.Running{}, running: map[string]map[int]plan.Running{},
 		attempts: map[string]map[int]*plan.Result{}, cancels: map[string]plan.Cancel{}, refused: map[string]s3results.DeadLettered{},
 		logs: map[string][]byte{}, workers: map[string]any{},
@@ -122,12 +126,67 @@ func (s *Store) List(ctx context.Context, id string) (*s3results.Objects, error)
 	_, o.Cancel = s.cancels[id]
 	_, o.DeadLetter = s.refused[id]
 	_, o.Result = s.results[id]
-	o.Any = o.Submitted || o.Cancel || o.Result || len(o.Claims)+len(o.Running)+len(o.Attempts) > 0
+	o.Any = o.Submitted || o.Cancel || o.Result || o.DeadLetter || len(o.Claims)+len(o.Running)+len(o.Attempts) > 0
 	return o, nil
 }
 
-// GetTask implements s3results.Store.GetTask.
+// GetTask implements s3results.Store.GetTask: a generated id's index
+// chunk first, then its task.json.
 func (s *Store) GetTask(ctx context.Context, id string) (*plan.Task, error) {
+	if _, ok := plan.ParseGeneratedID(id); ok {
+		t, err := s.GetIndexed(ctx, id)
+		if !errors.Is(err, plan.ErrTaskNotFound) {
+			return t, err
+		}
+	}
+	return s.GetStoredTask(ctx, id)
+}
+
+// GetIndexed implements s3results.Store.GetIndexed.
+func (s *Store) GetIndexed(ctx context.Context, id string) (*plan.Task, error) {
+	if _, ok := plan.ParseGeneratedID(id); !ok {
+		return nil, fmt.Errorf("task %s: %w", id, plan.ErrTaskNotFound)
+	}
+	if err := s.check("get_index"); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.indexed[id]
+	if !ok {
+		return nil, fmt.Errorf("task %s: %w", id, plan.ErrTaskNotFound)
+	}
+	c := *t
+	return &c, nil
+}
+
+// PutIndexed records t as a submit call's index chunk does for a generated
+// id inline in its message: no task.json.
+func (s *Store) PutIndexed(t *plan.Task) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := *t
+	s.indexed[t.ID] = &c
+}
+
+// Unindex takes t's index record back, as a submit whose message was not
+// sent does.
+func (s *Store) Unindex(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.indexed, id)
+}
+
+// HasStoredTask reports whether id has a task.json.
+func (s *Store) HasStoredTask(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.tasks[id]
+	return ok
+}
+
+// GetStoredTask implements s3results.Store.GetStoredTask.
+func (s *Store) GetStoredTask(ctx context.Context, id string) (*plan.Task, error) {
 	if err := s.check("get_task"); err != nil {
 		return nil, err
 	}
