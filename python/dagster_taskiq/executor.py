@@ -66,16 +66,19 @@ def executor_config_schema() -> dict[str, Field]:
             float,
             is_required=False,
             default_value=0.1,
-            description="Seconds the orchestrator sleeps between reads of the event log while "
-            "steps report events; after each read that finds none the sleep grows by half, up to "
-            "max_poll_interval, and it drops back at the next event.",
+            description="Seconds between the orchestrator's looks at the run's progress. With "
+            "Dagster's default SQLite storage a look is a stat of the run's files and, when they "
+            "changed, one small query: the event log is read only once a step ended (or at least "
+            "every max_poll_interval). With other storages each look reads the log, and after a "
+            "read that brings no step's end the sleep grows by half, up to max_poll_interval.",
         ),
         "max_poll_interval": Field(
             float,
             is_required=False,
             default_value=1.0,
-            description="Longest sleep between reads of the event log, reached while the running "
-            "steps report nothing (long steps): a read costs the orchestrator CPU time.",
+            description="Longest time between reads of the event log while steps run: the events "
+            "that change nothing the executor acts on (a step's process starting, its outputs and "
+            "logs) come out at least this often. A read costs the orchestrator CPU time.",
         ),
     }
 
@@ -227,10 +230,13 @@ PROGRESS_EVENTS = frozenset(
     }
 )
 
-_PROBE = (
-    "SELECT MAX(id), MAX(CASE WHEN dagster_event_type IN ({}) THEN id END) FROM event_logs WHERE id > ?".format(
-        ",".join("?" * len(PROGRESS_EVENTS))
-    )
+#: Events that end a step attempt.
+_ATTEMPT_ENDS = frozenset(
+    t.value for t in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE, DagsterEventType.STEP_UP_FOR_RETRY)
+)
+
+_PROBE = "SELECT step_key, dagster_event_type FROM event_logs WHERE id > ? AND id <= ? AND dagster_event_type IN ({}) ORDER BY id".format(
+    ",".join("?" * len(PROGRESS_EVENTS))
 )
 
 
@@ -276,10 +282,10 @@ class RunLogFiles:
             found.append((st.st_ino, st.st_size, st.st_mtime_ns))
         return tuple(found)
 
-    def probe(self, after_id: int) -> tuple[int | None, int | None] | None:
-        """(the last event's id, the last progress event's id) among the events stored
-        after ``after_id``, each None if there is none; None if the file cannot be queried
-        (then the caller reads the log)."""
+    def probe(self, after_id: int) -> tuple[int | None, list[tuple[str, str]]] | None:
+        """The last event's id, and the (step key, event type) of the progress events stored
+        after ``after_id`` up to it; None if the file cannot be queried (then the caller
+        reads the log)."""
         if not self.paths or self._broken:
             return None
         try:
@@ -289,12 +295,16 @@ class RunLogFiles:
                 # Read-only, autocommit: every query sees the latest commit and holds no lock after it.
                 uri = pathlib.Path(self.paths[0]).resolve().as_uri() + "?mode=ro"
                 self._db = sqlite3.connect(uri, uri=True, timeout=5.0, isolation_level=None, check_same_thread=False)
-            row = self._db.execute(_PROBE, (*(t.value for t in PROGRESS_EVENTS), after_id)).fetchone()
+            # The last id first: an event stored after it is found by the next probe.
+            last = self._db.execute("SELECT MAX(id) FROM event_logs").fetchone()[0]
+            if last is None or last <= after_id:
+                return last, []
+            rows = self._db.execute(_PROBE, (after_id, last, *(t.value for t in PROGRESS_EVENTS))).fetchall()
         except sqlite3.Error:
             self.close()
             self._broken = True  # a schema or file this does not know: read the log as Dagster does
             return None
-        return (row[0], row[1]) if row else (None, None)
+        return int(last), [(str(key or ""), str(kind)) for key, kind in rows]
 
     def close(self) -> None:
         if self._db is not None:
@@ -314,7 +324,8 @@ class TaskiqExecutor(StepDelegatingExecutor):
         super().__init__(step_handler, **kwargs)
         self._taskiq = step_handler
         self._plan_context: PlanOrchestrationContext | None = None
-        self._pending_workers: set[str] = set()
+        # task id -> step key: started step attempts whose worker is not reported yet.
+        self._pending_workers: dict[str, str] = {}
         self._reported: set[str] = set()
         self._next_worker_poll = 0.0
         # run id -> its event log's files; what they looked like when last looked at.
@@ -322,11 +333,17 @@ class TaskiqExecutor(StepDelegatingExecutor):
         self._seen_signature: Any = None
         self._probed_id = 0
         self._last_read = 0.0
+        # Base keys of the steps other steps take inputs from (None: unknown, every end
+        # matters), whether any end may free a slot, and the step attempts seen ending.
+        self._feeds: set[str] | None = None
+        self._every_end_matters = True
+        self._ended = 0
         #: Reads of the event log made, and skipped because nothing the executor acts on was written.
         self.reads = self.skipped_reads = 0
 
     def execute(self, plan_context: PlanOrchestrationContext, execution_plan: ExecutionPlan) -> Iterator[DagsterEvent]:
         self._plan_context = plan_context
+        self._feeds, self._every_end_matters = self._plan_shape(execution_plan)
         token = _SORT_KEY.set(step_sort_key(plan_context.dagster_run.tags, self._taskiq.settings.priority))
         try:
             # The ActiveExecution is built before the first event comes out.
@@ -345,10 +362,11 @@ class TaskiqExecutor(StepDelegatingExecutor):
 
     # Dagster's loop sleeps self._sleep_seconds between rounds, reading the
     # event log in each one that has steps in flight. Here a round reads it
-    # only when an event the executor acts on (PROGRESS_EVENTS) was stored since
-    # the last read, or max_poll_interval has passed since then: the events in
-    # between (a step's process starting, its outputs and logs) come out with
-    # the next read. With Dagster's default SQLite storage a round that reads
+    # only when an event the executor acts on (PROGRESS_EVENTS: not the success
+    # of a step that feeds no other while others still run, when no
+    # concurrency limit or pool applies) was stored since the last read, or
+    # max_poll_interval has passed since then: the events in between (a
+    # step's process starting, its outputs and logs) come out with the next read. With Dagster's default SQLite storage a round that reads
     # nothing costs a stat of the run's files and, when they changed, one
     # small query: the rounds stay poll_interval apart, so a step's end is
     # acted on as soon as before, for a fraction of the reads. A storage that
@@ -365,6 +383,31 @@ class TaskiqExecutor(StepDelegatingExecutor):
         if self._sleep_max is None or self._sleep_max < value:
             self._sleep_max = value
 
+    def _plan_shape(self, execution_plan: ExecutionPlan) -> tuple[set[str] | None, bool]:
+        """The base keys (before any mapping key) of the steps that feed others, and
+        whether every step's end may let another start (a concurrency limit or pool)."""
+        if self._max_concurrent is not None or self._tag_concurrency_limits:
+            return None, True
+        feeds: set[str] = set()
+        try:
+            for step in execution_plan.steps:
+                if getattr(step, "pool", None):
+                    return None, True
+                upstream = getattr(step, "get_all_dependency_keys", None) or getattr(step, "get_execution_dependency_keys")
+                feeds.update(str(key).split("[", 1)[0] for key in upstream())
+        except Exception:  # a plan this does not know: act on every end at once
+            return None, True
+        return feeds, False
+
+    def _acts_on(self, step_key: str, kind: str) -> bool:
+        """Whether a progress event can change what runs next: anything but the success
+        of a step that feeds no other while other steps of the run are still in flight."""
+        if kind != DagsterEventType.STEP_SUCCESS.value or self._every_end_matters or self._feeds is None:
+            return True
+        if step_key.split("[", 1)[0] in self._feeds:
+            return True
+        return self._taskiq.launched_attempts <= self._ended  # the last one in flight: the run ends
+
     def _needs_read(self, files: RunLogFiles, signature: Any, now: float) -> bool:
         """Whether this round must read the log; looks at the run's files when it can."""
         if signature is None or now - self._last_read >= (self._sleep_max or self._sleep_min):
@@ -377,8 +420,9 @@ class TaskiqExecutor(StepDelegatingExecutor):
         last, progress = found
         self._seen_signature = signature
         if last is not None:
-            self._probed_id = max(self._probed_id, int(last))
-        return progress is not None
+            self._probed_id = max(self._probed_id, last)
+        self._ended += sum(1 for _, kind in progress if kind in _ATTEMPT_ENDS)
+        return any(self._acts_on(key, kind) for key, kind in progress)
 
     def _pop_events(self, instance: DagsterInstance, run_id: str, seen_storage_ids: set[int]) -> Sequence[DagsterEvent]:
         now = time.monotonic()
@@ -400,8 +444,14 @@ class TaskiqExecutor(StepDelegatingExecutor):
         started = {e.step_key for e in events if e.event_type in _STARTED and e.step_key}
         if started and not self._pending_workers:
             self._next_worker_poll = max(self._next_worker_poll, now)
-        self._pending_workers |= started
-        if self._pending_workers and now >= self._next_worker_poll:
+        for step_key in started:  # the attempt running now: a retry launched later is another task
+            task_id = self._taskiq.latest_task_id(step_key)
+            if task_id and task_id not in self._reported:
+                self._pending_workers[task_id] = step_key
+        # Never in a round that brought a step's end: Dagster launches the steps it made
+        # ready right after this returns, and a poll and a write must not delay them.
+        acted_on = any(e.event_type in PROGRESS_EVENTS for e in events)
+        if self._pending_workers and now >= self._next_worker_poll and not acted_on:
             self._next_worker_poll = now + WORKER_POLL_INTERVAL
             self._report_workers()
         return events
@@ -417,18 +467,21 @@ class TaskiqExecutor(StepDelegatingExecutor):
         if ctx is None or not self._pending_workers:
             return
         try:
-            statuses = self._taskiq.statuses_for_steps(sorted(self._pending_workers))
+            statuses = self._taskiq.task_statuses(list(self._pending_workers))
         except Exception as exc:  # reporting is informative only; never fail the run for it
             ctx.log.warning(f"dagster-taskiq: could not poll step workers: {exc}")
             return
         found: list[tuple[str, TaskStatus]] = []
-        for step_key, status in statuses.items():
-            if status.worker.id and status.id not in self._reported:
+        for status in statuses:
+            step_key = self._pending_workers.get(status.id)
+            if step_key is None:
+                continue
+            if status.worker.id:
                 self._reported.add(status.id)
-                self._pending_workers.discard(step_key)
+                del self._pending_workers[status.id]
                 found.append((step_key, status))
-            elif status.is_final:
-                self._pending_workers.discard(step_key)
+            elif status.is_final:  # it ended before any worker took it
+                del self._pending_workers[status.id]
         if len(found) == 1:
             _report_worker(ctx, *found[0])
         elif found:

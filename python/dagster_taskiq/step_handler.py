@@ -77,6 +77,12 @@ class TaskiqStepHandler(StepHandler):
     def settings(self) -> TaskiqSettings:
         return self._settings
 
+    @property
+    def launched_attempts(self) -> int:
+        """How many step attempts this handler has launched (or found running, for a resumed run)."""
+        with self._lock:
+            return len(self._task_ids)
+
     def latest_task_id(self, step_key: str) -> str | None:
         """The task id of the step's most recent launch in this process, if any."""
         with self._lock:
@@ -257,10 +263,6 @@ class TaskiqStepHandler(StepHandler):
 
     # -- worker reporting ------------------------------------------------------------
 
-    def statuses_for_steps(self, step_keys: Sequence[str]) -> dict[str, TaskStatus]:
-        """Latest task status of each given step launched by this process, in one poll."""
-        ids = {key: tid for key in step_keys if (tid := self.latest_task_id(key))}
-        if not ids:
-            return {}
-        by_id = {s.id: s for s in self._cli.poll(sorted(set(ids.values())))}
-        return {key: by_id[tid] for key, tid in ids.items() if tid in by_id}
+    def task_statuses(self, task_ids: Sequence[str]) -> list[TaskStatus]:
+        """The states of these tasks (step attempts), in one poll."""
+        return self._cli.poll(sorted(set(task_ids))) if task_ids else []

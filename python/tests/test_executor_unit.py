@@ -47,14 +47,19 @@ class _Handler:
     def __init__(self, workers: dict[str, str]) -> None:
         self.workers = workers
         self.polls: list[list[str]] = []
+        self.launched_attempts = 0
 
-    def statuses_for_steps(self, step_keys: Sequence[str]) -> dict[str, TaskStatus]:
-        self.polls.append(list(step_keys))
-        return {
-            key: TaskStatus(id=f"task-{key}", state="running", worker=WorkerInfo(host="h", pid=7, id=self.workers[key]))
-            for key in step_keys
+    def latest_task_id(self, step_key: str) -> str | None:
+        return f"task-{step_key}"
+
+    def task_statuses(self, task_ids: Sequence[str]) -> list[TaskStatus]:
+        self.polls.append(sorted(task_ids))
+        keys = [t.removeprefix("task-") for t in task_ids]
+        return [
+            TaskStatus(id=f"task-{key}", state="running", worker=WorkerInfo(host="h", pid=7, id=self.workers[key]))
+            for key in keys
             if key in self.workers
-        }
+        ]
 
 
 def _executor(handler: Any, instance: DagsterInstance, run: DagsterRun) -> TaskiqExecutor:
@@ -70,7 +75,7 @@ def _engine_events(instance: DagsterInstance, run_id: str) -> list[Any]:
 def test_steps_found_together_are_reported_in_one_write(instance: DagsterInstance) -> None:
     run = _run(instance)
     executor = _executor(_Handler({"a": "w-1", "b": "w-2", "c": "w-1"}), instance, run)
-    executor._pending_workers = {"a", "b", "c"}
+    executor._pending_workers = {"task-a": "a", "task-b": "b", "task-c": "c"}
     executor._report_workers()
     events = _engine_events(instance, run.run_id)
     assert len(events) == 1 and events[0].step_key is None
@@ -85,14 +90,14 @@ def test_a_step_found_alone_gets_its_own_event(instance: DagsterInstance) -> Non
     run = _run(instance)
     handler = _Handler({"a": "w-1"})
     executor = _executor(handler, instance, run)
-    executor._pending_workers = {"a", "late"}  # "late" has no worker yet: asked again next time
+    executor._pending_workers = {"task-a": "a", "task-late": "late"}  # "late" has no worker yet: asked again
     executor._report_workers()
     events = _engine_events(instance, run.run_id)
     assert [e.step_key for e in events] == ["a"]
-    assert executor._pending_workers == {"late"}
+    assert executor._pending_workers == {"task-late": "late"}
     handler.workers["late"] = "w-2"
     executor._report_workers()
-    assert handler.polls == [["a", "late"], ["late"]]
+    assert handler.polls == [["task-a", "task-late"], ["task-late"]]
     assert [e.step_key for e in _engine_events(instance, run.run_id)] == ["a", "late"]
     found = report.step_workers(instance, run.run_id)
     assert {k: [w.worker_id for w in v] for k, v in found.items()} == {"a": ["w-1"], "late": ["w-2"]}
@@ -128,9 +133,9 @@ def test_the_run_files_change_with_each_write(instance: DagsterInstance) -> None
     assert files.signature() == after  # nothing written since
     instance.report_engine_event("two", run, EngineEventData())
     assert files.signature() != after
-    assert files.probe(0) == (2, None)  # two events, neither a step's end
+    assert files.probe(0) == (2, [])  # two events, neither a step's end
     instance.report_dagster_event(_step_event(run, DagsterEventType.STEP_SUCCESS, "a"), run.run_id)
-    assert files.probe(2) == (3, 3) and files.probe(3) == (None, None)
+    assert files.probe(2) == (3, [("a", "STEP_SUCCESS")]) and files.probe(3) == (3, [])
     files.close()
 
 
@@ -203,3 +208,40 @@ def test_a_storage_without_files_is_read_every_round_less_often_when_idle() -> N
         ephemeral.report_dagster_event(_step_event(run, DagsterEventType.STEP_SUCCESS, "a"), run.run_id)
         assert len(executor._pop_events(ephemeral, run.run_id, seen)) == 1
         assert executor._sleep_seconds == pytest.approx(0.1)
+
+
+def test_a_leaf_ending_while_others_run_is_read_later(instance: DagsterInstance) -> None:
+    run = _run(instance)
+    executor = _Reads(instance, run)
+    executor._feeds, executor._every_end_matters = {"a"}, False  # "a" feeds another step
+    executor._taskiq.launched_attempts = 3  # type: ignore[attr-defined]
+    seen: set[int] = set()
+
+    def pop() -> list[str | None]:
+        return [e.step_key for e in executor._pop_events(instance, run.run_id, seen)]
+
+    instance.report_engine_event("starting", run, EngineEventData())
+    pop()
+    instance.report_dagster_event(_step_event(run, DagsterEventType.STEP_SUCCESS, "leaf"), run.run_id)
+    assert pop() == [] and executor.reads == 1  # nothing waits for it, and two still run
+    instance.report_dagster_event(_step_event(run, DagsterEventType.STEP_SUCCESS, "a[1]"), run.run_id)
+    assert pop() == ["leaf", "a[1]"] and executor.reads == 2  # its downstream may start
+    instance.report_dagster_event(_step_event(run, DagsterEventType.STEP_SUCCESS, "other"), run.run_id)
+    assert pop() == ["other"] and executor.reads == 3  # the last one in flight: the run ends
+    executor._every_end_matters = True  # a concurrency limit: any end frees a slot
+    executor._taskiq.launched_attempts = 9  # type: ignore[attr-defined]
+    instance.report_dagster_event(_step_event(run, DagsterEventType.STEP_SUCCESS, "leaf2"), run.run_id)
+    assert pop() == ["leaf2"] and executor.reads == 4
+
+
+def test_the_plan_says_which_steps_feed_others() -> None:
+    from dagster._core.execution.api import create_execution_plan
+
+    from jobs import recon
+
+    plan = create_execution_plan(recon("fan_out"))
+    executor = TaskiqExecutor(_Handler({}), retries=RetryMode.DISABLED)
+    feeds, every = executor._plan_shape(plan)
+    assert not every and feeds == {"emit", "square"}, feeds
+    limited = TaskiqExecutor(_Handler({}), retries=RetryMode.DISABLED, max_concurrent=2)
+    assert limited._plan_shape(plan) == (None, True)
