@@ -373,8 +373,15 @@ class TaskiqExecutor(StepDelegatingExecutor):
     # cannot be looked at so is read every round; there the sleep is
     # poll_interval after a read that brought a progress event and grows by
     # half after one that did not, up to max_poll_interval.
+    #
+    # Dagster reads _sleep_seconds once per round, after it has launched every
+    # step made ready in it: that is when the round's launches are submitted,
+    # together (and, should that hook ever move, at the next round's start).
     @property
     def _sleep_seconds(self) -> float:
+        handler = getattr(self, "_taskiq", None)  # None while Dagster's __init__ runs
+        if handler is not None:
+            handler.submit_pending()
         return self._sleep_now
 
     @_sleep_seconds.setter
@@ -425,6 +432,7 @@ class TaskiqExecutor(StepDelegatingExecutor):
         return any(self._acts_on(key, kind) for key, kind in progress)
 
     def _pop_events(self, instance: DagsterInstance, run_id: str, seen_storage_ids: set[int]) -> Sequence[DagsterEvent]:
+        self._taskiq.submit_pending()
         now = time.monotonic()
         files = self._log_files.get(run_id)
         if files is None:

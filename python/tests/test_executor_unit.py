@@ -52,6 +52,9 @@ class _Handler:
     def latest_task_id(self, step_key: str) -> str | None:
         return f"task-{step_key}"
 
+    def submit_pending(self) -> int:
+        return 0
+
     def task_statuses(self, task_ids: Sequence[str]) -> list[TaskStatus]:
         self.polls.append(sorted(task_ids))
         keys = [t.removeprefix("task-") for t in task_ids]
