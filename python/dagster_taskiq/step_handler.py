@@ -64,6 +64,10 @@ class TaskiqStepHandler(StepHandler):
         self._watched: dict[str, float] = {}
         self.health_cache_seconds = HEALTH_CACHE_SECONDS
         self._lock = threading.Lock()
+        # Specs of the step attempts launched since the last submit_pending, in launch order.
+        self._unsubmitted: list[dict[str, object]] = []
+        # Task ids whose submit failed: nothing to cancel.
+        self._not_submitted: set[str] = set()
 
     @property
     def name(self) -> str:
@@ -76,6 +80,12 @@ class TaskiqStepHandler(StepHandler):
     @property
     def settings(self) -> TaskiqSettings:
         return self._settings
+
+    @property
+    def launched_attempts(self) -> int:
+        """How many step attempts this handler has launched (or found running, for a resumed run)."""
+        with self._lock:
+            return len(self._task_ids)
 
     def latest_task_id(self, step_key: str) -> str | None:
         """The task id of the step's most recent launch in this process, if any."""
@@ -125,24 +135,49 @@ class TaskiqStepHandler(StepHandler):
     # -- StepHandler -----------------------------------------------------------------
 
     def launch_step(self, step_handler_context: StepHandlerContext) -> Iterator[DagsterEvent]:
+        """Queues the step's task for :meth:`submit_pending`, which the executor calls once
+        Dagster has launched every step ready in this round: they go in one submit."""
         ctx = step_handler_context
         step_key = _step_key(ctx)
         attempt = _attempt(ctx, step_key)
         task_id = new_step_task_id(ctx.execute_step_args.run_id, step_key, attempt)
         spec = self.task_spec(ctx, task_id)
-        submitted = self._cli.submit(spec)
         with self._lock:
-            self._task_ids[(step_key, attempt)] = submitted.id
+            self._task_ids[(step_key, attempt)] = task_id
+            self._unsubmitted.append(spec)
+        queue = str(spec.get("queue") or "default")
         yield DagsterEvent.step_worker_starting(
             ctx.get_step_context(step_key),
-            message=f"Submitted step {step_key} to taskiq-go queue {submitted.queue or 'default'} "
-            f"as task {submitted.id}.",
+            message=f"Submitting step {step_key} to taskiq-go queue {queue} as task {task_id}.",
             metadata={
-                "taskiq task id": submitted.id,
-                "taskiq queue": submitted.queue or str(spec.get("queue") or "default"),
+                "taskiq task id": task_id,
+                "taskiq queue": queue,
                 "taskiq priority": int(spec["priority"]),  # type: ignore[call-overload]
             },
         )
+
+    def submit_pending(self) -> int:
+        """Submits the step attempts launched since the last call, together, in launch
+        order (Dagster's, highest priority first); returns how many."""
+        with self._lock:
+            specs, self._unsubmitted = self._unsubmitted, []
+        if not specs:
+            return 0
+        try:
+            self._cli.submit_many(specs)
+        except Exception:
+            with self._lock:
+                self._not_submitted.update(str(s["id"]) for s in specs)
+            raise
+        return len(specs)
+
+    def _drop_unsubmitted(self, task_id: str) -> bool:
+        """Forgets a launched attempt not submitted yet (or whose submit failed); whether it was one."""
+        with self._lock:
+            kept = [s for s in self._unsubmitted if s.get("id") != task_id]
+            found = len(kept) != len(self._unsubmitted) or task_id in self._not_submitted
+            self._unsubmitted = kept
+            return found
 
     def _find_task_id(self, ctx: StepHandlerContext, step_key: str) -> str | None:
         attempt = _attempt(ctx, step_key)
@@ -161,6 +196,7 @@ class TaskiqStepHandler(StepHandler):
 
     def check_step_health(self, step_handler_context: StepHandlerContext) -> CheckStepHealthResult:
         ctx = step_handler_context
+        self.submit_pending()  # a task is checked only once it was sent
         step_key = _step_key(ctx)
         task_id = self._find_task_id(ctx, step_key)
         if task_id is None:
@@ -246,8 +282,8 @@ class TaskiqStepHandler(StepHandler):
         ctx = step_handler_context
         step_key = _step_key(ctx)
         task_id = self._find_task_id(ctx, step_key)
-        if task_id is None:
-            return
+        if task_id is None or self._drop_unsubmitted(task_id):
+            return  # never sent: nothing runs
         yield DagsterEvent.engine_event(
             ctx.get_step_context(step_key),
             message=f"Cancelling taskiq-go task {task_id} of step {step_key}.",
@@ -257,10 +293,6 @@ class TaskiqStepHandler(StepHandler):
 
     # -- worker reporting ------------------------------------------------------------
 
-    def statuses_for_steps(self, step_keys: Sequence[str]) -> dict[str, TaskStatus]:
-        """Latest task status of each given step launched by this process, in one poll."""
-        ids = {key: tid for key in step_keys if (tid := self.latest_task_id(key))}
-        if not ids:
-            return {}
-        by_id = {s.id: s for s in self._cli.poll(sorted(set(ids.values())))}
-        return {key: by_id[tid] for key, tid in ids.items() if tid in by_id}
+    def task_statuses(self, task_ids: Sequence[str]) -> list[TaskStatus]:
+        """The states of these tasks (step attempts), in one poll."""
+        return self._cli.poll(sorted(set(task_ids))) if task_ids else []

@@ -142,19 +142,43 @@ def test_a_run_calls_taskiq_go_through_one_coprocess(two_workers: Stack, tmp_pat
     assert starts.read_text().split() == ["serve"]
 
 
+def test_steps_ready_together_are_submitted_together(
+    two_workers: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The eight mapped steps that emit's end makes ready go in one submit call."""
+    monkeypatch.setenv(MODE_ENV_VAR, "subprocess")  # one command line per call, recorded
+    log = tmp_path / "submits"
+    shim = tmp_path / "taskiq-go"
+    shim.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = submit ]; then body=$(cat); '
+        f'printf "%s %s\\n" "$3" "$(printf "%s\\n" "$body" | grep -c argv)" >> {log}; '
+        f'printf "%s\\n" "$body" | {two_workers.binary} "$@"; else exec {two_workers.binary} "$@"; fi\n'
+    )
+    shim.chmod(shim.stat().st_mode | stat.S_IXUSR)
+    with execute_job(
+        recon("fan_out"), instance=two_workers.instance, run_config=two_workers.run_config(binary=str(shim))
+    ) as result:
+        assert result.success, events_text(two_workers.instance, result.run_id)[-4000:]
+        assert result.output_for_node("total") == sum(i * i for i in range(8))
+    # emit alone, the squares together, then total: one call each
+    assert log.read_text().split("\n")[:-1] == ["--spec 1", "--batch 8", "--spec 1"], log.read_text()
+
+
 def test_a_long_step_is_read_less_often(two_workers: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # While a step runs and reports nothing, the orchestrator's reads of the
-    # event log space out from poll_interval (0.1 s) to max_poll_interval (1 s).
-    from dagster_taskiq.executor import TaskiqExecutor
+    # While a step runs and reports nothing, the orchestrator reads the event
+    # log (Dagster's read, which the executor makes only when it must) about
+    # once per max_poll_interval (1 s), not every poll_interval (0.1 s).
+    from dagster._core.executor.step_delegating.step_delegating_executor import StepDelegatingExecutor
 
     reads: list[float] = []
-    original = TaskiqExecutor._pop_events
+    original = StepDelegatingExecutor._pop_events
 
-    def counted(self: TaskiqExecutor, *args: object, **kwargs: object) -> object:
+    def counted(self: StepDelegatingExecutor, *args: object, **kwargs: object) -> object:
         reads.append(time.time())
         return original(self, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(TaskiqExecutor, "_pop_events", counted)
+    monkeypatch.setattr(StepDelegatingExecutor, "_pop_events", counted)
     seconds = 8.0
     run_config = two_workers.run_config(ops={"sleep_long": {"config": {"pid_file": str(tmp_path / "pid"), "seconds": seconds}}})
     with execute_job(recon("sleepy"), instance=two_workers.instance, run_config=run_config) as result:

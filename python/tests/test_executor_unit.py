@@ -1,0 +1,250 @@
+"""The executor's own bookkeeping, without workers: what makes it read the event log,
+and how the workers of started steps are written and read back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dagster import DagsterEventType, DagsterInstance
+from dagster._core.events import DagsterEvent, EngineEventData
+from dagster._core.execution.retries import RetryMode
+from dagster._core.storage.dagster_run import DagsterRun
+
+from dagster_taskiq import report
+from dagster_taskiq.cli import TaskStatus, WorkerInfo
+from dagster_taskiq.executor import RunLogFiles, TaskiqExecutor
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Iterator[DagsterInstance]:
+    (tmp_path / "home").mkdir()
+    with DagsterInstance.local_temp(str(tmp_path / "home")) as found:
+        yield found
+
+
+def _run(instance: DagsterInstance) -> DagsterRun:
+    return instance.add_run(DagsterRun(job_name="job", run_id="r" * 8 + "-0000-0000-0000-" + "0" * 12))
+
+
+class _Log:
+    def warning(self, message: str) -> None:
+        raise AssertionError(message)
+
+
+class _Context:
+    """The parts of a PlanOrchestrationContext the worker report uses."""
+
+    def __init__(self, instance: DagsterInstance, run: DagsterRun) -> None:
+        self.instance, self.dagster_run, self.log = instance, run, _Log()
+
+
+class _Handler:
+    """A step handler whose tasks all run, each on the worker given."""
+
+    def __init__(self, workers: dict[str, str]) -> None:
+        self.workers = workers
+        self.polls: list[list[str]] = []
+        self.launched_attempts = 0
+
+    def latest_task_id(self, step_key: str) -> str | None:
+        return f"task-{step_key}"
+
+    def submit_pending(self) -> int:
+        return 0
+
+    def task_statuses(self, task_ids: Sequence[str]) -> list[TaskStatus]:
+        self.polls.append(sorted(task_ids))
+        keys = [t.removeprefix("task-") for t in task_ids]
+        return [
+            TaskStatus(id=f"task-{key}", state="running", worker=WorkerInfo(host="h", pid=7, id=self.workers[key]))
+            for key in keys
+            if key in self.workers
+        ]
+
+
+def _executor(handler: Any, instance: DagsterInstance, run: DagsterRun) -> TaskiqExecutor:
+    executor = TaskiqExecutor(handler, retries=RetryMode.DISABLED, sleep_seconds=0.1, max_sleep_seconds=1.0)
+    executor._plan_context = _Context(instance, run)  # type: ignore[assignment]
+    return executor
+
+
+def _engine_events(instance: DagsterInstance, run_id: str) -> list[Any]:
+    return [e.dagster_event for e in instance.all_logs(run_id, of_type=DagsterEventType.ENGINE_EVENT)]
+
+
+def test_steps_found_together_are_reported_in_one_write(instance: DagsterInstance) -> None:
+    run = _run(instance)
+    executor = _executor(_Handler({"a": "w-1", "b": "w-2", "c": "w-1"}), instance, run)
+    executor._pending_workers = {"task-a": "a", "task-b": "b", "task-c": "c"}
+    executor._report_workers()
+    events = _engine_events(instance, run.run_id)
+    assert len(events) == 1 and events[0].step_key is None
+    assert "Step b runs on taskiq-go worker w-2" in (events[0].message or "")
+    found = report.step_workers(instance, run.run_id)
+    assert {k: [w.worker_id for w in v] for k, v in found.items()} == {"a": ["w-1"], "b": ["w-2"], "c": ["w-1"]}
+    assert found["b"][0].task_id == "task-b" and found["b"][0].host == "h"
+    assert not executor._pending_workers
+
+
+def test_a_step_found_alone_gets_its_own_event(instance: DagsterInstance) -> None:
+    run = _run(instance)
+    handler = _Handler({"a": "w-1"})
+    executor = _executor(handler, instance, run)
+    executor._pending_workers = {"task-a": "a", "task-late": "late"}  # "late" has no worker yet: asked again
+    executor._report_workers()
+    events = _engine_events(instance, run.run_id)
+    assert [e.step_key for e in events] == ["a"]
+    assert executor._pending_workers == {"task-late": "late"}
+    handler.workers["late"] = "w-2"
+    executor._report_workers()
+    assert handler.polls == [["task-a", "task-late"], ["task-late"]]
+    assert [e.step_key for e in _engine_events(instance, run.run_id)] == ["a", "late"]
+    found = report.step_workers(instance, run.run_id)
+    assert {k: [w.worker_id for w in v] for k, v in found.items()} == {"a": ["w-1"], "late": ["w-2"]}
+
+
+def test_attempts_keep_their_order_across_both_kinds_of_event(instance: DagsterInstance) -> None:
+    run = _run(instance)
+    rows = [{"step_key": "a", "worker_id": "w-1", "host": "h", "pid": 1, "task_id": "t1", "attempt": 1}]
+    rows.append({"step_key": "b", "worker_id": "w-1", "host": "h", "pid": 1, "task_id": "t2", "attempt": 1})
+    from dagster import MetadataValue
+
+    instance.report_engine_event(
+        "two", run, EngineEventData(metadata={report.STEP_WORKERS_KEY: MetadataValue.json(rows)})
+    )
+    instance.report_engine_event(
+        "retry of a", run, EngineEventData(metadata={report.WORKER_ID_KEY: "w-2", report.TASK_ID_KEY: "t3"}), step_key="a"
+    )
+    instance.report_engine_event("unrelated", run, EngineEventData(metadata={"other": "x"}))
+    found = report.step_workers(instance, run.run_id)
+    assert [w.worker_id for w in found["a"]] == ["w-1", "w-2"]
+    assert [w.task_id for w in found["a"]] == ["t1", "t3"]
+    assert [w.worker_id for w in found["b"]] == ["w-1"]
+
+
+def test_the_run_files_change_with_each_write(instance: DagsterInstance) -> None:
+    run = _run(instance)
+    files = RunLogFiles.for_run(instance, run.run_id)
+    assert files.paths and files.paths[0].endswith(f"{run.run_id}.db")
+    before = files.signature()
+    instance.report_engine_event("one", run, EngineEventData())
+    after = files.signature()
+    assert after is not None and after != before
+    assert files.signature() == after  # nothing written since
+    instance.report_engine_event("two", run, EngineEventData())
+    assert files.signature() != after
+    assert files.probe(0) == (2, [])  # two events, neither a step's end
+    instance.report_dagster_event(_step_event(run, DagsterEventType.STEP_SUCCESS, "a"), run.run_id)
+    assert files.probe(2) == (3, [("a", "STEP_SUCCESS")]) and files.probe(3) == (3, [])
+    files.close()
+
+
+class _Reads(TaskiqExecutor):
+    """The executor with Dagster's read of the event log counted."""
+
+    def __init__(self, instance: DagsterInstance, run: DagsterRun) -> None:
+        super().__init__(_Handler({}), retries=RetryMode.DISABLED, sleep_seconds=0.1, max_sleep_seconds=30.0)
+        self._plan_context = _Context(instance, run)  # type: ignore[assignment]
+
+
+def _step_event(run: DagsterRun, kind: DagsterEventType, step_key: str) -> DagsterEvent:
+    from dagster._core.execution.plan.objects import StepFailureData, StepSuccessData
+
+    data: Any = None
+    if kind == DagsterEventType.STEP_SUCCESS:
+        data = StepSuccessData(duration_ms=1.0)
+    elif kind == DagsterEventType.STEP_FAILURE:
+        data = StepFailureData(error=None, user_failure_data=None)
+    return DagsterEvent(event_type_value=kind.value, job_name=run.job_name, step_key=step_key, event_specific_data=data)
+
+
+def test_reads_only_once_a_step_ended(instance: DagsterInstance) -> None:
+    run = _run(instance)
+    executor = _Reads(instance, run)
+    seen: set[int] = set()
+
+    def pop() -> list[DagsterEventType]:
+        return [e.event_type for e in executor._pop_events(instance, run.run_id, seen)]
+
+    instance.report_engine_event("starting", run, EngineEventData())
+    assert pop() == [DagsterEventType.ENGINE_EVENT] and executor.reads == 1  # the first round reads
+    assert pop() == [] and (executor.reads, executor.skipped_reads) == (1, 1)  # nothing written
+    instance.report_dagster_event(_step_event(run, DagsterEventType.STEP_START, "a"), run.run_id)
+    instance.report_engine_event("a step's log line", run, EngineEventData(), step_key="a")
+    assert pop() == [] and (executor.reads, executor.skipped_reads) == (1, 2)  # nothing to act on
+    assert pop() == [] and executor.skipped_reads == 3
+    instance.report_dagster_event(_step_event(run, DagsterEventType.STEP_SUCCESS, "a"), run.run_id)
+    assert pop() == [DagsterEventType.STEP_START, DagsterEventType.ENGINE_EVENT, DagsterEventType.STEP_SUCCESS]
+    assert executor.reads == 2
+    assert executor._sleep_seconds == pytest.approx(0.1)  # rounds stay poll_interval apart
+    instance.report_dagster_event(_step_event(run, DagsterEventType.STEP_FAILURE, "b"), run.run_id)
+    assert pop() == [DagsterEventType.STEP_FAILURE] and executor.reads == 3
+
+
+def test_reads_at_least_every_max_poll_interval(instance: DagsterInstance) -> None:
+    run = _run(instance)
+    instance.report_engine_event("starting", run, EngineEventData())
+    executor = _Reads(instance, run)
+    seen: set[int] = set()
+    executor._pop_events(instance, run.run_id, seen)
+    instance.report_engine_event("a log line", run, EngineEventData())
+    executor._pop_events(instance, run.run_id, seen)
+    assert (executor.reads, executor.skipped_reads) == (1, 1)
+    executor._last_read -= 30.0  # max_poll_interval later: read what came
+    assert [e.message for e in executor._pop_events(instance, run.run_id, seen)] == ["a log line"]
+    assert (executor.reads, executor.skipped_reads) == (2, 1)
+
+
+def test_a_storage_without_files_is_read_every_round_less_often_when_idle() -> None:
+    with DagsterInstance.ephemeral() as ephemeral:  # events in memory
+        run = _run(ephemeral)
+        executor = _Reads(ephemeral, run)
+        seen: set[int] = set()
+        ephemeral.report_engine_event("starting", run, EngineEventData())
+        assert len(executor._pop_events(ephemeral, run.run_id, seen)) == 1
+        assert executor._pop_events(ephemeral, run.run_id, seen) == []
+        assert (executor.reads, executor.skipped_reads) == (2, 0)
+        assert executor._sleep_seconds == pytest.approx(0.1 * 1.5 * 1.5)  # nothing to act on: sleep longer
+        ephemeral.report_dagster_event(_step_event(run, DagsterEventType.STEP_SUCCESS, "a"), run.run_id)
+        assert len(executor._pop_events(ephemeral, run.run_id, seen)) == 1
+        assert executor._sleep_seconds == pytest.approx(0.1)
+
+
+def test_a_leaf_ending_while_others_run_is_read_later(instance: DagsterInstance) -> None:
+    run = _run(instance)
+    executor = _Reads(instance, run)
+    executor._feeds, executor._every_end_matters = {"a"}, False  # "a" feeds another step
+    executor._taskiq.launched_attempts = 3  # type: ignore[attr-defined]
+    seen: set[int] = set()
+
+    def pop() -> list[str | None]:
+        return [e.step_key for e in executor._pop_events(instance, run.run_id, seen)]
+
+    instance.report_engine_event("starting", run, EngineEventData())
+    pop()
+    instance.report_dagster_event(_step_event(run, DagsterEventType.STEP_SUCCESS, "leaf"), run.run_id)
+    assert pop() == [] and executor.reads == 1  # nothing waits for it, and two still run
+    instance.report_dagster_event(_step_event(run, DagsterEventType.STEP_SUCCESS, "a[1]"), run.run_id)
+    assert pop() == ["leaf", "a[1]"] and executor.reads == 2  # its downstream may start
+    instance.report_dagster_event(_step_event(run, DagsterEventType.STEP_SUCCESS, "other"), run.run_id)
+    assert pop() == ["other"] and executor.reads == 3  # the last one in flight: the run ends
+    executor._every_end_matters = True  # a concurrency limit: any end frees a slot
+    executor._taskiq.launched_attempts = 9  # type: ignore[attr-defined]
+    instance.report_dagster_event(_step_event(run, DagsterEventType.STEP_SUCCESS, "leaf2"), run.run_id)
+    assert pop() == ["leaf2"] and executor.reads == 4
+
+
+def test_the_plan_says_which_steps_feed_others() -> None:
+    from dagster._core.execution.api import create_execution_plan
+
+    from jobs import recon
+
+    plan = create_execution_plan(recon("fan_out"))
+    executor = TaskiqExecutor(_Handler({}), retries=RetryMode.DISABLED)
+    feeds, every = executor._plan_shape(plan)
+    assert not every and feeds == {"emit", "square"}, feeds
+    limited = TaskiqExecutor(_Handler({}), retries=RetryMode.DISABLED, max_concurrent=2)
+    assert limited._plan_shape(plan) == (None, True)
