@@ -206,18 +206,29 @@ func (w *Worker) drain(ctx context.Context, now time.Time) ([]received, QueueRef
 	return out, q, nil
 }
 
-// sortHints acknowledges the hints among msgs, marking their queues'
-// levels known, and returns the rest.
+// sortHints acknowledges the hints among msgs, marking the levels they
+// name known (a hint that names none of the queue's levels, as a parking
+// worker sends, marks them all), and returns the rest.
 func (w *Worker) sortHints(msgs []received) []received {
 	out := msgs[:0]
 	for _, m := range msgs {
-		if _, ok := m.Attributes[plan.AttrHint]; !ok {
+		band, ok := m.Attributes[plan.AttrHint]
+		if !ok {
 			out = append(out, m)
 			continue
 		}
+		named := false
 		for _, l := range w.levels {
-			if l.Name == m.q.Name {
+			if l.Name == m.q.Name && l.Band == band {
 				w.known[l.URL] = true
+				named = true
+			}
+		}
+		if !named {
+			for _, l := range w.levels {
+				if l.Name == m.q.Name {
+					w.known[l.URL] = true
+				}
 			}
 		}
 		w.ack(m.Message)

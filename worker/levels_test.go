@@ -272,3 +272,62 @@ func TestFailedParkingGivesTheMessagesBack(t *testing.T) {
 		t.Errorf("%d parking calls, want 2 (the failed one, then one more)", q.batches)
 	}
 }
+
+// A batch sent straight to a level, with a hint that names the level,
+// runs on an idle worker without parking anything, and the worker asks
+// that level alone after the hint: no receive from the others.
+func TestHintNamingALevelSendsTheWorkerThereAlone(t *testing.T) {
+	q, st := &recordingQueue{Queue: testbroker.NewQueue()}, testbroker.NewStore()
+	w := newTestWorker(t, q, st, func(c *Config) {
+		c.Queues, c.Concurrency, c.Heartbeat, c.WaitTime = levelRefs(), 4, time.Hour, 30*time.Millisecond
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	for len(q.calls()) < len(plan.Levels)+3 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	after := len(q.calls())
+	var ids []string
+	for i := range 25 {
+		id := "s" + strconv.Itoa(i)
+		ids = append(ids, id)
+		tk := &plan.Task{ID: id, Argv: []string{"true"}, Priority: 6}
+		tk.Normalize()
+		if _, err := st.PutTask(ctx, tk); err != nil {
+			t.Fatal(err)
+		}
+		body, _ := json.Marshal(tk)
+		_, _ = q.Queue.Send(ctx, qURL+"-p6", sqs.Entry{Body: string(body), Attributes: map[string]string{plan.AttrPriority: "6"}})
+	}
+	_, _ = q.Queue.Send(ctx, qURL, sqs.Entry{Body: plan.HintBody, Attributes: map[string]string{plan.AttrHint: "p6"}})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		n := 0
+		for _, id := range ids {
+			if st.Result(id) != nil {
+				n++
+			}
+		}
+		if n == len(ids) && q.Len(qURL) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d tasks ran after the hint", n, len(ids))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range q.calls()[after:] {
+		if c.url != qURL && c.url != qURL+"-p6" {
+			t.Errorf("asked %s after a hint for p6", c.url)
+		}
+	}
+	if q.batches != 0 || q.hints != 0 {
+		t.Errorf("the worker sent %d batches and %d hints: it parked", q.batches, q.hints)
+	}
+}
