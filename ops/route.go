@@ -3,6 +3,7 @@ package ops
 import (
 	"context"
 	"slices"
+	"time"
 
 	"github.com/taskiq-go/taskiq-go/plan"
 	"github.com/taskiq-go/taskiq-go/sqs"
@@ -22,12 +23,21 @@ import (
 // few.
 const straightMin = sqs.MaxBatch
 
-// hintEvery is how many tasks sent straight to a level one hint stands for:
-// the hint wakes one idle worker, which then takes from the level until it
-// finds it empty. More hints for a deep level wake more of a fleet of idle
-// workers at a cost of a hundredth of a request a task; the others learn of
-// the level when they next drain a hint or at their sweep.
-const hintEvery = 100
+// hintEvery is how many tasks sent straight to a level one hint stands for.
+// A hint wakes one idle worker, which then takes from the level until it
+// finds it empty; more hints for a deep level wake more of a fleet of idle
+// workers, at a cost of about a hundredth of a request a task (a share of
+// the send, the hint's delete). Those beyond a level's first are delayed a
+// second each (hintStagger), so that one receive does not take them all:
+// each becomes visible alone, to whichever worker asks first, a long-polling
+// idle one as likely as the busy one that took the first. A worker that
+// misses them all learns of the level at its sweep.
+const (
+	hintEvery   = 50
+	hintStagger = time.Second
+	// maxHintDelay is SQS's limit on a message's delay.
+	maxHintDelay = 15 * time.Minute
+)
 
 // pending is one task message waiting to be sent: the task's index in the
 // submit, its message, whether that is a pointer to the stored task, and
@@ -94,10 +104,11 @@ type levelHint struct {
 }
 
 // sendHints sends, per inbox, the hints for the levels its tasks went to,
-// ten to a call: one per level, and one more per hintEvery tasks. A hint
-// that is lost costs time, not a task: the level's messages wait for a
-// worker that looks there anyway (one whose slots are full of that level,
-// or any at its sweep), so an error is not the submit's.
+// ten to a call: first one per level, then one more per hintEvery tasks,
+// each a hintStagger later than the one before it. A hint that is lost
+// costs time, not a task: the level's messages wait for a worker that
+// looks there anyway (one whose slots are full of that level, or any at
+// its sweep), so an error is not the submit's.
 func sendHints(ctx context.Context, q *sqs.Client, hints []levelHint) {
 	byInbox := map[string][]sqs.Entry{}
 	var order []string
@@ -105,13 +116,15 @@ func sendHints(ctx context.Context, q *sqs.Client, hints []levelHint) {
 		if _, ok := byInbox[h.inbox]; !ok {
 			order = append(order, h.inbox)
 		}
-		for range hintCount(h.sent) {
-			byInbox[h.inbox] = append(byInbox[h.inbox], hintEntry(h.level))
+		byInbox[h.inbox] = append(byInbox[h.inbox], hintEntry(h.level, 0))
+	}
+	for _, h := range hints {
+		for j := 1; j < hintCount(h.sent); j++ {
+			byInbox[h.inbox] = append(byInbox[h.inbox], hintEntry(h.level, min(time.Duration(j)*hintStagger, maxHintDelay)))
 		}
 	}
 	for _, u := range order {
-		es := byInbox[u]
-		for c := range slices.Chunk(es, sqs.MaxBatch) {
+		for c := range slices.Chunk(byInbox[u], sqs.MaxBatch) {
 			_, _ = sendChunk(ctx, q, u, c)
 		}
 	}
@@ -123,7 +136,7 @@ func hintCount(n int) int {
 }
 
 // hintEntry is the hint message that tells a queue's workers that its
-// level (a band name of plan.Levels) holds messages.
-func hintEntry(level string) sqs.Entry {
-	return sqs.Entry{Body: plan.HintBody, Attributes: map[string]string{plan.AttrHint: level}}
+// level (a band name of plan.Levels) holds messages, visible after delay.
+func hintEntry(level string, delay time.Duration) sqs.Entry {
+	return sqs.Entry{Body: plan.HintBody, Attributes: map[string]string{plan.AttrHint: level}, Delay: delay}
 }

@@ -54,9 +54,9 @@ func TestRouteKeepsSmallSubmitsInTheInbox(t *testing.T) {
 	}
 }
 
-// One hint per level, and one more per hundred tasks.
+// One hint per level, and one more per fifty tasks.
 func TestHintCount(t *testing.T) {
-	for n, want := range map[int]int{1: 1, 10: 1, 100: 1, 101: 2, 2000: 20} {
+	for n, want := range map[int]int{1: 1, 10: 1, 50: 1, 51: 2, 2000: 40} {
 		if got := hintCount(n); got != want {
 			t.Errorf("hintCount(%d) = %d, want %d", n, got, want)
 		}
