@@ -12,14 +12,19 @@ import (
 )
 
 // Priority, as the fetch loop keeps it (plan.Band says why it is built so).
-// Every task arrives in its logical queue's inbox. A worker with free slots
+// A task arrives in its logical queue's inbox, or, when its submit filled
+// a SendMessageBatch for its level, in the level itself, with a hint in the
+// inbox that names the level (ops/route.go). A worker with free slots
 // first drains the inboxes (up to drainBatches receives each, until one
 // comes back short), takes the highest tasks it found that are not below
 // the highest level known to hold messages, parks the others in their
 // levels, and then fills what slots are left from the levels, highest
 // first. A level is known to hold messages when this worker parked there,
-// when a hint said another worker did, or at a sweep; it is forgotten when
-// a receive finds it empty. When nothing is found anywhere the worker
+// when a hint said another worker or a submit sent there, or at a sweep;
+// it is forgotten when a receive finds it empty. A worker that does not
+// receive a hint does not know the level holds messages: a deep level's
+// submit sends several, staggered, so that more than one worker wakes, and
+// the sweep is the net. When nothing is found anywhere the worker
 // long-polls its inbox alone: an idle worker costs one receive per wait,
 // and a task of any priority reaches it at once.
 //
