@@ -167,6 +167,13 @@ func (w *Worker) receive(ctx context.Context, max int, wait time.Duration) ([]re
 		w.waitedIdle = len(msgs) == 0
 		if len(msgs) > 0 {
 			delete(w.emptyAt, q.URL)
+		}
+		// What came in meanwhile is looked at before choosing when there
+		// is a choice: the wait returned as many as there are slots, or a
+		// hint, which others of the same submit may follow. Fewer tasks
+		// than slots all start at once, with no round trip more (the slots
+		// left ask again right away).
+		if len(msgs) > 0 && (len(msgs) >= min(max, sqs.MaxBatch) || len(cand) < len(msgs)) {
 			more, _, _ := w.drain(ctx, w.cfg.Now())
 			cand = append(cand, more...)
 		}

@@ -331,3 +331,28 @@ func TestHintNamingALevelSendsTheWorkerThereAlone(t *testing.T) {
 		t.Errorf("the worker sent %d batches and %d hints: it parked", q.batches, q.hints)
 	}
 }
+
+// An idle worker that a task wakes starts it with no receive more: the
+// long poll that brought fewer tasks than it has free slots is not
+// followed by another look at the inbox (the claim is then the one round
+// trip before the command starts). One that brought as many as its slots
+// looks again, to choose the highest of what came in.
+func TestWokenIdleWorkerStartsWhatFitsWithoutAnotherReceive(t *testing.T) {
+	for _, tc := range []struct {
+		slots, receives int
+	}{{4, 1}, {1, 2}} {
+		q, st := &recordingQueue{Queue: testbroker.NewQueue()}, testbroker.NewStore()
+		w := newTestWorker(t, q, st, func(c *Config) {
+			c.Queues, c.Concurrency, c.Heartbeat = levelRefs(), tc.slots, time.Hour
+		})
+		w.sweptAt, w.waitedIdle = time.Now(), true // after a long poll that found nothing
+		sendPriority(t, q.Queue, st, "t1", 5)
+		got, _, err := w.receive(context.Background(), tc.slots, 50*time.Millisecond)
+		if err != nil || len(got) != 1 {
+			t.Fatalf("%d slots: %v %v", tc.slots, got, err)
+		}
+		if n := len(q.calls()); n != tc.receives {
+			t.Errorf("%d slots: %d receives, want %d", tc.slots, n, tc.receives)
+		}
+	}
+}
