@@ -133,6 +133,9 @@ func (w *Worker) receive(ctx context.Context, max int, wait time.Duration) ([]re
 		}
 		w.sweptAt = now
 	}
+	for _, u := range w.again.due(now) {
+		w.known[u] = true
+	}
 	var cand []received
 	q := w.inboxes[0]
 	var err error
@@ -159,6 +162,10 @@ func (w *Worker) receive(ctx context.Context, max int, wait time.Duration) ([]re
 		wt := wait
 		if len(w.inboxes) > 1 {
 			wt = min(wait, time.Second)
+		}
+		if at, ok := w.again.next(); ok && at.Sub(now) < wt {
+			// Woken in time for a level's second look.
+			wt = at.Sub(now).Truncate(time.Second) + time.Second
 		}
 		var msgs []sqs.Message
 		msgs, err = w.queue.Receive(ctx, q.URL, min(max, sqs.MaxBatch), wt, w.cfg.VisibilityTimeout)
@@ -282,8 +289,10 @@ func (w *Worker) take(ctx context.Context, cand []received, max int) []received 
 		}
 		if len(msgs) == 0 {
 			w.known[l.URL] = false
+			w.again.emptied(l.URL, w.cfg.Now().Add(w.cfg.VisibilityTimeout+time.Second))
 			continue
 		}
+		w.again.gave(l.URL)
 		out = append(out, tag(msgs, l)...)
 	}
 	fromCand(0, false)
@@ -387,4 +396,60 @@ func (w *Worker) receivePlain(ctx context.Context, max int, wait time.Duration) 
 	}
 	msgs, err := w.queue.Receive(ctx, qs[0].URL, max, min(wait, time.Second), w.cfg.VisibilityTimeout)
 	return tag(msgs, qs[0]), qs[0], err
+}
+
+// recheck is when the levels that gave messages and were then found empty
+// are to be asked once more. What was in flight there at that time (a
+// receive whose answer was lost, the tasks of a worker that is killed)
+// comes back to the level when its lease runs out, where no hint tells of
+// it; the second look, a lease later, finds it without waiting for the
+// sweep. It costs one receive per level each time a backlog there ends.
+type recheck struct {
+	at      map[string]time.Time
+	pending map[string]bool // gave messages since last found empty
+}
+
+// gave notes that level url gave messages.
+func (r *recheck) gave(url string) {
+	if r.pending == nil {
+		r.pending = map[string]bool{}
+	}
+	r.pending[url] = true
+}
+
+// emptied notes that level url was found empty: if it gave messages
+// since it was last, it is to be asked again at at.
+func (r *recheck) emptied(url string, at time.Time) {
+	if !r.pending[url] {
+		return
+	}
+	delete(r.pending, url)
+	if r.at == nil {
+		r.at = map[string]time.Time{}
+	}
+	r.at[url] = at
+}
+
+// due returns the levels whose second look is due at now, and forgets
+// them.
+func (r *recheck) due(now time.Time) []string {
+	var out []string
+	for u, at := range r.at {
+		if !now.Before(at) {
+			out = append(out, u)
+			delete(r.at, u)
+		}
+	}
+	return out
+}
+
+// next is the earliest second look pending.
+func (r *recheck) next() (time.Time, bool) {
+	var first time.Time
+	for _, at := range r.at {
+		if first.IsZero() || at.Before(first) {
+			first = at
+		}
+	}
+	return first, !first.IsZero()
 }

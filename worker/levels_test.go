@@ -356,3 +356,34 @@ func TestWokenIdleWorkerStartsWhatFitsWithoutAnotherReceive(t *testing.T) {
 		}
 	}
 }
+
+// A message that comes back to a level after the worker found it empty (a
+// receive whose answer was lost, here one taken behind the worker's back
+// with a short lease) is found by the second look a lease later, not at
+// the five-minute sweep, and no hint is needed.
+func TestEmptiedLevelIsAskedAgainALeaseLater(t *testing.T) {
+	q, st := &recordingQueue{Queue: testbroker.NewQueue()}, testbroker.NewStore()
+	ctx := context.Background()
+	for i := range 3 {
+		id := "r" + strconv.Itoa(i)
+		tk := &plan.Task{ID: id, Argv: []string{"true"}, Priority: 4}
+		tk.Normalize()
+		if _, err := st.PutTask(ctx, tk); err != nil {
+			t.Fatal(err)
+		}
+		body, _ := json.Marshal(tk)
+		if _, err := q.Queue.Send(ctx, qURL+"-p4", sqs.Entry{Body: string(body), Attributes: map[string]string{plan.AttrPriority: "4"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lost, err := q.Queue.Receive(ctx, qURL+"-p4", 1, 0, 500*time.Millisecond)
+	if err != nil || len(lost) != 1 {
+		t.Fatalf("%v %v", lost, err)
+	}
+	w := newTestWorker(t, q, st, func(c *Config) {
+		c.Queues, c.Concurrency, c.Heartbeat, c.VisibilityTimeout, c.WaitTime = levelRefs(), 4, time.Hour, time.Second, 20*time.Second
+	})
+	runUntil(t, w, func() bool {
+		return st.Result("r0") != nil && st.Result("r1") != nil && st.Result("r2") != nil
+	})
+}
