@@ -9,14 +9,17 @@ package main
 // countproxy forwards every request to TARGET (HOST:PORT, the script's
 // endpoint) from 127.0.0.1:0, writes `export COUNTPROXY_URL=http://ADDR`
 // to ENVFILE, and names each request it forwards: "sqs OPERATION" or "s3
-// METHOD KEY" ("s3 LIST PREFIX" for a listing). reqcount asks it over
-// /__counts: reset zeroes the counts, show prints them, atmost fails when
+// METHOD KEY" ("s3 LIST PREFIX" for a listing), an SQS one followed by
+// its queue's name, "<NAME>", and " wait" for a long poll. reqcount asks
+// it over /__counts: reset zeroes the counts, show prints them, atmost fails when
 // more than N requests whose name contains one of the MATCH strings (all
 // requests without one) were made, and atleast waits (60 s at most) until
 // N such requests were made.
 
 import (
 	"bufio"
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -24,6 +27,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -83,7 +87,7 @@ func mainCountProxy() {
 // method and key (path style: /BUCKET/KEY), a listing by its prefix.
 func requestName(r *http.Request) string {
 	if t := r.Header.Get("X-Amz-Target"); strings.HasPrefix(t, "AmazonSQS.") {
-		return "sqs " + strings.TrimPrefix(t, "AmazonSQS.")
+		return "sqs " + strings.TrimPrefix(t, "AmazonSQS.") + sqsTarget(r)
 	}
 	q := r.URL.Query()
 	_, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
@@ -94,6 +98,28 @@ func requestName(r *http.Request) string {
 		return "sqs (query protocol)"
 	}
 	return "s3 " + r.Method + " " + key
+}
+
+// sqsTarget names the queue of an SQS request, " <NAME>", and says
+// " wait" for a receive that long-polls; the body is read and put back.
+func sqsTarget(r *http.Request) string {
+	b, err := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	if err != nil {
+		return ""
+	}
+	var in struct {
+		QueueUrl        string
+		WaitTimeSeconds int
+	}
+	if json.Unmarshal(b, &in) != nil || in.QueueUrl == "" {
+		return ""
+	}
+	out := " <" + path.Base(in.QueueUrl) + ">"
+	if in.WaitTimeSeconds > 0 {
+		out += " wait"
+	}
+	return out
 }
 
 // kindOf finds the task id (or member id) in a request's name, for

@@ -80,7 +80,7 @@ func IAMPolicy(s *Settings, queues []string, role, kmsKey string) (*Policy, []st
 		return id, nil
 	}
 
-	var bands, inboxes []string
+	var bands []string
 	partition := ""
 	var first sqs.QueueID
 	for _, q := range queues {
@@ -101,9 +101,6 @@ func IAMPolicy(s *Settings, queues []string, role, kmsKey string) (*Policy, []st
 			band.Name += b.Suffix
 			if a := band.ARN(); !slices.Contains(bands, a) {
 				bands = append(bands, a)
-				if b.Inbox {
-					inboxes = append(inboxes, a)
-				}
 			}
 		}
 	}
@@ -146,8 +143,9 @@ func IAMPolicy(s *Settings, queues []string, role, kmsKey string) (*Policy, []st
 	}
 	switch role {
 	case RoleSubmit:
-		// Submitters send to inboxes only; the levels are the workers'.
-		add(Statement{Sid: "SendTasks", Action: producerSQS, Resource: inboxes}, list, read,
+		// Submitters send to the inboxes, and a batch straight to the
+		// levels it fills (ops/route.go): every band of their queues.
+		add(Statement{Sid: "SendTasks", Action: producerSQS, Resource: bands}, list, read,
 			Statement{Sid: "WriteTasks", Action: []string{"s3:PutObject"}, Resource: arns(keys.SubmitterPuts())},
 			Statement{Sid: "WithdrawTasks", Action: []string{"s3:DeleteObject"}, Resource: arns(keys.SubmitterDeletes())})
 	case RoleWork:

@@ -79,6 +79,10 @@ func TestIAMPolicyRoles(t *testing.T) {
 	if strings.Contains(strings.Join(p.Statement[0].Resource, " "), "dlq") {
 		t.Errorf("submit may send to the dead-letter queue: %v", p.Statement[0].Resource)
 	}
+	// A batch goes straight to the levels it fills: submit sends to every band.
+	if got := p.Statement[0].Resource; len(got) != len(plan.Bands) || !strings.HasSuffix(got[1], ":taskiq-p10") {
+		t.Errorf("submit may send to %v, want the inbox and every level", got)
+	}
 }
 
 // With a KMS key every data role may use it, by ARN, by alias (through a

@@ -53,18 +53,15 @@ func (e *PartialError) Unwrap() error { return e.Err }
 // Submit records and queues tasks: each task's record is written to the
 // store first (lifecycle.Record: a resubmitted identical task is a no-op, a
 // different one under the same id is refused before anything is sent),
-// then its message is sent, in batches per queue. A task too large for a
+// then its message is sent, in batches per queue: to the inbox, or, for a
+// level that gets ten or more of the batch, straight to the level with a
+// hint in the inbox (route.go says why). A task too large for a
 // message travels as a pointer to its record. The returned slice has the id
 // set for every task that was sent (or needed no message); when some were
 // sent and others not, the error is a *PartialError.
 func Submit(ctx context.Context, be *backend.Backend, o SubmitOptions) ([]Submitted, error) {
 	tasks := o.Tasks
 	out := make([]Submitted, len(tasks))
-	type pending struct {
-		i       int
-		entry   sqs.Entry
-		pointer bool
-	}
 	byQueue := map[string][]pending{}
 	var order []string
 	// Generated ids first: each names where its record is (layOut).
@@ -104,7 +101,7 @@ func Submit(ctx context.Context, be *backend.Backend, o SubmitOptions) ([]Submit
 		if _, ok := byQueue[u]; !ok {
 			order = append(order, u)
 		}
-		byQueue[u] = append(byQueue[u], pending{i, sqs.Entry{Body: string(body), Attributes: map[string]string{"taskiq_id": t.ID, plan.AttrPriority: strconv.Itoa(t.Priority)}}, pointer})
+		byQueue[u] = append(byQueue[u], pending{i, sqs.Entry{Body: string(body), Attributes: map[string]string{"taskiq_id": t.ID, plan.AttrPriority: strconv.Itoa(t.Priority)}}, pointer, t.Priority})
 		out[i] = Submitted{Queue: t.Queue, Group: t.Group}
 	}
 	// Records first, several at once: a message must never point at a
@@ -169,6 +166,7 @@ func Submit(ctx context.Context, be *backend.Backend, o SubmitOptions) ([]Submit
 			out[i].ID = t.ID
 		}
 	}
+	var hints []levelHint
 	for _, u := range order {
 		var batch []pending
 		for _, p := range byQueue[u] {
@@ -176,43 +174,55 @@ func Submit(ctx context.Context, be *backend.Backend, o SubmitOptions) ([]Submit
 				batch = append(batch, p)
 			}
 		}
-		for len(batch) > 0 {
-			n := min(len(batch), sqs.MaxBatch)
-			chunk := batch[:n]
-			batch = batch[n:]
-			if sendErr != nil {
-				for _, p := range chunk {
-					withdraw(p, true)
+		// Levels first, then the inbox: a hint goes out after the
+		// messages it tells of.
+		for _, r := range route(u, batch) {
+			sent := 0
+			items := r.items
+			for len(items) > 0 {
+				n := min(len(items), sqs.MaxBatch)
+				chunk := items[:n]
+				items = items[n:]
+				if sendErr != nil {
+					for _, p := range chunk {
+						withdraw(p, true)
+					}
+					continue
 				}
-				continue
-			}
-			entries := make([]sqs.Entry, len(chunk))
-			for k, p := range chunk {
-				entries[k] = p.entry
-			}
-			var err error
-			failed := make([]error, len(entries))
-			if len(entries) == 1 {
-				_, err = be.Queue.Send(ctx, u, entries[0])
-			} else {
-				failed, err = be.Queue.SendBatch(ctx, u, entries)
-			}
-			for k, p := range chunk {
-				switch {
-				case failed[k] == nil && (err == nil || len(entries) > 1):
-					out[p.i].ID = tasks[p.i].ID // sent by a call that succeeded
-				case err == nil || errors.Is(err, plan.ErrQueueNotFound):
-					withdraw(p, true)
-				default:
-					withdraw(p, false)
+				entries := make([]sqs.Entry, len(chunk))
+				for k, p := range chunk {
+					entries[k] = p.entry
 				}
+				failed, err := sendChunk(ctx, be.Queue, r.url, entries)
+				if r.level != "" && errors.Is(err, plan.ErrQueueNotFound) {
+					// A deployment whose levels were never created: the
+					// inbox takes them, and its workers sort them.
+					failed, err = sendChunk(ctx, be.Queue, u, entries)
+				}
+				for k, p := range chunk {
+					switch {
+					case failed[k] == nil && (err == nil || len(entries) > 1):
+						out[p.i].ID = tasks[p.i].ID // sent by a call that succeeded
+						sent++
+					case err == nil || errors.Is(err, plan.ErrQueueNotFound):
+						withdraw(p, true)
+					default:
+						withdraw(p, false)
+					}
+				}
+				if err == nil {
+					err = firstErr(failed)
+				}
+				sendErr = err
 			}
-			if err == nil {
-				err = firstErr(failed)
+			if r.level != "" && sent > 0 {
+				// Even when the batch failed part way: what went must not
+				// wait for a sweep.
+				hints = append(hints, levelHint{inbox: u, level: r.level, sent: sent})
 			}
-			sendErr = err
 		}
 	}
+	sendHints(ctx, be.Queue, hints)
 	if sendErr != nil {
 		// The index chunks are the records of generated ids: rewritten
 		// without the tasks withdrawn, they no longer say those are queued.

@@ -51,8 +51,10 @@ const (
 	// has none).
 	AttrPriority = "taskiq_priority"
 	// AttrHint marks a hint: a message without a task, which a worker that
-	// parked messages sends to the inbox, so that an idle worker of the
-	// queue wakes and looks at the levels.
+	// parked messages, or a submit that sent tasks straight to a level,
+	// sends to the inbox, so that an idle worker of the queue wakes and
+	// looks at the levels. Its value names the level (a band name of
+	// Levels); any other value stands for every level.
 	AttrHint = "taskiq_hint"
 )
 

@@ -8,14 +8,16 @@ import (
 // Band is one SQS queue of a logical queue. SQS has no message priority,
 // so a logical queue is an inbox and one queue per priority level:
 //
-//   - every task is sent to the inbox (the logical queue's own URL, no
-//     suffix, so a deployment without priorities still uses one queue
-//     while nothing waits);
+//   - a task is sent to the inbox (the logical queue's own URL, no
+//     suffix), unless its submit sends a full batch or more to its level:
+//     then it goes straight to the level (LevelFor), and a hint naming the
+//     level goes to the inbox after it;
 //   - a worker with free slots drains the inbox, runs the highest tasks it
 //     took, and parks the rest in their level's queue (a copy sent, the
 //     original deleted), from which free slots take the highest level
 //     first. An idle worker long-polls the inbox alone, so idleness costs
-//     one receive per wait, and a task of any level reaches it at once.
+//     one receive per wait, and a task or a hint of any level reaches it
+//     at once.
 type Band struct {
 	// Name is the band's name in logs and in `taskiq-go queues`.
 	Name string
@@ -39,7 +41,7 @@ const (
 // Inbox is the band every task is sent to.
 var Inbox = Band{Name: "inbox", Suffix: "", Min: MinPriority, Max: MaxPriority, Inbox: true}
 
-// Levels are the parking queues, highest first:
+// Levels are the queues of the priority levels, highest first:
 //
 //	priority >= 10   p10 (-p10)
 //	9 ... 1          p9 (-p9) ... p1 (-p1), one each
@@ -65,7 +67,8 @@ func levels() []Band {
 	return append(out, Band{Name: "below0", Suffix: "-n", Min: MinPriority, Max: LevelBottom - 1})
 }
 
-// LevelFor returns the level a task of the given priority is parked in;
+// LevelFor returns the level a task of the given priority is sent or
+// parked to;
 // priorities beyond MinPriority and MaxPriority are clamped to the end
 // levels.
 func LevelFor(priority int) Band {

@@ -12,14 +12,19 @@ import (
 )
 
 // Priority, as the fetch loop keeps it (plan.Band says why it is built so).
-// Every task arrives in its logical queue's inbox. A worker with free slots
+// A task arrives in its logical queue's inbox, or, when its submit filled
+// a SendMessageBatch for its level, in the level itself, with a hint in the
+// inbox that names the level (ops/route.go). A worker with free slots
 // first drains the inboxes (up to drainBatches receives each, until one
 // comes back short), takes the highest tasks it found that are not below
 // the highest level known to hold messages, parks the others in their
 // levels, and then fills what slots are left from the levels, highest
 // first. A level is known to hold messages when this worker parked there,
-// when a hint said another worker did, or at a sweep; it is forgotten when
-// a receive finds it empty. When nothing is found anywhere the worker
+// when a hint said another worker or a submit sent there, or at a sweep;
+// it is forgotten when a receive finds it empty. A worker that does not
+// receive a hint does not know the level holds messages: a deep level's
+// submit sends several, staggered, so that more than one worker wakes, and
+// the sweep is the net. When nothing is found anywhere the worker
 // long-polls its inbox alone: an idle worker costs one receive per wait,
 // and a task of any priority reaches it at once.
 //
@@ -39,9 +44,14 @@ const (
 	// looked), at a cost of one receive per level every five minutes.
 	levelSweep = 5 * time.Minute
 	// emptyRecheck is how long an inbox found empty is not asked again by
-	// a busy worker's receives, so that a worker running short tasks back
-	// to back from a level does not ask the empty inbox before each one.
-	emptyRecheck = 100 * time.Millisecond
+	// a busy worker's receives, so that a worker running tasks back to
+	// back from a level does not ask the empty inbox before each one. The
+	// asks are bounded in time, not per task: once a second costs 0.2
+	// receives a task at 5 tasks a second (moto, where four times a
+	// second cost 0.8), 0.02 at 50. It is also the time a task sent
+	// to the inbox meanwhile may wait behind those of a lower level; an
+	// idle worker's long poll takes it at once.
+	emptyRecheck = time.Second
 )
 
 // splitQueues parts a worker's queues into inboxes (in the order given)
@@ -123,6 +133,9 @@ func (w *Worker) receive(ctx context.Context, max int, wait time.Duration) ([]re
 		}
 		w.sweptAt = now
 	}
+	for _, u := range w.again.due(now) {
+		w.known[u] = true
+	}
 	var cand []received
 	q := w.inboxes[0]
 	var err error
@@ -150,6 +163,10 @@ func (w *Worker) receive(ctx context.Context, max int, wait time.Duration) ([]re
 		if len(w.inboxes) > 1 {
 			wt = min(wait, time.Second)
 		}
+		if at, ok := w.again.next(); ok && at.Sub(now) < wt {
+			// Woken in time for a level's second look.
+			wt = at.Sub(now).Truncate(time.Second) + time.Second
+		}
 		var msgs []sqs.Message
 		msgs, err = w.queue.Receive(ctx, q.URL, min(max, sqs.MaxBatch), wt, w.cfg.VisibilityTimeout)
 		if err != nil {
@@ -159,6 +176,13 @@ func (w *Worker) receive(ctx context.Context, max int, wait time.Duration) ([]re
 		w.waitedIdle = len(msgs) == 0
 		if len(msgs) > 0 {
 			delete(w.emptyAt, q.URL)
+		}
+		// What came in meanwhile is looked at before choosing when there
+		// is a choice: the wait returned as many as there are slots, or a
+		// hint, which others of the same submit may follow. Fewer tasks
+		// than slots all start at once, with no round trip more (the slots
+		// left ask again right away).
+		if len(msgs) > 0 && (len(msgs) >= min(max, sqs.MaxBatch) || len(cand) < len(msgs)) {
 			more, _, _ := w.drain(ctx, w.cfg.Now())
 			cand = append(cand, more...)
 		}
@@ -206,18 +230,29 @@ func (w *Worker) drain(ctx context.Context, now time.Time) ([]received, QueueRef
 	return out, q, nil
 }
 
-// sortHints acknowledges the hints among msgs, marking their queues'
-// levels known, and returns the rest.
+// sortHints acknowledges the hints among msgs, marking the levels they
+// name known (a hint that names none of the queue's levels, as a parking
+// worker sends, marks them all), and returns the rest.
 func (w *Worker) sortHints(msgs []received) []received {
 	out := msgs[:0]
 	for _, m := range msgs {
-		if _, ok := m.Attributes[plan.AttrHint]; !ok {
+		band, ok := m.Attributes[plan.AttrHint]
+		if !ok {
 			out = append(out, m)
 			continue
 		}
+		named := false
 		for _, l := range w.levels {
-			if l.Name == m.q.Name {
+			if l.Name == m.q.Name && l.Band == band {
 				w.known[l.URL] = true
+				named = true
+			}
+		}
+		if !named {
+			for _, l := range w.levels {
+				if l.Name == m.q.Name {
+					w.known[l.URL] = true
+				}
 			}
 		}
 		w.ack(m.Message)
@@ -254,8 +289,10 @@ func (w *Worker) take(ctx context.Context, cand []received, max int) []received 
 		}
 		if len(msgs) == 0 {
 			w.known[l.URL] = false
+			w.again.emptied(l.URL, w.cfg.Now().Add(w.cfg.VisibilityTimeout+time.Second))
 			continue
 		}
+		w.again.gave(l.URL)
 		out = append(out, tag(msgs, l)...)
 	}
 	fromCand(0, false)
@@ -359,4 +396,60 @@ func (w *Worker) receivePlain(ctx context.Context, max int, wait time.Duration) 
 	}
 	msgs, err := w.queue.Receive(ctx, qs[0].URL, max, min(wait, time.Second), w.cfg.VisibilityTimeout)
 	return tag(msgs, qs[0]), qs[0], err
+}
+
+// recheck is when the levels that gave messages and were then found empty
+// are to be asked once more. What was in flight there at that time (a
+// receive whose answer was lost, the tasks of a worker that is killed)
+// comes back to the level when its lease runs out, where no hint tells of
+// it; the second look, a lease later, finds it without waiting for the
+// sweep. It costs one receive per level each time a backlog there ends.
+type recheck struct {
+	at      map[string]time.Time
+	pending map[string]bool // gave messages since last found empty
+}
+
+// gave notes that level url gave messages.
+func (r *recheck) gave(url string) {
+	if r.pending == nil {
+		r.pending = map[string]bool{}
+	}
+	r.pending[url] = true
+}
+
+// emptied notes that level url was found empty: if it gave messages
+// since it was last, it is to be asked again at at.
+func (r *recheck) emptied(url string, at time.Time) {
+	if !r.pending[url] {
+		return
+	}
+	delete(r.pending, url)
+	if r.at == nil {
+		r.at = map[string]time.Time{}
+	}
+	r.at[url] = at
+}
+
+// due returns the levels whose second look is due at now, and forgets
+// them.
+func (r *recheck) due(now time.Time) []string {
+	var out []string
+	for u, at := range r.at {
+		if !now.Before(at) {
+			out = append(out, u)
+			delete(r.at, u)
+		}
+	}
+	return out
+}
+
+// next is the earliest second look pending.
+func (r *recheck) next() (time.Time, bool) {
+	var first time.Time
+	for _, at := range r.at {
+		if first.IsZero() || at.Before(first) {
+			first = at
+		}
+	}
+	return first, !first.IsZero()
 }

@@ -272,3 +272,118 @@ func TestFailedParkingGivesTheMessagesBack(t *testing.T) {
 		t.Errorf("%d parking calls, want 2 (the failed one, then one more)", q.batches)
 	}
 }
+
+// A batch sent straight to a level, with a hint that names the level,
+// runs on an idle worker without parking anything, and the worker asks
+// that level alone after the hint: no receive from the others.
+func TestHintNamingALevelSendsTheWorkerThereAlone(t *testing.T) {
+	q, st := &recordingQueue{Queue: testbroker.NewQueue()}, testbroker.NewStore()
+	w := newTestWorker(t, q, st, func(c *Config) {
+		c.Queues, c.Concurrency, c.Heartbeat, c.WaitTime = levelRefs(), 4, time.Hour, 30*time.Millisecond
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	for len(q.calls()) < len(plan.Levels)+3 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	after := len(q.calls())
+	var ids []string
+	for i := range 25 {
+		id := "s" + strconv.Itoa(i)
+		ids = append(ids, id)
+		tk := &plan.Task{ID: id, Argv: []string{"true"}, Priority: 6}
+		tk.Normalize()
+		if _, err := st.PutTask(ctx, tk); err != nil {
+			t.Fatal(err)
+		}
+		body, _ := json.Marshal(tk)
+		_, _ = q.Queue.Send(ctx, qURL+"-p6", sqs.Entry{Body: string(body), Attributes: map[string]string{plan.AttrPriority: "6"}})
+	}
+	_, _ = q.Queue.Send(ctx, qURL, sqs.Entry{Body: plan.HintBody, Attributes: map[string]string{plan.AttrHint: "p6"}})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		n := 0
+		for _, id := range ids {
+			if st.Result(id) != nil {
+				n++
+			}
+		}
+		if n == len(ids) && q.Len(qURL) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d tasks ran after the hint", n, len(ids))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range q.calls()[after:] {
+		if c.url != qURL && c.url != qURL+"-p6" {
+			t.Errorf("asked %s after a hint for p6", c.url)
+		}
+	}
+	if q.batches != 0 || q.hints != 0 {
+		t.Errorf("the worker sent %d batches and %d hints: it parked", q.batches, q.hints)
+	}
+}
+
+// An idle worker that a task wakes starts it with no receive more: the
+// long poll that brought fewer tasks than it has free slots is not
+// followed by another look at the inbox (the claim is then the one round
+// trip before the command starts). One that brought as many as its slots
+// looks again, to choose the highest of what came in.
+func TestWokenIdleWorkerStartsWhatFitsWithoutAnotherReceive(t *testing.T) {
+	for _, tc := range []struct {
+		slots, receives int
+	}{{4, 1}, {1, 2}} {
+		q, st := &recordingQueue{Queue: testbroker.NewQueue()}, testbroker.NewStore()
+		w := newTestWorker(t, q, st, func(c *Config) {
+			c.Queues, c.Concurrency, c.Heartbeat = levelRefs(), tc.slots, time.Hour
+		})
+		w.sweptAt, w.waitedIdle = time.Now(), true // after a long poll that found nothing
+		sendPriority(t, q.Queue, st, "t1", 5)
+		got, _, err := w.receive(context.Background(), tc.slots, 50*time.Millisecond)
+		if err != nil || len(got) != 1 {
+			t.Fatalf("%d slots: %v %v", tc.slots, got, err)
+		}
+		if n := len(q.calls()); n != tc.receives {
+			t.Errorf("%d slots: %d receives, want %d", tc.slots, n, tc.receives)
+		}
+	}
+}
+
+// A message that comes back to a level after the worker found it empty (a
+// receive whose answer was lost, here one taken behind the worker's back
+// with a short lease) is found by the second look a lease later, not at
+// the five-minute sweep, and no hint is needed.
+func TestEmptiedLevelIsAskedAgainALeaseLater(t *testing.T) {
+	q, st := &recordingQueue{Queue: testbroker.NewQueue()}, testbroker.NewStore()
+	ctx := context.Background()
+	for i := range 3 {
+		id := "r" + strconv.Itoa(i)
+		tk := &plan.Task{ID: id, Argv: []string{"true"}, Priority: 4}
+		tk.Normalize()
+		if _, err := st.PutTask(ctx, tk); err != nil {
+			t.Fatal(err)
+		}
+		body, _ := json.Marshal(tk)
+		if _, err := q.Queue.Send(ctx, qURL+"-p4", sqs.Entry{Body: string(body), Attributes: map[string]string{plan.AttrPriority: "4"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lost, err := q.Queue.Receive(ctx, qURL+"-p4", 1, 0, 500*time.Millisecond)
+	if err != nil || len(lost) != 1 {
+		t.Fatalf("%v %v", lost, err)
+	}
+	w := newTestWorker(t, q, st, func(c *Config) {
+		c.Queues, c.Concurrency, c.Heartbeat, c.VisibilityTimeout, c.WaitTime = levelRefs(), 4, time.Hour, time.Second, 20*time.Second
+	})
+	runUntil(t, w, func() bool {
+		return st.Result("r0") != nil && st.Result("r1") != nil && st.Result("r2") != nil
+	})
+}

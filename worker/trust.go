@@ -189,7 +189,7 @@ func (w *Worker) recordRefusal(ctx context.Context, log zerolog.Logger, t *plan.
 // task, not that this message is the one its submitter sent. A task signed
 // for another queue is refused (a copy sent to a queue of more trusted
 // workers), one whose message claims another priority than the signed one
-// too, and one submitted longer ago than MaxTaskAge (a body replayed after
+// or that sits in a level above it too, and one submitted longer ago than MaxTaskAge (a body replayed after
 // the task's objects expired, when its claims no longer stop it). A replay
 // within that age is a duplicate delivery, which the task's claims make
 // harmless. Nothing is written for a refused message.
@@ -211,6 +211,13 @@ func (w *Worker) bind(q QueueRef, m sqs.Message, t *plan.Task) error {
 	// signed one, or, for a pointer, which has none, at 0: never higher.
 	if p, ok := m.Attributes[plan.AttrPriority]; ok && p != strconv.Itoa(t.Priority) {
 		return fmt.Errorf("refused: task is signed with priority %d but its message says %s", t.Priority, p)
+	}
+	// A message read from a level got there straight from its submit or
+	// parked by a worker, both at the level of its signed priority (a
+	// pointer without the attribute is parked at 0: lower, never higher).
+	// One found above it was sent there to jump the queue.
+	if q.Level && q.Min > plan.LevelFor(t.Priority).Min {
+		return fmt.Errorf("refused: task is signed with priority %d but was received from level %s", t.Priority, q.Band)
 	}
 	if max := w.cfg.MaxTaskAge; max > 0 {
 		if t.SubmittedAt.IsZero() {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -178,5 +179,62 @@ func TestWorkerBindsSignedTasksToQueueAndAge(t *testing.T) {
 		if d, err := st.GetDeadLetter(ctx, id); err == nil {
 			t.Errorf("%s: a refusal by binding was recorded: %+v", id, d)
 		}
+	}
+}
+
+// A signed task read from the level of its signed priority runs, whether
+// its submit sent it there straight or a worker parked it; one found in a
+// higher level (a copy sent there to jump the queue) is refused unrun.
+func TestWorkerBindsSignedTasksToTheirLevel(t *testing.T) {
+	q, st := testbroker.NewQueue(), testbroker.NewStore()
+	ctx := context.Background()
+	privPEM, _, err := plan.GenerateKeyPair(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := plan.ParseSigningKey(privPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	send := func(id, level string, prio int, attr bool) {
+		tk := &plan.Task{ID: id, Argv: []string{"touch", filepath.Join(dir, id)}, Priority: prio, SubmittedAt: time.Now()}
+		tk.Normalize()
+		if err := k.Sign(tk); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.PutTask(ctx, tk); err != nil {
+			t.Fatal(err)
+		}
+		body, _ := json.Marshal(tk)
+		attrs := map[string]string{}
+		if attr {
+			attrs[plan.AttrPriority] = strconv.Itoa(prio)
+		}
+		if _, err := q.Send(ctx, qURL+level, sqs.Entry{Body: string(body), Attributes: attrs}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("straight", "-p6", 6, true)
+	send("clamped", "-p10", 40, true)
+	send("lower", "-p0", 3, false)
+	send("jumped", "-p10", 2, false)
+	w := newTestWorker(t, q, st, func(c *Config) {
+		c.Verifier = plan.NewVerifier(k.Public())
+		c.DeadLetterURL = dlqURL
+		c.Queues, c.Concurrency, c.Heartbeat = levelRefs(), 1, time.Hour
+	})
+	runUntil(t, w, func() bool {
+		return q.Len(dlqURL) == 1 && st.Result("straight") != nil && st.Result("clamped") != nil && st.Result("lower") != nil
+	})
+	if _, err := os.Stat(filepath.Join(dir, "jumped")); err == nil {
+		t.Error("a task found above its signed level ran")
+	}
+	msgs, err := q.Receive(ctx, dlqURL, 10, 0, time.Minute)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("%v %v", msgs, err)
+	}
+	if got, want := msgs[0].Attributes["taskiq_reason"], "refused: task is signed with priority 2 but was received from level p10"; got != want {
+		t.Errorf("reason %q, want %q", got, want)
 	}
 }

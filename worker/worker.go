@@ -161,10 +161,12 @@ type Worker struct {
 	running map[string]*run // by task id
 	// The fetch loop's own (receive only): the inboxes and levels of
 	// Queues (levels.go), when each queue was last found empty, which
-	// levels may hold messages, and when every level was last asked.
+	// levels may hold messages, which are to be asked again once a lease
+	// has run out, and when every level was last asked.
 	inboxes, levels []QueueRef
 	emptyAt         map[string]time.Time
 	known           map[string]bool
+	again           recheck
 	sweptAt         time.Time
 	waitedIdle      bool
 	// maxReceive is each queue's redrive limit (by URL; absent or 0: none),
