@@ -14,7 +14,9 @@ package main
 // it over /__counts: reset zeroes the counts, show prints them, atmost fails when
 // more than N requests whose name contains one of the MATCH strings (all
 // requests without one) were made, and atleast waits (60 s at most) until
-// N such requests were made.
+// N such requests were made. With COUNTPROXY_DENY set, a request whose name
+// contains it is counted and answered 400 AccessDenied, as SQS answers an
+// action the caller's IAM policy does not allow.
 
 import (
 	"bufio"
@@ -69,6 +71,12 @@ func mainCountProxy() {
 		mu.Lock()
 		counts[name]++
 		mu.Unlock()
+		if deny := os.Getenv("COUNTPROXY_DENY"); deny != "" && strings.Contains(name, deny) {
+			w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"__type":"com.amazon.coral.service#AccessDeniedException","message":"User is not authorized to perform: sqs:SendMessage"}`)
+			return
+		}
 		proxy.ServeHTTP(w, r)
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

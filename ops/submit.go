@@ -194,8 +194,12 @@ func Submit(ctx context.Context, be *backend.Backend, o SubmitOptions) ([]Submit
 					entries[k] = p.entry
 				}
 				failed, err := sendChunk(ctx, be.Queue, r.url, entries)
-				if r.level != "" && errors.Is(err, plan.ErrQueueNotFound) {
-					// A deployment whose levels were never created: the
+				toLevel := r.level != ""
+				if toLevel && (errors.Is(err, plan.ErrQueueNotFound) || errors.Is(err, plan.ErrAccessDenied)) {
+					toLevel = false // no hint for what went to the inbox
+					// A deployment whose levels were never created, or
+					// whose submit role may send to its inboxes only (a
+					// policy from before submits reached the levels): the
 					// inbox takes them, and its workers sort them.
 					failed, err = sendChunk(ctx, be.Queue, u, entries)
 				}
@@ -203,7 +207,9 @@ func Submit(ctx context.Context, be *backend.Backend, o SubmitOptions) ([]Submit
 					switch {
 					case failed[k] == nil && (err == nil || len(entries) > 1):
 						out[p.i].ID = tasks[p.i].ID // sent by a call that succeeded
-						sent++
+						if toLevel {
+							sent++
+						}
 					case err == nil || errors.Is(err, plan.ErrQueueNotFound):
 						withdraw(p, true)
 					default:
