@@ -23,9 +23,10 @@ emulators=("$@")
 make -s build
 work="$(mktemp -d)"
 go build -o "$work/countproxy" ./bench/requests
-pids=()
 cleanup() {
-	kill "${pids[@]}" 2>/dev/null || true
+	# Every endpoint, proxy and worker a run started, also when it failed.
+	for f in "$work"/*/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null; done
+	jobs -p | xargs -r kill 2>/dev/null || true
 	wait 2>/dev/null || true
 	if [ -n "${moto_started:-}" ]; then bash scripts/moto.sh stop >/dev/null 2>&1 || true; fi
 }
@@ -33,6 +34,7 @@ trap cleanup EXIT
 
 run() { # EMULATOR
 	local em=$1 dir="$work/$1"
+	if [ "$em" = moto ]; then moto_started=1; fi
 	mkdir -p "$dir"
 	(
 		export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true
@@ -77,6 +79,7 @@ run() { # EMULATOR
 		# shellcheck disable=SC2086
 		bin/taskiq-go work --concurrency "${CONCURRENCY:-4}" --max-tasks "$tasks" --log-level warn ${WORK_FLAGS:-} 2>"$dir/work.log" &
 		wpid=$!
+		echo "$wpid" >"$dir/work.pid"
 		bin/taskiq-go poll --wait --timeout "${POLL_TIMEOUT:-900s}" "${ids[@]}" >"$dir/poll.out"
 		wait "$wpid"
 		echo "== $em: $tasks tasks of ${ARGV:-[\"true\"]}, ${IDS:-generated} ids (batch submit, one worker at concurrency ${CONCURRENCY:-4}, poll --wait of all ids)"
@@ -84,6 +87,5 @@ run() { # EMULATOR
 		kill "$(cat "$dir/proxy.pid")" 2>/dev/null || true
 		if [ -f "$dir/endpoint.pid" ]; then kill "$(cat "$dir/endpoint.pid")" 2>/dev/null || true; fi
 	)
-	if [ "$em" = moto ]; then moto_started=1; fi
 }
 for em in "${emulators[@]}"; do run "$em"; done
