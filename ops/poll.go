@@ -154,6 +154,10 @@ func (p *Poller) round(ctx context.Context, idx []int) error {
 	return nil
 }
 
+// Ended is how many of the tasks polled have been seen in a final state,
+// for a wait (WaitOptions.Ended).
+func (p *Poller) Ended() int { return len(p.final) }
+
 // AllFinal reports whether every status is a final state.
 func AllFinal(sts []plan.Status) bool {
 	for _, st := range sts {
