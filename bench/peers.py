@@ -183,6 +183,7 @@ class Bench:
                  timeline: bool = False, worker_log_level: str = "warn") -> None:
         self.workdir = workdir
         self.worker_log_level = worker_log_level
+        self.taskiq_go_before: Path | None = None
         # every phase's start and end (unix seconds), for a timeline beside requests.log
         self.marks: list[tuple[float, str]] = []
         self.taskiq_go = taskiq_go
@@ -349,6 +350,9 @@ class System:
 class TaskiqGo(System):
     name = "taskiq-go"
 
+    def binary(self) -> Path:
+        return self.bench.taskiq_go
+
     def setup(self, rep: int) -> None:
         b = self.bench
         name = f"tg-{uuid.uuid4().hex[:10]}"
@@ -360,15 +364,15 @@ class TaskiqGo(System):
             "TASKIQ_GO_BUCKET": name,
         }
         init_env = {**self.env, "AWS_ENDPOINT_URL": b.moto}
-        subprocess.run([str(b.taskiq_go), "init", "--expire-days", "0"], env=init_env, check=True,
+        subprocess.run([str(self.binary()), "init", "--expire-days", "0"], env=init_env, check=True,
                        stdout=subprocess.DEVNULL)
 
     def start_worker(self, rep: int) -> subprocess.Popen[bytes]:
-        argv = [str(self.bench.taskiq_go), "work", "--concurrency", "16", "--log-level", self.bench.worker_log_level]
-        return self.bench.procs.start(f"taskiq-go-worker-{rep}", argv, self.env)
+        argv = [str(self.binary()), "work", "--concurrency", "16", "--log-level", self.bench.worker_log_level]
+        return self.bench.procs.start(f"{self.name}-worker-{rep}", argv, self.env)
 
     def drive(self, tasks: int, probes: int, probe_dir: Path) -> dict[str, Any]:
-        bin_ = str(self.bench.taskiq_go)
+        bin_ = str(self.binary())
 
         def argv(path: Path) -> list[str]:
             return ["bash", "-c", f"echo $EPOCHREALTIME > {path}"]
@@ -413,7 +417,7 @@ class TaskiqGo(System):
         def burst() -> None:
             sub = subprocess.run([bin_, "submit", "--batch", "-"], input=batch.encode(), env=self.env, check=True,
                                  stdout=subprocess.PIPE)
-            self.bench.mark("taskiq-go submit ends")
+            self.bench.mark(f"{self.name} submit ends")
             ids = sub.stdout.decode().split()
             if len(ids) != tasks:
                 raise SystemExit(f"peers: submit --batch printed {len(ids)} ids for {tasks} tasks")
@@ -428,6 +432,17 @@ class TaskiqGo(System):
         finally:
             serve.stdin.close()
             serve.wait(timeout=30)
+
+
+class TaskiqGoBefore(TaskiqGo):
+    """taskiq-go built from another tree (--bin-before), for a before/after in the same run."""
+
+    name = "taskiq-go-before"
+
+    def binary(self) -> Path:
+        if self.bench.taskiq_go_before is None:
+            raise SystemExit("peers: taskiq-go-before needs --bin-before")
+        return self.bench.taskiq_go_before
 
 
 def peer_env(bench: Bench, name: str) -> dict[str, str]:
@@ -519,7 +534,8 @@ class CelerySQS(System):
             app.app.close()
 
 
-SYSTEMS: dict[str, type[System]] = {"taskiq-go": TaskiqGo, "taskiq-aio-sqs": TaskiqAioSqs, "celery": CelerySQS}
+SYSTEMS: dict[str, type[System]] = {"taskiq-go": TaskiqGo, "taskiq-go-before": TaskiqGoBefore,
+                                    "taskiq-aio-sqs": TaskiqAioSqs, "celery": CelerySQS}
 
 
 def table(results: dict[str, list[dict[str, Any]]], tasks: int, reps: int) -> str:
@@ -571,6 +587,7 @@ def main() -> None:
     p.add_argument("--probes", type=int, default=20)
     p.add_argument("--systems", default="taskiq-go,taskiq-aio-sqs,celery")
     p.add_argument("--bin", default=str(ROOT / "bin" / "taskiq-go"))
+    p.add_argument("--bin-before", help="another taskiq-go binary, run as the system taskiq-go-before")
     p.add_argument("--poll-group", action="store_true",
                    help="taskiq-go waits with `poll --wait --group` instead of `poll --wait ID...`")
     p.add_argument("--poll-interval", default="", help="taskiq-go's `poll --wait --interval` (default: its own)")
@@ -590,6 +607,8 @@ def main() -> None:
     if args.timeline:
         args.keep = True
     bench = Bench(workdir, Path(args.bin), args.poll_group, args.poll_interval, args.timeline, args.worker_log_level)
+    if args.bin_before:
+        bench.taskiq_go_before = Path(args.bin_before)
     def stop(*_: object) -> None:
         raise KeyboardInterrupt  # so that the finally below stops every process
 
