@@ -143,7 +143,11 @@ func putChunks(ctx context.Context, be *backend.Backend, tasks []*plan.Task, ci 
 		case len(entries) > 0:
 			b := &s3results.IndexBatch{At: ci.at, Tasks: entries}
 			if err := be.Store.PutIndex(ctx, b, ci.nonce, c); err != nil {
-				return written, fmt.Errorf("record the task history: %w", err)
+				what := "the task history"
+				if entries[0].Record != nil {
+					what = "the tasks" // the chunk is their record
+				}
+				return written, fmt.Errorf("record %s: %w", what, err)
 			}
 			written = append(written, c)
 		}
