@@ -3,6 +3,7 @@
     bash bench/venv-peers.sh && make build
     nice .venv-peers/bin/python bench/peers.py [--tasks 2000] [--reps 3] [--probes 20]
         [--systems taskiq-go,taskiq-aio-sqs,celery] [--poll-group] [--json out.json]
+        [--timeline] [--worker-log-level info]
 
 Systems (each with its own queue and bucket on the same moto_server, one
 worker at concurrency 16, no-op tasks):
@@ -22,7 +23,10 @@ Per system and repetition (the order rotates each repetition):
   start     the worker, then one probe task: once it has run, the worker is idle
             and long-polling
   latency   PROBES single tasks, one at a time, each timed from just before its
-            submit to the time the task's own first line writes (a file)
+            submit to the time the task's own first line writes (a file);
+            taskiq-go submits them through one `serve --stdio` co-process (as
+            the Dagster integration does; the peers call in-process), and as
+            many again, alternating, with a `taskiq-go submit` process each
   tasks/s   N tasks from the first submit to the last result seen by the client
   requests  every AWS request of the throughput phase (client and worker), by
             service and operation, through bench/requests's counting proxy, per task
@@ -175,8 +179,13 @@ class RSSSampler:
 class Bench:
     """One moto_server, one counting proxy in front of it, and the processes of a run."""
 
-    def __init__(self, workdir: Path, taskiq_go: Path, poll_group: bool = False, poll_interval: str = "") -> None:
+    def __init__(self, workdir: Path, taskiq_go: Path, poll_group: bool = False, poll_interval: str = "",
+                 timeline: bool = False, worker_log_level: str = "warn") -> None:
         self.workdir = workdir
+        self.worker_log_level = worker_log_level
+        self.taskiq_go_before: Path | None = None
+        # every phase's start and end (unix seconds), for a timeline beside requests.log
+        self.marks: list[tuple[float, str]] = []
         self.taskiq_go = taskiq_go
         self.poll_group = poll_group
         self.poll_interval = poll_interval
@@ -190,7 +199,9 @@ class Bench:
         proxy_bin = workdir / "countproxy"
         subprocess.run(["go", "build", "-o", str(proxy_bin), "./bench/requests"], cwd=ROOT, check=True)
         env_file = workdir / "proxy.env"
-        self.procs.start("proxy", [str(proxy_bin), "-target", self.moto, "-env-file", str(env_file)], dict(os.environ))
+        log = ["-log", str(workdir / "requests.log")] if timeline else []
+        self.procs.start("proxy", [str(proxy_bin), "-target", self.moto, "-env-file", str(env_file), *log],
+                         dict(os.environ))
         wait_for("the counting proxy", lambda: env_file.exists() and env_file.stat().st_size > 0, 30)
         # its first line: export AWS_ENDPOINT_URL=http://ADDR (the _SQS and _S3 ones follow)
         self.endpoint = env_file.read_text().splitlines()[0].split("=", 1)[1]
@@ -215,6 +226,9 @@ class Bench:
         with open(f"/proc/{self.moto_proc.pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def mark(self, what: str) -> None:
+        self.marks.append((time.time(), what))
 
     def reset_counts(self) -> None:
         urllib.request.urlopen(self.endpoint + "/__counts/reset", timeout=10).read()
@@ -278,27 +292,38 @@ class System:
         return out
 
     def measure(self, probe: Callable[[Path], float], burst: Callable[[], None], tasks: int, probes: int,
-                probe_dir: Path) -> dict[str, Any]:
-        """The same sequence for every system, with its own submit and wait."""
+                probe_dir: Path, alt_probe: Callable[[Path], float] | None = None) -> dict[str, Any]:
+        """The same sequence for every system, with its own submit and wait.
+
+        alt_probe, when given, is a second way to submit a probe (taskiq-go: a
+        process per submit beside the co-process); its probes alternate with
+        the others, so that both see the same load.
+        """
         self.submit_s: list[float] = []
+        self.alt_submit_s: list[float] = []
         probe(probe_dir / "warmup")  # the worker is up and has run a task
-        lat = []
+        lat, alt = [], []
         for i in range(probes):
             time.sleep(0.3)  # idle, back in its long poll
             lat.append(probe(probe_dir / f"p{i}"))
+            if alt_probe is not None:
+                time.sleep(0.3)
+                alt.append(alt_probe(probe_dir / f"a{i}"))
         self.bench.reset_counts()
         cpu0 = self.bench.moto_cpu()
         t0 = time.time()
+        self.bench.mark(f"{self.name} burst begins")
         burst()
         secs = time.time() - t0
+        self.bench.mark(f"{self.name} burst ends")
         moto_cpu = self.bench.moto_cpu() - cpu0
         counts = self.bench.counts()
-        return {
+        out = {
             "tasks_per_s": tasks / secs,
             "secs": secs,
             "latency_ms": statistics.median(lat) * 1000,
             "latency_all_ms": [round(x * 1000, 1) for x in lat],
-            # of which the submit call itself (a process for taskiq-go, a call for the peers)
+            # of which the submit call itself (a co-process request for taskiq-go, a call for the peers)
             "submit_ms": statistics.median(self.submit_s[1:]) * 1000,
             "requests_per_task": sum(counts.values()) / tasks,
             # what the burst cost the emulator: the bound when it is the bottleneck
@@ -306,6 +331,11 @@ class System:
             "moto_cpu_share": moto_cpu / secs,
             "requests": counts,
         }
+        if alt:
+            out["alt_latency_ms"] = statistics.median(alt) * 1000
+            out["alt_latency_all_ms"] = [round(x * 1000, 1) for x in alt]
+            out["alt_submit_ms"] = statistics.median(self.alt_submit_s) * 1000
+        return out
 
     def setup(self, rep: int) -> None:
         raise NotImplementedError
@@ -320,6 +350,9 @@ class System:
 class TaskiqGo(System):
     name = "taskiq-go"
 
+    def binary(self) -> Path:
+        return self.bench.taskiq_go
+
     def setup(self, rep: int) -> None:
         b = self.bench
         name = f"tg-{uuid.uuid4().hex[:10]}"
@@ -331,42 +364,85 @@ class TaskiqGo(System):
             "TASKIQ_GO_BUCKET": name,
         }
         init_env = {**self.env, "AWS_ENDPOINT_URL": b.moto}
-        subprocess.run([str(b.taskiq_go), "init", "--expire-days", "0"], env=init_env, check=True,
+        subprocess.run([str(self.binary()), "init", "--expire-days", "0"], env=init_env, check=True,
                        stdout=subprocess.DEVNULL)
 
     def start_worker(self, rep: int) -> subprocess.Popen[bytes]:
-        argv = [str(self.bench.taskiq_go), "work", "--concurrency", "16", "--log-level", "warn"]
-        return self.bench.procs.start(f"taskiq-go-worker-{rep}", argv, self.env)
+        argv = [str(self.binary()), "work", "--concurrency", "16", "--log-level", self.bench.worker_log_level]
+        return self.bench.procs.start(f"{self.name}-worker-{rep}", argv, self.env)
 
     def drive(self, tasks: int, probes: int, probe_dir: Path) -> dict[str, Any]:
-        bin_ = str(self.bench.taskiq_go)
+        bin_ = str(self.binary())
 
-        def probe(path: Path) -> float:
+        def argv(path: Path) -> list[str]:
+            return ["bash", "-c", f"echo $EPOCHREALTIME > {path}"]
+
+        def proc_probe(path: Path) -> float:
+            # A process per submit, as a shell script calls it.
             t0 = time.time()
-            subprocess.run([bin_, "submit", "--", "bash", "-c", f"echo $EPOCHREALTIME > {path}"], env=self.env,
-                           check=True, stdout=subprocess.DEVNULL)
-            self.submit_s.append(time.time() - t0)
+            subprocess.run([bin_, "submit", "--", *argv(path)], env=self.env, check=True, stdout=subprocess.DEVNULL)
+            self.alt_submit_s.append(time.time() - t0)
             return wait_stamp(path) - t0
 
-        ids = [f"tg-{uuid.uuid4().hex[:8]}-{i:05d}" for i in range(tasks)]
+        # One long-lived `serve --stdio`, as the Dagster integration calls it:
+        # the counterpart of the peers' in-process clients on a warm connection.
+        serve = subprocess.Popen([bin_, "serve", "--stdio"], env=self.env, stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert serve.stdin is not None and serve.stdout is not None
+        n = 0
+
+        def coproc_probe(path: Path) -> float:
+            nonlocal n
+            n += 1
+            line = json.dumps({"id": n, "op": "submit", "args": {"spec": {"argv": argv(path)}}}) + "\n"
+            t0 = time.time()
+            serve.stdin.write(line.encode())
+            serve.stdin.flush()
+            answer = json.loads(serve.stdout.readline())
+            self.submit_s.append(time.time() - t0)
+            if answer.get("id") != n or "error" in answer:
+                raise SystemExit(f"peers: serve --stdio answered {answer}")
+            return wait_stamp(path) - t0
+
         group = f"g-{uuid.uuid4().hex[:8]}"
         # The tasks are in a group only with --poll-group, which waits on
         # the group instead of naming every id: a group costs two PUTs a
         # task (its index key at submit, its end key at the end), which
-        # the peers, with no groups, do not pay.
+        # the peers, with no groups, do not pay. Their ids are generated by
+        # submit, as the peers' are (an id given to submit costs a task.json
+        # PUT, the record that refuses a different task under the same id).
         extra = {"group": group} if self.bench.poll_group else {}
-        batch = "".join(json.dumps({"id": i, "argv": ["true"], **extra}) + "\n" for i in ids)
-        waiting = ["--group", group] if self.bench.poll_group else ids
-        if self.bench.poll_interval:
-            waiting = ["--interval", self.bench.poll_interval, *waiting]
+        batch = "".join(json.dumps({"argv": ["true"], **extra}) + "\n" for _ in range(tasks))
 
         def burst() -> None:
-            subprocess.run([bin_, "submit", "--batch", "-"], input=batch.encode(), env=self.env, check=True,
-                           stdout=subprocess.DEVNULL)
+            sub = subprocess.run([bin_, "submit", "--batch", "-"], input=batch.encode(), env=self.env, check=True,
+                                 stdout=subprocess.PIPE)
+            self.bench.mark(f"{self.name} submit ends")
+            ids = sub.stdout.decode().split()
+            if len(ids) != tasks:
+                raise SystemExit(f"peers: submit --batch printed {len(ids)} ids for {tasks} tasks")
+            waiting = ["--group", group] if self.bench.poll_group else ids
+            if self.bench.poll_interval:
+                waiting = ["--interval", self.bench.poll_interval, *waiting]
             subprocess.run([bin_, "poll", "--wait", "--timeout", "900s", *waiting], env=self.env, check=True,
                            stdout=subprocess.DEVNULL)
 
-        return self.measure(probe, burst, tasks, probes, probe_dir)
+        try:
+            return self.measure(coproc_probe, burst, tasks, probes, probe_dir, alt_probe=proc_probe)
+        finally:
+            serve.stdin.close()
+            serve.wait(timeout=30)
+
+
+class TaskiqGoBefore(TaskiqGo):
+    """taskiq-go built from another tree (--bin-before), for a before/after in the same run."""
+
+    name = "taskiq-go-before"
+
+    def binary(self) -> Path:
+        if self.bench.taskiq_go_before is None:
+            raise SystemExit("peers: taskiq-go-before needs --bin-before")
+        return self.bench.taskiq_go_before
 
 
 def peer_env(bench: Bench, name: str) -> dict[str, str]:
@@ -458,7 +534,8 @@ class CelerySQS(System):
             app.app.close()
 
 
-SYSTEMS: dict[str, type[System]] = {"taskiq-go": TaskiqGo, "taskiq-aio-sqs": TaskiqAioSqs, "celery": CelerySQS}
+SYSTEMS: dict[str, type[System]] = {"taskiq-go": TaskiqGo, "taskiq-go-before": TaskiqGoBefore,
+                                    "taskiq-aio-sqs": TaskiqAioSqs, "celery": CelerySQS}
 
 
 def table(results: dict[str, list[dict[str, Any]]], tasks: int, reps: int) -> str:
@@ -486,6 +563,13 @@ def table(results: dict[str, list[dict[str, Any]]], tasks: int, reps: int) -> st
                          f"{go['moto_cpu_ms_per_task'] / m['moto_cpu_ms_per_task']:.2f}x |")
     lines.append("")
     for name, runs in results.items():
+        alt = [r for r in runs if "alt_latency_ms" in r]
+        if alt:
+            lines.append(f"{name}: submit-to-start {statistics.median(r['latency_ms'] for r in alt):.0f} ms through "
+                         f"`serve --stdio` (submit {statistics.median(r['submit_ms'] for r in alt):.0f} ms), "
+                         f"{statistics.median(r['alt_latency_ms'] for r in alt):.0f} ms with a process per submit "
+                         f"(submit {statistics.median(r['alt_submit_ms'] for r in alt):.0f} ms)")
+    for name, runs in results.items():
         for i, r in enumerate(runs):
             top = sorted(r["requests"].items(), key=lambda kv: -kv[1])
             ops = ", ".join(f"{k} {v / tasks:.2f}" for k, v in top[:8])
@@ -503,9 +587,13 @@ def main() -> None:
     p.add_argument("--probes", type=int, default=20)
     p.add_argument("--systems", default="taskiq-go,taskiq-aio-sqs,celery")
     p.add_argument("--bin", default=str(ROOT / "bin" / "taskiq-go"))
+    p.add_argument("--bin-before", help="another taskiq-go binary, run as the system taskiq-go-before")
     p.add_argument("--poll-group", action="store_true",
                    help="taskiq-go waits with `poll --wait --group` instead of `poll --wait ID...`")
     p.add_argument("--poll-interval", default="", help="taskiq-go's `poll --wait --interval` (default: its own)")
+    p.add_argument("--timeline", action="store_true",
+                   help="log every request (WORKDIR/requests.log) and each phase (marks.txt); keeps the work directory")
+    p.add_argument("--worker-log-level", default="warn", help="taskiq-go's worker --log-level (its log is kept with --keep)")
     p.add_argument("--json", help="write every measurement to this file")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = p.parse_args()
@@ -516,7 +604,11 @@ def main() -> None:
     os.environ.update(AWS_ENV)
     workdir = Path(tempfile.mkdtemp(prefix="peers-"))
     print(f"peers: work directory {workdir}", file=sys.stderr)
-    bench = Bench(workdir, Path(args.bin), args.poll_group, args.poll_interval)
+    if args.timeline:
+        args.keep = True
+    bench = Bench(workdir, Path(args.bin), args.poll_group, args.poll_interval, args.timeline, args.worker_log_level)
+    if args.bin_before:
+        bench.taskiq_go_before = Path(args.bin_before)
     def stop(*_: object) -> None:
         raise KeyboardInterrupt  # so that the finally below stops every process
 
@@ -534,6 +626,8 @@ def main() -> None:
                 results[s.name].append(r)
     finally:
         bench.procs.stop_all()
+        if args.timeline:
+            (workdir / "marks.txt").write_text("".join(f"{t:.3f} {what}\n" for t, what in bench.marks))
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=1))
         if not args.keep:

@@ -62,7 +62,8 @@ func pollCommand() *cli.Command {
 				}
 				return done, nil
 			}
-			werr := waitUntil(ctx, cliContext.Duration("timeout"), cliContext.Duration("interval"), check)
+			werr := ops.Wait(ctx, ops.WaitOptions{Timeout: cliContext.Duration("timeout"),
+				Interval: cliContext.Duration("interval"), Ended: poller.Ended}, check)
 			prog.clear()
 			if poller.Peek && sts != nil && !ops.AllFinal(sts) {
 				// Cut short: read the unfinished tasks in full for the print.

@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/taskiq-go/taskiq-go/backend"
@@ -125,34 +126,71 @@ func (p *Poller) seen(i int, st plan.Status) {
 // while it has ended the next ones are read by their result alone, until
 // one has none; that one is peeked in turn, since a task may also end
 // refused (dead_letter) or not exist at all, which only a LIST tells.
+// The results are read a few at once, twice as many each time all of
+// them were there (up to sweepMost): a wait that fell behind a backlog of
+// ended tasks catches up in a few round trips, not one per task (on moto,
+// 200 results read one after another took 2.5 s at the end of a run),
+// while a round at the edge of what has ended reads at most about as many
+// results that are not there yet as it found.
 func (p *Poller) round(ctx context.Context, idx []int) error {
 	st := p.st
-	peek := true
-	for _, i := range idx {
-		id := p.ids[i]
-		if !peek {
-			r, err := lifecycle.Ended(ctx, st, id)
-			if err != nil {
-				return err
-			}
-			if r != nil {
-				p.seen(i, (&lifecycle.Snapshot{Result: r}).Status(id, time.Now()))
-				continue
-			}
+	k := 0
+	for k < len(idx) {
+		i := idx[k]
+		if _, ok := p.final[i]; ok {
+			k++ // read ended by the sweep below, past a task that had not
+			continue
 		}
-		snap, err := lifecycle.Peek(ctx, st, id)
+		snap, err := lifecycle.Peek(ctx, st, p.ids[i])
 		if err != nil {
 			return err
 		}
-		s := snap.Status(id, time.Now())
+		s := snap.Status(p.ids[i], time.Now())
 		p.seen(i, s)
 		if !s.State.Final() {
 			return nil
 		}
-		peek = false
+		k++
+		for n := 1; k < len(idx); n = min(2*n, sweepMost) {
+			chunk := idx[k:min(k+n, len(idx))]
+			res := make([]*plan.Result, len(chunk))
+			errs := make([]error, len(chunk))
+			var wg sync.WaitGroup
+			for c, i := range chunk {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					res[c], errs[c] = lifecycle.Ended(ctx, st, p.ids[i])
+				}()
+			}
+			wg.Wait()
+			if err := firstErr(errs); err != nil {
+				return err
+			}
+			miss := -1
+			for c, i := range chunk {
+				if res[c] != nil {
+					p.seen(i, (&lifecycle.Snapshot{Result: res[c]}).Status(p.ids[i], time.Now()))
+				} else if miss < 0 {
+					miss = c
+				}
+			}
+			if miss >= 0 {
+				k += miss // peeked next
+				break
+			}
+			k += len(chunk)
+		}
 	}
 	return nil
 }
+
+// sweepMost bounds the results a round of a wait reads at once.
+const sweepMost = 16
+
+// Ended is how many of the tasks polled have been seen in a final state,
+// for a wait (WaitOptions.Ended).
+func (p *Poller) Ended() int { return len(p.final) }
 
 // AllFinal reports whether every status is a final state.
 func AllFinal(sts []plan.Status) bool {

@@ -19,6 +19,16 @@ type WaitOptions struct {
 	// Interval is the first pause between checks (default 500 ms); it grows
 	// slowly up to 5 s so that long waits do not hammer the store.
 	Interval time.Duration
+	// Ended, when set, counts the tasks the wait has seen end so far. A
+	// check that saw more end than the one before starts the pauses again
+	// from Interval: tasks are ending now, and the last of them is seen
+	// within an Interval of its end, not up to 5 s later. A round costs a
+	// request per task that ended since the last plus two (Poller.Round),
+	// so the short pauses cost little while tasks end, and grow again
+	// once they stop.
+	Ended func() int
+	// after is time.After, which tests replace to see the pauses.
+	after func(time.Duration) <-chan time.Time
 }
 
 // Wait calls check until it reports done, the timeout passes
@@ -40,6 +50,14 @@ func Wait(ctx context.Context, o WaitOptions, check func(context.Context) (bool,
 		checkCtx, cancel = context.WithTimeout(ctx, o.Timeout)
 		defer cancel()
 	}
+	after := o.after
+	if after == nil {
+		after = time.After
+	}
+	first, ended := interval, 0
+	if o.Ended != nil {
+		ended = o.Ended()
+	}
 	for {
 		done, err := check(checkCtx)
 		if err != nil {
@@ -54,12 +72,17 @@ func Wait(ctx context.Context, o WaitOptions, check func(context.Context) (bool,
 		if done {
 			return nil
 		}
+		if o.Ended != nil {
+			if n := o.Ended(); n > ended {
+				interval, ended = first, n
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return ErrInterrupted
 		case <-deadline:
 			return ErrWaitTimeout
-		case <-time.After(interval):
+		case <-after(interval):
 		}
 		interval = min(interval*5/4, 5*time.Second)
 	}

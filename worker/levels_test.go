@@ -387,3 +387,123 @@ func TestEmptiedLevelIsAskedAgainALeaseLater(t *testing.T) {
 		return st.Result("r0") != nil && st.Result("r1") != nil && st.Result("r2") != nil
 	})
 }
+
+// overlapQueue holds each receive from one level, after the first, until a
+// second one is under way beside it (or a few seconds pass), and notes how
+// many were under way at once.
+type overlapQueue struct {
+	*recordingQueue
+	level string
+
+	mu       sync.Mutex
+	armed    bool
+	inFlight int
+	most     int
+	overlap  chan struct{}
+}
+
+func (o *overlapQueue) Receive(ctx context.Context, url string, n int, wait, vis time.Duration) ([]sqs.Message, error) {
+	if url != o.level {
+		return o.recordingQueue.Receive(ctx, url, n, wait, vis)
+	}
+	o.mu.Lock()
+	armed := o.armed
+	o.armed = true
+	o.inFlight++
+	o.most = max(o.most, o.inFlight)
+	if o.inFlight == 2 {
+		select {
+		case <-o.overlap:
+		default:
+			close(o.overlap)
+		}
+	}
+	o.mu.Unlock()
+	if armed {
+		select {
+		case <-o.overlap:
+		case <-time.After(3 * time.Second): // the failure case: never a second
+		case <-ctx.Done():
+		}
+	}
+	msgs, err := o.recordingQueue.Receive(ctx, url, n, wait, vis)
+	o.mu.Lock()
+	o.inFlight--
+	o.mu.Unlock()
+	return msgs, err
+}
+
+// A worker taking a deep level reads ahead: while its receive is under
+// way, the slots its finished tasks free take the next messages of the
+// level with a second receive, and every task runs once.
+func TestDeepLevelIsReadAheadWhileAReceiveIsOut(t *testing.T) {
+	level := qURL + plan.LevelFor(0).Suffix
+	q := &overlapQueue{recordingQueue: &recordingQueue{Queue: testbroker.NewQueue()}, level: level, overlap: make(chan struct{})}
+	st := testbroker.NewStore()
+	const n = 40
+	for i := range n {
+		id := "d" + strconv.Itoa(i)
+		tk := &plan.Task{ID: id, Argv: []string{"true"}}
+		tk.Normalize()
+		if _, err := st.PutTask(context.Background(), tk); err != nil {
+			t.Fatal(err)
+		}
+		body, _ := json.Marshal(tk)
+		attrs := map[string]string{"taskiq_id": id, plan.AttrPriority: "0"}
+		if _, err := q.Queue.Send(context.Background(), level, sqs.Entry{Body: string(body), Attributes: attrs}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := newTestWorker(t, q, st, func(c *Config) {
+		c.Queues, c.Concurrency, c.Heartbeat = levelRefs(), 16, time.Hour
+	})
+	runUntil(t, w, func() bool {
+		for i := range n {
+			if st.Result("d"+strconv.Itoa(i)) == nil {
+				return false
+			}
+		}
+		return true
+	})
+	q.mu.Lock()
+	most := q.most
+	q.mu.Unlock()
+	if most < 2 {
+		t.Errorf("at most %d receive from the deep level under way at once, want 2", most)
+	}
+	for i := range n {
+		if r := st.Result("d" + strconv.Itoa(i)); r.Attempt != 1 {
+			t.Errorf("task d%d ended at attempt %d", i, r.Attempt)
+		}
+	}
+}
+
+// A worker at concurrency 1 never reads ahead: its one slot is the
+// receive's.
+func TestOneSlotNeverReadsAhead(t *testing.T) {
+	level := qURL + plan.LevelFor(0).Suffix
+	q := &overlapQueue{recordingQueue: &recordingQueue{Queue: testbroker.NewQueue()}, level: level, overlap: make(chan struct{})}
+	close(q.overlap) // no holding: only the count matters
+	st := testbroker.NewStore()
+	for i := range 12 {
+		id := "o" + strconv.Itoa(i)
+		tk := &plan.Task{ID: id, Argv: []string{"true"}}
+		tk.Normalize()
+		if _, err := st.PutTask(context.Background(), tk); err != nil {
+			t.Fatal(err)
+		}
+		body, _ := json.Marshal(tk)
+		if _, err := q.Queue.Send(context.Background(), level, sqs.Entry{Body: string(body), Attributes: map[string]string{"taskiq_id": id, plan.AttrPriority: "0"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := newTestWorker(t, q, st, func(c *Config) {
+		c.Queues, c.Concurrency, c.Heartbeat = levelRefs(), 1, time.Hour
+	})
+	runUntil(t, w, func() bool { return st.Result("o11") != nil })
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.most != 1 {
+		t.Errorf("%d receives from the level under way at once, want 1", q.most)
+	}
+}

@@ -169,6 +169,13 @@ type Worker struct {
 	again           recheck
 	sweptAt         time.Time
 	waitedIdle      bool
+	// deep is the level the last receive took all it asked for from (the
+	// highest known to hold messages), where a read-ahead may go while
+	// the next receive is under way; ahead is set while one runs, and
+	// aheadDone tells the fetch loop what it found (levels.go).
+	deep      string
+	ahead     bool
+	aheadDone chan aheadResult
 	// maxReceive is each queue's redrive limit (by URL; absent or 0: none),
 	// read once at start.
 	maxReceive map[string]int
@@ -212,6 +219,8 @@ func New(cfg Config, q Queue, s Store) *Worker {
 		known:   map[string]bool{},
 		abort:   make(chan struct{}),
 		ended:   make(chan struct{}, 1),
+
+		aheadDone: make(chan aheadResult, 1),
 	}
 	w.inboxes, w.levels = splitQueues(cfg.Queues)
 	return w
@@ -397,8 +406,11 @@ func (w *Worker) fetchLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) err
 			}
 			wait = min(wait, left.Round(time.Second)+time.Second)
 		}
+		w.readAheadEnded()
+		primaryBack := w.readAhead(ctx, workCtx, wg)
 		began := w.cfg.Now()
 		msgs, q, err := w.receiveStoppable(ctx, min(got, sqs.MaxBatch), wait)
+		primaryBack()
 		if err == nil {
 			w.lastReceive.Store(w.cfg.Now().UnixNano())
 			w.cfg.Metrics.Received(q.Name, len(msgs), w.cfg.Now().Sub(began))
@@ -441,16 +453,22 @@ func (w *Worker) fetchLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) err
 			w.touch()
 		}
 		w.releaseSlots(got - len(msgs))
-		for _, m := range msgs {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer w.signalEnded()
-				defer w.releaseSlots(1)
-				w.handle(workCtx, m.q, m.Message)
-				w.touch()
-			}()
-		}
+		w.dispatch(workCtx, wg, msgs)
+	}
+}
+
+// dispatch hands each message to a goroutine that holds its slot (taken
+// already) until the task is done.
+func (w *Worker) dispatch(workCtx context.Context, wg *sync.WaitGroup, msgs []received) {
+	for _, m := range msgs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer w.signalEnded()
+			defer w.releaseSlots(1)
+			w.handle(workCtx, m.q, m.Message)
+			w.touch()
+		}()
 	}
 }
 
@@ -504,8 +522,16 @@ func (w *Worker) signalEnded() {
 // under way gets a second to return what it took, to be given back. Only a
 // long poll still waiting after that is cancelled.
 func (w *Worker) receiveStoppable(ctx context.Context, max int, wait time.Duration) ([]received, QueueRef, error) {
+	rctx, done := stoppable(ctx)
+	defer done()
+	return w.receive(rctx, max, wait)
+}
+
+// stoppable is the context of a receive that the stop signal (ctx) cuts
+// short only a second after it comes (receiveStoppable says why); done
+// releases it.
+func stoppable(ctx context.Context) (context.Context, func()) {
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancel()
 	stop := context.AfterFunc(ctx, func() {
 		t := time.NewTimer(time.Second)
 		defer t.Stop()
@@ -515,8 +541,7 @@ func (w *Worker) receiveStoppable(ctx context.Context, max int, wait time.Durati
 		case <-rctx.Done():
 		}
 	})
-	defer stop()
-	return w.receive(rctx, max, wait)
+	return rctx, func() { stop(); cancel() }
 }
 
 // giveBack makes messages received after the stop signal visible again at

@@ -3,7 +3,7 @@
 // moto_server) and counts it by service and operation, so that a run can
 // say how many AWS requests each task cost.
 //
-//	requests -target URL -env-file FILE
+//	requests -target URL -env-file FILE [-log FILE]
 //
 // It listens on 127.0.0.1:0 and writes `export AWS_ENDPOINT_URL=http://ADDR`
 // (and the _SQS and _S3 variants) to FILE. Requests under /__counts are its own: GET /__counts/reset zeroes
@@ -11,7 +11,9 @@
 // given. SQS calls (JSON protocol) are named by their X-Amz-Target header,
 // or their Action parameter (query protocol); S3 calls by method and the
 // object key with the task id left out ("PUT taskiq/tasks/*/result.json"),
-// or "LIST prefix".
+// or "LIST prefix". With -log, each request answered is also written to a
+// file as one line (its start and end in unix milliseconds, service,
+// operation), for a timeline of a run.
 package main
 
 import (
@@ -52,6 +54,7 @@ func (c *counter) add(service, op string, took time.Duration) {
 func main() {
 	target := flag.String("target", "", "endpoint to forward to")
 	envFile := flag.String("env-file", "", "file to write the proxy's AWS_ENDPOINT_URL to")
+	logFile := flag.String("log", "", "file to write one line per request to: start and end (unix ms), service, operation")
 	flag.Parse()
 	u, err := url.Parse(*target)
 	if err != nil || u.Host == "" || *envFile == "" {
@@ -60,6 +63,14 @@ func main() {
 	c := &counter{n: map[[2]string]int{}, busy: map[[2]string]time.Duration{}}
 	proxy := httputil.NewSingleHostReverseProxy(u)
 	proxy.Transport = &http.Transport{MaxIdleConnsPerHost: 256}
+	var tl *timeline
+	if *logFile != "" {
+		f, err := os.Create(*logFile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		tl = &timeline{f: f}
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/__counts/reset", func(w http.ResponseWriter, _ *http.Request) {
 		c.mu.Lock()
@@ -79,6 +90,7 @@ func main() {
 		began := time.Now()
 		proxy.ServeHTTP(w, r)
 		c.add(service, op, time.Since(began))
+		tl.add(began, service, op)
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -92,6 +104,24 @@ func main() {
 		log.Fatal(err)
 	}
 	log.Fatal(http.Serve(ln, mux))
+}
+
+// timeline writes one line per request answered, for a run's timeline:
+// when it began and ended (unix milliseconds), its service and operation.
+type timeline struct {
+	mu sync.Mutex
+	f  *os.File
+}
+
+func (t *timeline) add(began time.Time, service, op string) {
+	if t == nil {
+		return
+	}
+	end := time.Now()
+	line := fmt.Sprintf("%.3f %.3f %s %s\n", float64(began.UnixMicro())/1000, float64(end.UnixMicro())/1000, service, op)
+	t.mu.Lock()
+	_, _ = t.f.WriteString(line)
+	t.mu.Unlock()
 }
 
 // classify names a request's service and operation.
