@@ -3,7 +3,7 @@
     bash bench/venv-peers.sh && make build
     nice .venv-peers/bin/python bench/peers.py [--tasks 2000] [--reps 3] [--probes 20]
         [--systems taskiq-go,taskiq-aio-sqs,celery] [--poll-group] [--json out.json]
-        [--timeline] [--worker-log-level info]
+        [--timeline] [--worker-log-level info] [--profile-moto DIR]
 
 Systems (each with its own queue and bucket on the same moto_server, one
 worker at concurrency 16, no-op tasks):
@@ -184,6 +184,7 @@ class Bench:
         self.workdir = workdir
         self.worker_log_level = worker_log_level
         self.taskiq_go_before: Path | None = None
+        self.profile_dir: Path | None = None
         # every phase's start and end (unix seconds), for a timeline beside requests.log
         self.marks: list[tuple[float, str]] = []
         self.taskiq_go = taskiq_go
@@ -226,6 +227,19 @@ class Bench:
         with open(f"/proc/{self.moto_proc.pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def profile_moto(self, name: str) -> subprocess.Popen[bytes] | None:
+        """With --profile-moto, py-spy sampling moto_server into DIR/NAME.txt
+        (collapsed stacks, bench/motoprofile.py reads them) until it is sent SIGINT."""
+        if self.profile_dir is None:
+            return None
+        spy = shutil.which("py-spy", path=str(VENV_BIN)) or "py-spy"
+        out = self.profile_dir / f"{name}.txt"
+        proc = subprocess.Popen([spy, "record", "--pid", str(self.moto_proc.pid), "--nonblocking", "--gil", "--rate", "100",
+                                 "--format", "raw", "--output", str(out)],
+                                stdout=subprocess.DEVNULL, stderr=open(self.workdir / f"py-spy-{name}.log", "wb"))
+        time.sleep(0.5)  # attached before the burst begins
+        return proc
 
     def mark(self, what: str) -> None:
         self.marks.append((time.time(), what))
@@ -277,6 +291,7 @@ class System:
 
     def run(self, rep: int, tasks: int, probes: int) -> dict[str, Any]:
         b = self.bench
+        self.rep = rep
         probe_dir = b.workdir / f"{self.name}-{rep}-probes"
         probe_dir.mkdir()
         self.setup(rep)
@@ -310,12 +325,16 @@ class System:
                 time.sleep(0.3)
                 alt.append(alt_probe(probe_dir / f"a{i}"))
         self.bench.reset_counts()
+        spy = self.bench.profile_moto(f"{self.name}-{self.rep}")
         cpu0 = self.bench.moto_cpu()
         t0 = time.time()
         self.bench.mark(f"{self.name} burst begins")
         burst()
         secs = time.time() - t0
         self.bench.mark(f"{self.name} burst ends")
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=60)
         moto_cpu = self.bench.moto_cpu() - cpu0
         counts = self.bench.counts()
         out = {
@@ -594,6 +613,9 @@ def main() -> None:
     p.add_argument("--timeline", action="store_true",
                    help="log every request (WORKDIR/requests.log) and each phase (marks.txt); keeps the work directory")
     p.add_argument("--worker-log-level", default="warn", help="taskiq-go's worker --log-level (its log is kept with --keep)")
+    p.add_argument("--profile-moto", metavar="DIR",
+                   help="sample moto_server with py-spy during each burst into DIR/SYSTEM-REP.txt "
+                        "(py-spy on PATH or in this venv; summarise with bench/motoprofile.py)")
     p.add_argument("--json", help="write every measurement to this file")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = p.parse_args()
@@ -609,6 +631,9 @@ def main() -> None:
     bench = Bench(workdir, Path(args.bin), args.poll_group, args.poll_interval, args.timeline, args.worker_log_level)
     if args.bin_before:
         bench.taskiq_go_before = Path(args.bin_before)
+    if args.profile_moto:
+        bench.profile_dir = Path(args.profile_moto).resolve()
+        bench.profile_dir.mkdir(parents=True, exist_ok=True)
     def stop(*_: object) -> None:
         raise KeyboardInterrupt  # so that the finally below stops every process
 
