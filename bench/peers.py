@@ -176,6 +176,37 @@ class RSSSampler:
         return self.peak
 
 
+class DepthSampler:
+    """The messages moto holds in a system's backlog queue (visible, in flight
+    and delayed: what moto walks on each send and receive), every two seconds
+    while a burst runs, asked of moto directly (not counted). One
+    GetQueueAttributes of All costs moto one walk of the queue."""
+
+    def __init__(self, sqs: Any, url: str, every: float = 2.0) -> None:
+        self.sqs, self.url, self.every = sqs, url, every
+        self.samples: list[int] = []
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                a = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["All"])["Attributes"]
+            except Exception:  # a sample lost is no reason to stop the bench
+                continue
+            self.samples.append(sum(int(a.get(k, 0)) for k in (
+                "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed")))
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._t.join(timeout=30)
+        if not self.samples:
+            return {"depth_mean": 0.0, "depth_max": 0.0}
+        return {"depth_mean": statistics.mean(self.samples), "depth_max": float(max(self.samples))}
+
+
 class Bench:
     """One moto_server, one counting proxy in front of it, and the processes of a run."""
 
@@ -326,12 +357,14 @@ class System:
                 alt.append(alt_probe(probe_dir / f"a{i}"))
         self.bench.reset_counts()
         spy = self.bench.profile_moto(f"{self.name}-{self.rep}")
+        depth = DepthSampler(self.bench.sqs, self.backlog_url())
         cpu0 = self.bench.moto_cpu()
         t0 = time.time()
         self.bench.mark(f"{self.name} burst begins")
         burst()
         secs = time.time() - t0
         self.bench.mark(f"{self.name} burst ends")
+        depths = depth.stop()
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(timeout=60)
@@ -348,6 +381,7 @@ class System:
             # what the burst cost the emulator: the bound when it is the bottleneck
             "moto_cpu_ms_per_task": moto_cpu * 1000 / tasks,
             "moto_cpu_share": moto_cpu / secs,
+            **depths,
             "requests": counts,
         }
         if alt:
@@ -358,6 +392,10 @@ class System:
 
     def setup(self, rep: int) -> None:
         raise NotImplementedError
+
+    def backlog_url(self) -> str:
+        """The queue the burst's tasks wait in."""
+        return f"{self.bench.moto}/{ACCOUNT}/{self.queue_name}"
 
     def start_worker(self, rep: int) -> subprocess.Popen[bytes]:
         raise NotImplementedError
@@ -375,6 +413,7 @@ class TaskiqGo(System):
     def setup(self, rep: int) -> None:
         b = self.bench
         name = f"tg-{uuid.uuid4().hex[:10]}"
+        self.queue_name = name + "-p0"  # a batch at priority 0 goes straight into its level
         self.env = {
             **os.environ,
             **AWS_ENV,
@@ -490,6 +529,7 @@ class TaskiqAioSqs(System):
 
     def setup(self, rep: int) -> None:
         name, _ = self.bench.queue_and_bucket("tq")
+        self.queue_name = name
         self.env = peer_env(self.bench, name)
 
     def start_worker(self, rep: int) -> subprocess.Popen[bytes]:
@@ -525,6 +565,7 @@ class CelerySQS(System):
 
     def setup(self, rep: int) -> None:
         name, _ = self.bench.queue_and_bucket("cq")
+        self.queue_name = name
         self.env = peer_env(self.bench, name)
 
     def start_worker(self, rep: int) -> subprocess.Popen[bytes]:
@@ -592,7 +633,8 @@ def table(results: dict[str, list[dict[str, Any]]], tasks: int, reps: int) -> st
         for i, r in enumerate(runs):
             top = sorted(r["requests"].items(), key=lambda kv: -kv[1])
             ops = ", ".join(f"{k} {v / tasks:.2f}" for k, v in top[:8])
-            lines.append(f"{name} rep {i}: {r['tasks_per_s']:.0f}/s in {r['secs']:.1f}s; moto_server busy "
+            lines.append(f"{name} rep {i}: {r['tasks_per_s']:.0f}/s in {r['secs']:.1f}s; backlog depth mean "
+                         f"{r.get('depth_mean', 0):.0f}, max {r.get('depth_max', 0):.0f}; moto_server busy "
                          f"{r['moto_cpu_share']:.0%} of it; submit call "
                          f"{r['submit_ms']:.0f} ms; probes ms {r['latency_all_ms']}; worker process alone "
                          f"{r['root_rss_mib']:.0f} MiB; per task: {ops}")

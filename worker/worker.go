@@ -379,7 +379,9 @@ func (w *Worker) fetchLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) err
 		case <-ctx.Done():
 			return nil
 		}
-		free := 1 + cap(w.slots) - len(w.slots)
+		// One receive takes ten at most: the slots beyond those stay free
+		// for a read-ahead beside it (levels.go).
+		free := min(1+cap(w.slots)-len(w.slots), sqs.MaxBatch)
 		if w.cfg.MaxTasks > 0 {
 			free = min(free, w.cfg.MaxTasks-w.reserved())
 		}
