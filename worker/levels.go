@@ -315,36 +315,24 @@ type aheadResult struct {
 	gave, short bool
 }
 
-// aheadWidth is how many read-ahead receives may be under way at once
-// beside the fetch loop's own. On moto, whose every send and receive walks
-// the whole queue, the submit's sends of a deep batch and the worker's
-// receives share one emulator: with one read-ahead (two receives against
-// the submit's one send) the level kept filling faster than it drained,
-// and each message received from it cost moto more the deeper it was
-// (bench/README.md, "Peers"). Each receive still takes only slots already
-// free, so the width adds requests only while slots are free and the
-// level is deep.
-const aheadWidth = 3
-
 // readAhead starts, when the last receive found a deep level (w.deep) and
-// slots may free up while the next receive is under way, receives beside
-// it: as soon as a slot frees (and those that free within gatherWindow),
-// one takes as many messages from that level as it holds slots and hands
-// them to their tasks at once; while it is out, the next slots to free
-// take another, up to aheadWidth at once; and so on while the level gives
-// all it is asked and the fetch loop's receive is out. On moto a receive
-// from a level hundreds deep takes half a second, and while the fetch
-// loop waited for it the slots its tasks freed stayed empty: a worker at
-// concurrency 16 ran four or five tasks at a time.
+// slots may free up while the next receive is under way, a second receive
+// beside it: as soon as a slot frees (and those that free within
+// gatherWindow), it takes as many messages from that level as it holds
+// slots, hands them to their tasks at once, and goes on while the level
+// gives all it asks and the fetch loop's receive is out. On moto a
+// receive from a level hundreds deep takes half a second, and while the
+// fetch loop waited for it the slots its tasks freed stayed empty: a
+// worker at concurrency 16 ran four or five tasks at a time.
 //
 // It keeps every rule of a receive: never more messages than free slots
 // (each starts at once, well within its lease), nothing while the store is
 // down, given back when the stop signal comes. It reads only the level
-// the last receive took from with nothing higher left behind, and starts
-// no receive once the fetch loop's receive has returned, so that the
-// fetch loop's next look at the inboxes and the higher levels decides
-// again; a worker given no levels, or MaxTasks, never reads ahead. It
-// returns what the fetch loop calls once its own receive has returned.
+// the last receive took from with nothing higher left behind, and stops
+// when the fetch loop's receive returns, so that the fetch loop's next
+// look at the inboxes and the higher levels decides again; a worker given
+// no levels, or MaxTasks, never reads ahead. It returns what the fetch
+// loop calls once its own receive has returned.
 func (w *Worker) readAhead(ctx, workCtx context.Context, wg *sync.WaitGroup) func() {
 	if w.deep == "" || w.ahead || w.cfg.MaxTasks > 0 || cap(w.slots) < 2 {
 		return func() {}
@@ -360,82 +348,51 @@ func (w *Worker) readAhead(ctx, workCtx context.Context, wg *sync.WaitGroup) fun
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		var (
-			mu   sync.Mutex
-			res  = aheadResult{url: l.URL}
-			done bool // a receive came back short, failed or met the stop
-			out  sync.WaitGroup
-		)
-		defer func() { out.Wait(); w.aheadDone <- res }()
-		ended := func() bool { mu.Lock(); defer mu.Unlock(); return done }
-		width := make(chan struct{}, aheadWidth)
+		res := aheadResult{url: l.URL}
+		defer func() { w.aheadDone <- res }()
 		for {
-			select {
-			case width <- struct{}{}:
-			case <-back:
-				return
-			case <-ctx.Done():
-				return
-			}
 			select {
 			case w.slots <- struct{}{}:
 			case <-back:
-				<-width
 				return
 			case <-ctx.Done():
-				<-width
 				return
 			}
 			got := 1 + w.gatherSlots(ctx, 1)
-			if down, _ := w.out.state(); down || ended() {
+			if down, _ := w.out.state(); down {
 				w.releaseSlots(got)
-				<-width
+				return
+			}
+			rctx, done := stoppable(ctx)
+			began := w.cfg.Now()
+			msgs, err := w.queue.Receive(rctx, l.URL, got, 0, w.cfg.VisibilityTimeout)
+			done()
+			if err != nil {
+				w.releaseSlots(got)
+				if ctx.Err() == nil {
+					w.log.Warn().Err(err).Str("queue", l.Name).Str("band", l.Band).Msg("cannot read ahead from a priority level")
+				}
+				return
+			}
+			w.cfg.Metrics.Received(l.Name, len(msgs), w.cfg.Now().Sub(began))
+			rs := tag(msgs, l)
+			if ctx.Err() != nil {
+				w.giveBack(rs)
+				w.releaseSlots(got)
+				return
+			}
+			res.gave = res.gave || len(msgs) > 0
+			w.releaseSlots(got - len(msgs))
+			w.dispatch(workCtx, wg, rs)
+			if len(msgs) < got {
+				res.short = true
 				return
 			}
 			select {
 			case <-back:
-				w.releaseSlots(got)
-				<-width
 				return
 			default:
 			}
-			out.Add(1)
-			go func() {
-				defer out.Done()
-				defer func() { <-width }()
-				rctx, stop := stoppable(ctx)
-				began := w.cfg.Now()
-				msgs, err := w.queue.Receive(rctx, l.URL, got, 0, w.cfg.VisibilityTimeout)
-				stop()
-				if err != nil {
-					w.releaseSlots(got)
-					mu.Lock()
-					done = true
-					mu.Unlock()
-					if ctx.Err() == nil {
-						w.log.Warn().Err(err).Str("queue", l.Name).Str("band", l.Band).Msg("cannot read ahead from a priority level")
-					}
-					return
-				}
-				w.cfg.Metrics.Received(l.Name, len(msgs), w.cfg.Now().Sub(began))
-				rs := tag(msgs, l)
-				if ctx.Err() != nil {
-					w.giveBack(rs)
-					w.releaseSlots(got)
-					mu.Lock()
-					done = true
-					mu.Unlock()
-					return
-				}
-				mu.Lock()
-				res.gave = res.gave || len(msgs) > 0
-				if len(msgs) < got {
-					res.short, done = true, true
-				}
-				mu.Unlock()
-				w.releaseSlots(got - len(msgs))
-				w.dispatch(workCtx, wg, rs)
-			}()
 		}
 	}()
 	var once sync.Once

@@ -388,13 +388,12 @@ func TestEmptiedLevelIsAskedAgainALeaseLater(t *testing.T) {
 	})
 }
 
-// overlapQueue holds each receive from one level, after the first, until
-// want (default 2) are under way at once (or a few seconds pass), and
-// notes how many were under way at once.
+// overlapQueue holds each receive from one level, after the first, until a
+// second one is under way beside it (or a few seconds pass), and notes how
+// many were under way at once.
 type overlapQueue struct {
 	*recordingQueue
 	level string
-	want  int
 
 	mu       sync.Mutex
 	armed    bool
@@ -412,7 +411,7 @@ func (o *overlapQueue) Receive(ctx context.Context, url string, n int, wait, vis
 	o.armed = true
 	o.inFlight++
 	o.most = max(o.most, o.inFlight)
-	if o.inFlight == max(o.want, 2) {
+	if o.inFlight == 2 {
 		select {
 		case <-o.overlap:
 		default:
@@ -475,50 +474,6 @@ func TestDeepLevelIsReadAheadWhileAReceiveIsOut(t *testing.T) {
 	for i := range n {
 		if r := st.Result("d" + strconv.Itoa(i)); r.Attempt != 1 {
 			t.Errorf("task d%d ended at attempt %d", i, r.Attempt)
-		}
-	}
-}
-
-// A deep level is read ahead by more than one receive at once when slots
-// are free for them: beside the fetch loop's receive (ten at most, the
-// other slots left free), two read-aheads are under way together.
-func TestDeepLevelIsReadAheadByMoreThanOneReceive(t *testing.T) {
-	level := qURL + plan.LevelFor(0).Suffix
-	q := &overlapQueue{recordingQueue: &recordingQueue{Queue: testbroker.NewQueue()}, level: level, want: 3, overlap: make(chan struct{})}
-	st := testbroker.NewStore()
-	const n = 80
-	for i := range n {
-		id := "m" + strconv.Itoa(i)
-		tk := &plan.Task{ID: id, Argv: []string{"true"}}
-		tk.Normalize()
-		if _, err := st.PutTask(context.Background(), tk); err != nil {
-			t.Fatal(err)
-		}
-		body, _ := json.Marshal(tk)
-		if _, err := q.Queue.Send(context.Background(), level, sqs.Entry{Body: string(body), Attributes: map[string]string{"taskiq_id": id, plan.AttrPriority: "0"}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	w := newTestWorker(t, q, st, func(c *Config) {
-		c.Queues, c.Concurrency, c.Heartbeat = levelRefs(), 40, time.Hour
-	})
-	runUntil(t, w, func() bool {
-		for i := range n {
-			if st.Result("m"+strconv.Itoa(i)) == nil {
-				return false
-			}
-		}
-		return true
-	})
-	q.mu.Lock()
-	most := q.most
-	q.mu.Unlock()
-	if most < 3 {
-		t.Errorf("at most %d receives from the deep level under way at once, want 3", most)
-	}
-	for i := range n {
-		if r := st.Result("m" + strconv.Itoa(i)); r.Attempt != 1 {
-			t.Errorf("task m%d ended at attempt %d", i, r.Attempt)
 		}
 	}
 }

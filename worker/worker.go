@@ -379,9 +379,7 @@ func (w *Worker) fetchLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) err
 		case <-ctx.Done():
 			return nil
 		}
-		// One receive takes ten at most: the slots beyond those stay free
-		// for a read-ahead beside it (levels.go).
-		free := min(1+cap(w.slots)-len(w.slots), sqs.MaxBatch)
+		free := 1 + cap(w.slots) - len(w.slots)
 		if w.cfg.MaxTasks > 0 {
 			free = min(free, w.cfg.MaxTasks-w.reserved())
 		}
