@@ -1,6 +1,6 @@
 """What each kind of request costs moto_server's CPU, by queue depth.
 
-    .venv-peers/bin/python bench/motocost.py [--depths 100,1000,2000] [--calls 40]
+    .venv-peers/bin/python bench/motocost.py [--depths 200,1000,2000] [--calls 40]
 
 Starts a moto_server of its own on a free loopback port and, for each depth,
 fills a fresh queue to that depth (at least what the calls below take) and times (moto's CPU from /proc, user and
@@ -42,7 +42,7 @@ def cpu(pid: int) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--depths", default="100,1000,2000")
+    p.add_argument("--depths", default="200,1000,2000")
     p.add_argument("--calls", type=int, default=40)
     args = p.parse_args()
     os.environ.update(ENV)
