@@ -32,6 +32,11 @@ Per system and repetition (the order rotates each repetition):
             service and operation, through bench/requests's counting proxy, per task
   RSS       the worker's whole process tree (its children included), sampled
             from /proc every 100 ms while it lives; the peak
+  depth     the messages moto holds in the queue the burst's tasks wait in,
+            every 2 s (moto walks all of them on each send and receive)
+
+With --profile-moto DIR, py-spy samples moto_server during each burst into
+DIR/SYSTEM-REP.txt; bench/motoprofile.py says where its CPU went.
 
 Results are waited for with each system's default polling interval (taskiq-go
 0.5 s, taskiq 0.2 s, Celery 0.5 s), one task after another in submit order.
