@@ -66,6 +66,35 @@ func matchAny(name string, patterns []string) bool {
 	return false
 }
 
+// SteeringEnv names the variables a task may not set on a worker with an
+// allowlist: they change which code an allowed command runs, so that an
+// allowlist would allow anything. The dynamic loader's (LD_PRELOAD,
+// LD_LIBRARY_PATH and the rest; DYLD_* on macOS) load a library of the
+// task's choosing into any dynamically linked program, and the Dagster step
+// client's own two pick the interpreter of a cold start and the fork server
+// it hands the step to (worker start sets both on the worker).
+var SteeringEnv = []string{"LD_*", "DYLD_*", forkclient.PythonEnv, forkclient.SocketEnv}
+
+// CheckEnvAllowed refuses a task whose own variables or secrets set one of
+// SteeringEnv. The worker checks it when it has an allowlist; without one
+// every command may run anyway.
+func CheckEnvAllowed(env, secrets map[string]string) error {
+	var names []string
+	for k := range env {
+		names = append(names, k)
+	}
+	for k := range secrets {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		if matchAny(k, SteeringEnv) {
+			return fmt.Errorf("variable %s is not allowed on this worker: it changes what an allowed command runs", k)
+		}
+	}
+	return nil
+}
+
 // ErrNotAllowed is returned for a command that the worker's allowlist does
 // not name.
 type ErrNotAllowed struct{ Command string }
@@ -221,6 +250,11 @@ func (w *Worker) startEnv(ctx context.Context, t *plan.Task) ([]string, []string
 	}
 	if err := CheckAllowed(t.Argv[0], w.cfg.Allow, look); err != nil {
 		return nil, nil, err
+	}
+	if len(w.cfg.Allow) > 0 {
+		if err := CheckEnvAllowed(t.Env, t.Secrets); err != nil {
+			return nil, nil, err
+		}
 	}
 	env := t.Env
 	var masks []string

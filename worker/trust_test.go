@@ -78,6 +78,34 @@ func TestCheckAllowed(t *testing.T) {
 // client itself is; a link of that name to another program is not, nor a
 // stand-in that shadows nothing, nor another command that the pattern does
 // not name.
+func TestCheckEnvAllowed(t *testing.T) {
+	for _, c := range []struct {
+		env, secrets map[string]string
+		refused      string
+	}{
+		{env: map[string]string{"A": "1", "PYTHONPATH": "/code", "LANG": "C"}},
+		{env: map[string]string{"LD_PRELOAD": "/tmp/x.so"}, refused: "LD_PRELOAD"},
+		{env: map[string]string{"A": "1", "LD_LIBRARY_PATH": "/tmp"}, refused: "LD_LIBRARY_PATH"},
+		{env: map[string]string{"DYLD_INSERT_LIBRARIES": "/tmp/x.dylib"}, refused: "DYLD_INSERT_LIBRARIES"},
+		{env: map[string]string{"DAGSTER_TASKIQ_PYTHON": "/tmp/sh"}, refused: "DAGSTER_TASKIQ_PYTHON"},
+		{env: map[string]string{"DAGSTER_TASKIQ_FORKSERVER": "/tmp/sock"}, refused: "DAGSTER_TASKIQ_FORKSERVER"},
+		{secrets: map[string]string{"LD_AUDIT": "env:X"}, refused: "LD_AUDIT"},
+		// Names that only look alike are the task's to set.
+		{env: map[string]string{"OLD_PRELOAD": "1", "XLD_PRELOAD": "1", "DAGSTER_TASKIQ_S3_BUCKET": "b"}},
+	} {
+		err := CheckEnvAllowed(c.env, c.secrets)
+		if c.refused == "" {
+			if err != nil {
+				t.Errorf("%v %v: refused: %v", c.env, c.secrets, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), "variable "+c.refused+" is not allowed on this worker") {
+			t.Errorf("%v %v: got %v, want %s refused", c.env, c.secrets, err, c.refused)
+		}
+	}
+}
+
 func TestCheckAllowedStandInForTheStepClient(t *testing.T) {
 	root := t.TempDir()
 	mk := func(rel string) string {
