@@ -3,7 +3,7 @@
     bash bench/venv-peers.sh && make build
     nice .venv-peers/bin/python bench/peers.py [--tasks 2000] [--reps 3] [--probes 20]
         [--systems taskiq-go,taskiq-aio-sqs,celery] [--poll-group] [--json out.json]
-        [--timeline] [--worker-log-level info]
+        [--timeline] [--worker-log-level info] [--profile-moto DIR]
 
 Systems (each with its own queue and bucket on the same moto_server, one
 worker at concurrency 16, no-op tasks):
@@ -32,6 +32,11 @@ Per system and repetition (the order rotates each repetition):
             service and operation, through bench/requests's counting proxy, per task
   RSS       the worker's whole process tree (its children included), sampled
             from /proc every 100 ms while it lives; the peak
+  depth     the messages moto holds in the queue the burst's tasks wait in,
+            every 2 s (moto walks all of them on each send and receive)
+
+With --profile-moto DIR, py-spy samples moto_server during each burst into
+DIR/SYSTEM-REP.txt; bench/motoprofile.py says where its CPU went.
 
 Results are waited for with each system's default polling interval (taskiq-go
 0.5 s, taskiq 0.2 s, Celery 0.5 s), one task after another in submit order.
@@ -176,6 +181,37 @@ class RSSSampler:
         return self.peak
 
 
+class DepthSampler:
+    """The messages moto holds in a system's backlog queue (visible, in flight
+    and delayed: what moto walks on each send and receive), every two seconds
+    while a burst runs, asked of moto directly (not counted). One
+    GetQueueAttributes of All costs moto one walk of the queue."""
+
+    def __init__(self, sqs: Any, url: str, every: float = 2.0) -> None:
+        self.sqs, self.url, self.every = sqs, url, every
+        self.samples: list[int] = []
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                a = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["All"])["Attributes"]
+            except Exception:  # a sample lost is no reason to stop the bench
+                continue
+            self.samples.append(sum(int(a.get(k, 0)) for k in (
+                "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed")))
+
+    def stop(self) -> dict[str, float]:
+        self._stop.set()
+        self._t.join(timeout=30)
+        if not self.samples:
+            return {"depth_mean": 0.0, "depth_max": 0.0}
+        return {"depth_mean": statistics.mean(self.samples), "depth_max": float(max(self.samples))}
+
+
 class Bench:
     """One moto_server, one counting proxy in front of it, and the processes of a run."""
 
@@ -184,6 +220,7 @@ class Bench:
         self.workdir = workdir
         self.worker_log_level = worker_log_level
         self.taskiq_go_before: Path | None = None
+        self.profile_dir: Path | None = None
         # every phase's start and end (unix seconds), for a timeline beside requests.log
         self.marks: list[tuple[float, str]] = []
         self.taskiq_go = taskiq_go
@@ -226,6 +263,19 @@ class Bench:
         with open(f"/proc/{self.moto_proc.pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def profile_moto(self, name: str) -> subprocess.Popen[bytes] | None:
+        """With --profile-moto, py-spy sampling moto_server into DIR/NAME.txt
+        (collapsed stacks, bench/motoprofile.py reads them) until it is sent SIGINT."""
+        if self.profile_dir is None:
+            return None
+        spy = shutil.which("py-spy", path=str(VENV_BIN)) or "py-spy"
+        out = self.profile_dir / f"{name}.txt"
+        proc = subprocess.Popen([spy, "record", "--pid", str(self.moto_proc.pid), "--nonblocking", "--gil", "--rate", "100",
+                                 "--format", "raw", "--output", str(out)],
+                                stdout=subprocess.DEVNULL, stderr=open(self.workdir / f"py-spy-{name}.log", "wb"))
+        time.sleep(0.5)  # attached before the burst begins
+        return proc
 
     def mark(self, what: str) -> None:
         self.marks.append((time.time(), what))
@@ -277,6 +327,7 @@ class System:
 
     def run(self, rep: int, tasks: int, probes: int) -> dict[str, Any]:
         b = self.bench
+        self.rep = rep
         probe_dir = b.workdir / f"{self.name}-{rep}-probes"
         probe_dir.mkdir()
         self.setup(rep)
@@ -310,12 +361,18 @@ class System:
                 time.sleep(0.3)
                 alt.append(alt_probe(probe_dir / f"a{i}"))
         self.bench.reset_counts()
+        spy = self.bench.profile_moto(f"{self.name}-{self.rep}")
+        depth = DepthSampler(self.bench.sqs, self.backlog_url())
         cpu0 = self.bench.moto_cpu()
         t0 = time.time()
         self.bench.mark(f"{self.name} burst begins")
         burst()
         secs = time.time() - t0
         self.bench.mark(f"{self.name} burst ends")
+        depths = depth.stop()
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=60)
         moto_cpu = self.bench.moto_cpu() - cpu0
         counts = self.bench.counts()
         out = {
@@ -329,6 +386,7 @@ class System:
             # what the burst cost the emulator: the bound when it is the bottleneck
             "moto_cpu_ms_per_task": moto_cpu * 1000 / tasks,
             "moto_cpu_share": moto_cpu / secs,
+            **depths,
             "requests": counts,
         }
         if alt:
@@ -339,6 +397,10 @@ class System:
 
     def setup(self, rep: int) -> None:
         raise NotImplementedError
+
+    def backlog_url(self) -> str:
+        """The queue the burst's tasks wait in."""
+        return f"{self.bench.moto}/{ACCOUNT}/{self.queue_name}"
 
     def start_worker(self, rep: int) -> subprocess.Popen[bytes]:
         raise NotImplementedError
@@ -356,6 +418,7 @@ class TaskiqGo(System):
     def setup(self, rep: int) -> None:
         b = self.bench
         name = f"tg-{uuid.uuid4().hex[:10]}"
+        self.queue_name = name + "-p0"  # a batch at priority 0 goes straight into its level
         self.env = {
             **os.environ,
             **AWS_ENV,
@@ -471,6 +534,7 @@ class TaskiqAioSqs(System):
 
     def setup(self, rep: int) -> None:
         name, _ = self.bench.queue_and_bucket("tq")
+        self.queue_name = name
         self.env = peer_env(self.bench, name)
 
     def start_worker(self, rep: int) -> subprocess.Popen[bytes]:
@@ -506,6 +570,7 @@ class CelerySQS(System):
 
     def setup(self, rep: int) -> None:
         name, _ = self.bench.queue_and_bucket("cq")
+        self.queue_name = name
         self.env = peer_env(self.bench, name)
 
     def start_worker(self, rep: int) -> subprocess.Popen[bytes]:
@@ -573,7 +638,8 @@ def table(results: dict[str, list[dict[str, Any]]], tasks: int, reps: int) -> st
         for i, r in enumerate(runs):
             top = sorted(r["requests"].items(), key=lambda kv: -kv[1])
             ops = ", ".join(f"{k} {v / tasks:.2f}" for k, v in top[:8])
-            lines.append(f"{name} rep {i}: {r['tasks_per_s']:.0f}/s in {r['secs']:.1f}s; moto_server busy "
+            lines.append(f"{name} rep {i}: {r['tasks_per_s']:.0f}/s in {r['secs']:.1f}s; backlog depth mean "
+                         f"{r.get('depth_mean', 0):.0f}, max {r.get('depth_max', 0):.0f}; moto_server busy "
                          f"{r['moto_cpu_share']:.0%} of it; submit call "
                          f"{r['submit_ms']:.0f} ms; probes ms {r['latency_all_ms']}; worker process alone "
                          f"{r['root_rss_mib']:.0f} MiB; per task: {ops}")
@@ -594,6 +660,9 @@ def main() -> None:
     p.add_argument("--timeline", action="store_true",
                    help="log every request (WORKDIR/requests.log) and each phase (marks.txt); keeps the work directory")
     p.add_argument("--worker-log-level", default="warn", help="taskiq-go's worker --log-level (its log is kept with --keep)")
+    p.add_argument("--profile-moto", metavar="DIR",
+                   help="sample moto_server with py-spy during each burst into DIR/SYSTEM-REP.txt "
+                        "(py-spy on PATH or in this venv; summarise with bench/motoprofile.py)")
     p.add_argument("--json", help="write every measurement to this file")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = p.parse_args()
@@ -609,6 +678,9 @@ def main() -> None:
     bench = Bench(workdir, Path(args.bin), args.poll_group, args.poll_interval, args.timeline, args.worker_log_level)
     if args.bin_before:
         bench.taskiq_go_before = Path(args.bin_before)
+    if args.profile_moto:
+        bench.profile_dir = Path(args.profile_moto).resolve()
+        bench.profile_dir.mkdir(parents=True, exist_ok=True)
     def stop(*_: object) -> None:
         raise KeyboardInterrupt  # so that the finally below stops every process
 

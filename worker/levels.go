@@ -363,9 +363,19 @@ func (w *Worker) readAhead(ctx, workCtx context.Context, wg *sync.WaitGroup) fun
 				w.releaseSlots(got)
 				return
 			}
+			if held := w.takeHeld(got); len(held) > 0 {
+				// What was read ahead before starts first.
+				w.releaseSlots(got - len(held))
+				w.dispatch(workCtx, wg, held)
+				continue
+			}
+			ask := got
+			if w.canHold() {
+				ask = sqs.MaxBatch
+			}
 			rctx, done := stoppable(ctx)
 			began := w.cfg.Now()
-			msgs, err := w.queue.Receive(rctx, l.URL, got, 0, w.cfg.VisibilityTimeout)
+			msgs, err := w.queue.Receive(rctx, l.URL, ask, 0, w.cfg.VisibilityTimeout)
 			done()
 			if err != nil {
 				w.releaseSlots(got)
@@ -382,9 +392,11 @@ func (w *Worker) readAhead(ctx, workCtx context.Context, wg *sync.WaitGroup) fun
 				return
 			}
 			res.gave = res.gave || len(msgs) > 0
-			w.releaseSlots(got - len(msgs))
-			w.dispatch(workCtx, wg, rs)
-			if len(msgs) < got {
+			now := min(len(rs), got)
+			w.releaseSlots(got - now)
+			w.dispatch(workCtx, wg, rs[:now])
+			w.hold(rs[now:])
+			if len(msgs) < ask {
 				res.short = true
 				return
 			}
@@ -397,6 +409,65 @@ func (w *Worker) readAhead(ctx, workCtx context.Context, wg *sync.WaitGroup) fun
 	}()
 	var once sync.Once
 	return func() { once.Do(func() { close(back) }) }
+}
+
+// holdFor is how long a read-ahead may hold messages it took beyond its
+// free slots, waiting for slots to free: a small share of the lease, so
+// that what it holds starts well within it, or goes back untouched.
+func (w *Worker) holdFor() time.Duration { return w.cfg.VisibilityTimeout / 10 }
+
+// canHold reports whether a read-ahead may take a whole batch from its
+// deep level whatever the slots free: when the worker's tasks end fast
+// enough that ten more start well within holdFor. On moto a receive from
+// a deep level takes most of a second, and a task's slot, taken when its
+// receive is issued, was held more than half its time waiting on it:
+// sixteen slots ran six tasks a second with two of them running
+// (bench/README.md, "Peers").
+func (w *Worker) canHold() bool {
+	d := time.Duration(w.taskTime.Load())
+	return d > 0 && time.Duration(sqs.MaxBatch)*d/time.Duration(cap(w.slots)) < w.holdFor()/4
+}
+
+// hold keeps messages a read-ahead took beyond its free slots, to be
+// started before anything else is received (takeHeld).
+func (w *Worker) hold(msgs []received) {
+	if len(msgs) == 0 {
+		return
+	}
+	w.heldMu.Lock()
+	defer w.heldMu.Unlock()
+	if len(w.held) == 0 {
+		w.heldAt = w.cfg.Now()
+	}
+	w.held = append(w.held, msgs...)
+}
+
+// takeHeld returns up to n held messages to start now. Held messages that
+// found no slot within holdFor are given back untouched instead.
+func (w *Worker) takeHeld(n int) []received {
+	w.heldMu.Lock()
+	if len(w.held) > 0 && w.cfg.Now().Sub(w.heldAt) > w.holdFor() {
+		late := w.held
+		w.held = nil
+		w.heldMu.Unlock()
+		w.log.Warn().Int("messages", len(late)).Msg("tasks read ahead found no free slot in time; giving them back")
+		w.giveBack(late)
+		return nil
+	}
+	defer w.heldMu.Unlock()
+	k := min(n, len(w.held))
+	out := slices.Clone(w.held[:k])
+	w.held = w.held[k:]
+	return out
+}
+
+// giveBackHeld gives back, untouched, what is held at the stop.
+func (w *Worker) giveBackHeld() {
+	w.heldMu.Lock()
+	held := w.held
+	w.held = nil
+	w.heldMu.Unlock()
+	w.giveBack(held)
 }
 
 // readAheadEnded takes in what a finished read-ahead found, so that its

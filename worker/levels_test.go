@@ -38,11 +38,12 @@ type recordingQueue struct {
 type receiveCall struct {
 	url  string
 	wait time.Duration
+	max  int
 }
 
 func (r *recordingQueue) Receive(ctx context.Context, url string, max int, wait, vis time.Duration) ([]sqs.Message, error) {
 	r.mu.Lock()
-	r.receives = append(r.receives, receiveCall{url, wait})
+	r.receives = append(r.receives, receiveCall{url, wait, max})
 	r.mu.Unlock()
 	return r.Queue.Receive(ctx, url, max, wait, vis)
 }
@@ -475,6 +476,93 @@ func TestDeepLevelIsReadAheadWhileAReceiveIsOut(t *testing.T) {
 		if r := st.Result("d" + strconv.Itoa(i)); r.Attempt != 1 {
 			t.Errorf("task d%d ended at attempt %d", i, r.Attempt)
 		}
+	}
+}
+
+// A read-ahead takes a whole batch beyond its free slots only while the
+// worker's tasks end fast enough that ten more start well within the
+// lease: never before a task has ended, never with long tasks.
+func TestReadAheadHoldsOnlyForFastTasks(t *testing.T) {
+	w := newTestWorker(t, testbroker.NewQueue(), testbroker.NewStore(), func(c *Config) {
+		c.Queues, c.Concurrency, c.VisibilityTimeout = levelRefs(), 4, 30*time.Second
+	})
+	for _, c := range []struct {
+		took time.Duration
+		want bool
+	}{{0, false}, {20 * time.Millisecond, true}, {300 * time.Millisecond, false}, {10 * time.Second, false}} {
+		w.taskTime.Store(int64(c.took))
+		if got := w.canHold(); got != c.want {
+			t.Errorf("tasks taking %v: canHold %v, want %v", c.took, got, c.want)
+		}
+	}
+}
+
+// Messages a read-ahead took beyond its free slots start before anything
+// else, in the order taken; what found no slot within holdFor, and what is
+// held at the stop, goes back untouched: a level's message to its inbox,
+// with a receive count of zero, never run.
+func TestHeldMessagesStartFirstAndGoBackWhenLateOrStopped(t *testing.T) {
+	ctx := context.Background()
+	q, st := testbroker.NewQueue(), testbroker.NewStore()
+	level := qURL + plan.LevelFor(0).Suffix
+	for i := range 4 {
+		id := "h" + strconv.Itoa(i)
+		tk := &plan.Task{ID: id, Argv: []string{"true"}}
+		tk.Normalize()
+		body, _ := json.Marshal(tk)
+		if _, err := q.Send(ctx, level, sqs.Entry{Body: string(body), Attributes: map[string]string{"taskiq_id": id, plan.AttrPriority: "0"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Unix(1_000_000, 0)
+	var mu sync.Mutex
+	w := newTestWorker(t, q, st, func(c *Config) {
+		c.Queues, c.Concurrency, c.VisibilityTimeout = levelRefs(), 4, 30*time.Second
+		c.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	})
+	w.acks = newAcker(w.queue, w.log)
+	msgs, err := q.Receive(ctx, level, 4, 0, 30*time.Second)
+	if err != nil || len(msgs) != 4 {
+		t.Fatalf("%d messages, %v", len(msgs), err)
+	}
+	var ref QueueRef
+	for _, l := range w.levels {
+		if l.URL == level {
+			ref = l
+		}
+	}
+	rs := tag(msgs, ref)
+	w.hold(rs[:2])
+	if got := w.takeHeld(1); len(got) != 1 || got[0].MessageID != rs[0].MessageID {
+		t.Fatalf("took %v, want the first held", got)
+	}
+	mu.Lock()
+	now = now.Add(w.holdFor() + time.Second)
+	mu.Unlock()
+	if got := w.takeHeld(4); len(got) != 0 {
+		t.Errorf("took %d held past holdFor, want none (given back)", len(got))
+	}
+	w.hold(rs[2:])
+	w.giveBackHeld()
+	w.acks.close()
+	back, err := q.Receive(ctx, qURL, 10, 0, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]int{}
+	for _, m := range back {
+		ids[m.Attributes["taskiq_id"]] = m.ReceiveCount
+	}
+	for _, id := range []string{"h1", "h2", "h3"} {
+		if n, ok := ids[id]; !ok || n != 1 {
+			t.Errorf("%s back in the inbox: %v, received %d times (want once: this receive)", id, ok, n)
+		}
+	}
+	if _, ok := ids["h0"]; ok {
+		t.Error("h0, taken to start, was given back")
+	}
+	if left, _ := q.Receive(ctx, level, 10, 0, time.Second); len(left) != 0 {
+		t.Errorf("%d messages still in the level after their copies went back", len(left))
 	}
 }
 

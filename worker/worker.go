@@ -181,6 +181,14 @@ type Worker struct {
 	maxReceive map[string]int
 
 	finished atomic.Int64
+	// taskTime is the moving mean of how long a message holds its slot
+	// (nanoseconds; 0 until one has ended).
+	taskTime atomic.Int64
+	// held are messages a read-ahead took beyond its free slots, started
+	// before the next receive (levels.go); heldAt is when the oldest came.
+	heldMu sync.Mutex
+	held   []received
+	heldAt time.Time
 	// lastActive is when a task last arrived or finished (unix nanoseconds),
 	// for IdleExit.
 	lastActive atomic.Int64
@@ -278,6 +286,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	w.lastReceive.Store(w.started.UnixNano())
 	fetchErr := w.fetchLoop(ctx, workCtx, &wg)
 	w.stopping.Store(true)
+	w.giveBackHeld()
 
 	// Shutdown: wait for running tasks, up to the grace period.
 	done := make(chan struct{})
@@ -298,6 +307,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		stopWork(errShutdown)
 		<-done
 	}
+	w.giveBackHeld() // what a read-ahead took as the stop came
 	w.acks.close()
 	stopHB()
 	<-hbDone
@@ -396,6 +406,13 @@ func (w *Worker) fetchLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) err
 			break
 		}
 		got += w.gatherSlots(ctx, got)
+		if held := w.takeHeld(got); len(held) > 0 {
+			// What a read-ahead took beyond its slots starts before
+			// anything more is received.
+			w.releaseSlots(got - len(held))
+			w.dispatch(workCtx, wg, held)
+			continue
+		}
 		wait := w.cfg.WaitTime
 		if w.cfg.IdleExit > 0 && w.runningCount() == 0 {
 			left := w.cfg.IdleExit - w.cfg.Now().Sub(time.Unix(0, w.lastActive.Load()))
@@ -466,9 +483,26 @@ func (w *Worker) dispatch(workCtx context.Context, wg *sync.WaitGroup, msgs []re
 			defer wg.Done()
 			defer w.signalEnded()
 			defer w.releaseSlots(1)
+			began := w.cfg.Now()
 			w.handle(workCtx, m.q, m.Message)
+			w.noteTaskTime(w.cfg.Now().Sub(began))
 			w.touch()
 		}()
+	}
+}
+
+// noteTaskTime keeps a moving mean of how long a handled message holds
+// its slot (claim, command, result), for the read-ahead's hold (levels.go).
+func (w *Worker) noteTaskTime(d time.Duration) {
+	for {
+		old := w.taskTime.Load()
+		next := int64(d)
+		if old > 0 {
+			next = old + (int64(d)-old)/8
+		}
+		if w.taskTime.CompareAndSwap(old, next) {
+			return
+		}
 	}
 }
 
