@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextvars
 import os
 import pathlib
@@ -333,11 +334,14 @@ class TaskiqExecutor(StepDelegatingExecutor):
         self._seen_signature: Any = None
         self._probed_id = 0
         self._last_read = 0.0
-        # Base keys of the steps other steps take inputs from (None: unknown, every end
-        # matters), whether any end may free a slot, and the step attempts seen ending.
-        self._feeds: set[str] | None = None
+        # Base key (before any mapping key) of each step other steps take inputs from ->
+        # for each of those, the base keys it takes inputs from (None: a mapped step,
+        # which one end of its upstream may make ready); None: unknown, every end matters.
+        # Whether any end may free a slot; the step attempts seen ending, by base key.
+        self._feeds: dict[str, list[frozenset[str] | None]] | None = None
         self._every_end_matters = True
         self._ended = 0
+        self._ended_by_base: collections.Counter[str] = collections.Counter()
         #: Reads of the event log made, and skipped because nothing the executor acts on was written.
         self.reads = self.skipped_reads = 0
 
@@ -390,29 +394,42 @@ class TaskiqExecutor(StepDelegatingExecutor):
         if self._sleep_max is None or self._sleep_max < value:
             self._sleep_max = value
 
-    def _plan_shape(self, execution_plan: ExecutionPlan) -> tuple[set[str] | None, bool]:
-        """The base keys (before any mapping key) of the steps that feed others, and
+    def _plan_shape(
+        self, execution_plan: ExecutionPlan
+    ) -> tuple[dict[str, list[frozenset[str] | None]] | None, bool]:
+        """For each base key (before any mapping key) of a step that feeds others, the
+        base keys each of those others takes inputs from (None for a mapped one); and
         whether every step's end may let another start (a concurrency limit or pool)."""
         if self._max_concurrent is not None or self._tag_concurrency_limits:
             return None, True
-        feeds: set[str] = set()
+        feeds: dict[str, list[frozenset[str] | None]] = {}
         try:
             for step in execution_plan.steps:
                 if getattr(step, "pool", None):
                     return None, True
                 upstream = getattr(step, "get_all_dependency_keys", None) or getattr(step, "get_execution_dependency_keys")
-                feeds.update(str(key).split("[", 1)[0] for key in upstream())
+                bases = frozenset(str(key).split("[", 1)[0] for key in upstream())
+                waits = None if "[" in str(step.key) else bases
+                for base in bases:
+                    feeds.setdefault(base, []).append(waits)
         except Exception:  # a plan this does not know: act on every end at once
             return None, True
         return feeds, False
 
+    def _in_flight(self, base: str) -> int:
+        """Step attempts of this base key launched and not seen ending."""
+        return self._taskiq.launched_of(base) - self._ended_by_base[base]
+
     def _acts_on(self, step_key: str, kind: str) -> bool:
         """Whether a progress event can change what runs next: anything but the success
-        of a step that feeds no other while other steps of the run are still in flight."""
+        of a step while every step it feeds still waits for another in flight (one of the
+        same mapped step, for a collect), or of a step that feeds none while others run.
+        So a burst of a fan-out's ends is read once, with the last."""
         if kind != DagsterEventType.STEP_SUCCESS.value or self._every_end_matters or self._feeds is None:
             return True
-        if step_key.split("[", 1)[0] in self._feeds:
-            return True
+        for waits in self._feeds.get(step_key.split("[", 1)[0], ()):
+            if waits is None or all(self._in_flight(base) <= 0 for base in waits):
+                return True  # that step may be ready now
         return self._taskiq.launched_attempts <= self._ended  # the last one in flight: the run ends
 
     def _needs_read(self, files: RunLogFiles, signature: Any, now: float) -> bool:
@@ -428,7 +445,10 @@ class TaskiqExecutor(StepDelegatingExecutor):
         self._seen_signature = signature
         if last is not None:
             self._probed_id = max(self._probed_id, last)
-        self._ended += sum(1 for _, kind in progress if kind in _ATTEMPT_ENDS)
+        for key, kind in progress:
+            if kind in _ATTEMPT_ENDS:
+                self._ended += 1
+                self._ended_by_base[key.split("[", 1)[0]] += 1
         return any(self._acts_on(key, kind) for key, kind in progress)
 
     def _pop_events(self, instance: DagsterInstance, run_id: str, seen_storage_ids: set[int]) -> Sequence[DagsterEvent]:
