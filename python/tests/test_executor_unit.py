@@ -280,3 +280,26 @@ def test_a_fan_outs_ends_are_read_once_with_the_last(instance: DagsterInstance) 
     handler.launched_attempts = 4  # type: ignore[attr-defined]
     instance.report_dagster_event(_step_event(run, DagsterEventType.STEP_SUCCESS, "leaf[2]"), run.run_id)
     assert pop() == ["leaf[2]"] and executor.reads == 3  # the last leaf: gather is ready
+
+
+def test_the_run_file_answers_dagsters_read_as_dagster_does(instance: DagsterInstance) -> None:
+    # The executor's read of the run's events, through the connection it keeps
+    # open, gives the records and cursors Dagster's own read gives.
+    run = _run(instance)
+    instance.report_engine_event("one", run, EngineEventData())
+    instance.report_dagster_event(_step_event(run, DagsterEventType.STEP_START, "a"), run.run_id)
+    instance.report_dagster_event(_step_event(run, DagsterEventType.STEP_SUCCESS, "a"), run.run_id)
+    files = RunLogFiles.for_run(instance, run.run_id)
+    all_types = set(DagsterEventType)
+    cursors: list[str | None] = [None]
+    for limit in (2, 1000, 1000):
+        cursor = cursors[-1]
+        ours = files.records(run.run_id, cursor, all_types, limit)
+        theirs = instance.get_records_for_run(run.run_id, cursor, of_type=all_types, limit=limit)
+        assert ours is not None
+        assert [r.storage_id for r in ours.records] == [r.storage_id for r in theirs.records]
+        assert [r.event_log_entry for r in ours.records] == [r.event_log_entry for r in theirs.records]
+        assert (ours.cursor, ours.has_more) == (theirs.cursor, theirs.has_more)
+        cursors.append(ours.cursor)
+    assert files.records(run.run_id, None, None, None) is None  # not a read it knows: Dagster's
+    files.close()
