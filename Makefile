@@ -17,6 +17,7 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)-step ./cmd/taskiq-go-step
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)-supervise ./cmd/taskiq-go-supervise
 
 venv:
 	bash scripts/venv.sh
@@ -32,7 +33,7 @@ lint:
 	$(GO) vet ./...
 	@# make wheels cross-builds these: a Linux-only call must not break macOS or arm64.
 	@for t in darwin/amd64 darwin/arm64 linux/arm64; do \
-	  GOOS=$${t%/*} GOARCH=$${t#*/} CGO_ENABLED=0 $(GO) build -o /dev/null . || { echo "build for $$t failed"; exit 1; }; \
+	  GOOS=$${t%/*} GOARCH=$${t#*/} CGO_ENABLED=0 $(GO) build -o /dev/null . ./cmd/... || { echo "build for $$t failed"; exit 1; }; \
 	done
 
 go-test:
@@ -47,9 +48,10 @@ go-test-awscli:
 py-test: build venv
 	TASKIQ_GO_BIN=$(CURDIR)/$(BIN) $(VENV)/bin/python -m pytest -q python/tests
 
-## wheels: dist/ gets taskiq-go for linux and darwin on amd64 and arm64 (static, with
-## tar.gz archives and checksums.txt), the dagster-taskiq sdist, and one platform wheel
-## per target carrying its binary; all of one version (scripts/version.sh).
+## wheels: dist/ gets taskiq-go and every binary of cmd/ beside it for linux and darwin
+## on amd64 and arm64 (static, with tar.gz archives and checksums.txt), the dagster-taskiq
+## sdist, and one platform wheel per target carrying its binaries; all of one version
+## (scripts/version.sh).
 wheels:
 	python3 scripts/wheels.py
 

@@ -39,6 +39,7 @@ import (
 	"github.com/taskiq-go/taskiq-go/commands"
 	"github.com/taskiq-go/taskiq-go/devserver"
 	"github.com/taskiq-go/taskiq-go/plan"
+	"github.com/taskiq-go/taskiq-go/supervisor"
 )
 
 // TestMain registers the taskiq-go command and the small programs that
@@ -46,6 +47,9 @@ import (
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		"taskiq-go": func() { os.Exit(commands.Main(os.Args)) },
+		// taskiq-go-supervise beside taskiq-go, as make build puts it: the
+		// workers start their supervisors from it.
+		"taskiq-go-supervise": func() { os.Exit(supervisor.Main()) },
 		// exitn N: exit with status N.
 		"exitn": func() {
 			n, _ := strconv.Atoi(os.Args[1])

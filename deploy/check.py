@@ -8,6 +8,11 @@
 * The KEDA ScaledObject, beyond its schema (deploy/check_crds.py): it targets the
   Deployment, has one aws-sqs-queue trigger per priority band of the queue
   (the names `taskiq-go init` creates) and a formula that sums them all.
+* Every recipe installs the small binaries of cmd/ (taskiq-go-step, ...) in
+  the directory of the taskiq-go it runs, where taskiq-go and dagster-taskiq
+  look for them: the images build ./cmd/... into the same directory as
+  taskiq-go and copy that directory whole; the systemd unit runs the
+  taskiq-go that the wheel installed into its virtualenv's bin/.
 * Every recipe passes --pass-env for dagster_taskiq.worker_cli.STEP_PASS_ENV:
   tasks get a clean environment, and Dagster steps need the instance, the AWS
   role and (run workers) the connection.
@@ -137,6 +142,25 @@ def main() -> None:
     check(mounts.get("dagster-instance") == config["DAGSTER_HOME"], "the instance's dagster.yaml is in DAGSTER_HOME")
     check("postgres" in instance["storage"] and "S3ComputeLogManager" == instance["compute_logs"]["class"],
           "the workers' instance is Postgres with S3 compute logs: nothing on local disk")
+
+    # -- the small binaries beside taskiq-go ---------------------------------------------
+    commands = sorted(d.name for d in (DEPLOY.parent / "cmd").iterdir() if d.is_dir() and any(d.glob("*.go")))
+    check("taskiq-go-step" in commands, f"cmd/ holds taskiq-go-step ({', '.join(commands)})")
+    build = re.search(r"^RUN CGO_ENABLED=0 go build -trimpath .* -o (\S+) (.*)$", joined, re.M)
+    check(build is not None and build.group(1).endswith("/") and build.group(2).split() == [".", "./cmd/..."],
+          "the Dockerfile builds taskiq-go and every binary of cmd/ (static, -trimpath) into one directory")
+    out_dir = build.group(1) if build else "?"
+    check(re.search(rf"^COPY --from=build {re.escape(out_dir)} /usr/local/bin/$", dockerfile, re.M) is not None
+          and re.search(r'^ENTRYPOINT \[.*"taskiq-go"', dockerfile, re.M) is not None,
+          f"the Dockerfile copies {out_dir} whole into /usr/local/bin/, the taskiq-go on its PATH")
+    static = (DEPLOY / "docker" / "Dockerfile.static").read_text()
+    check(re.search(r"^COPY --chmod=0755 bin/ /usr/local/bin/$", static, re.M) is not None
+          and '"/usr/local/bin/taskiq-go"' in static,
+          "Dockerfile.static copies the staged bin/ (scripts/image.sh: taskiq-go and cmd/) beside its entrypoint")
+    install = re.search(r"python3 -m venv (\S+) && \1/bin/pip install dagster-taskiq", (DEPLOY / "systemd" / "taskiq-go-worker.service").read_text())
+    exe = service["ExecStart"].split()[0]
+    check(install is not None and exe == f"{install.group(1)}/bin/taskiq-go",
+          f"the systemd unit runs the taskiq-go the wheel installed with cmd/'s binaries ({exe})")
 
     # -- KEDA ---------------------------------------------------------------------------
     scaled = by_kind["ScaledObject"]["spec"]

@@ -6,7 +6,8 @@ Usage: deploy/check_image.py IMAGE.tar DOCKERFILE CONTEXT VERSION
 The image's config must say what the Dockerfile says (ENTRYPOINT, CMD, USER,
 LABEL, ENV, EXPOSE, STOPSIGNAL, with ARG VERSION replaced), and its layers must
 hold every COPY's files, byte for byte as in CONTEXT and with the --chmod mode;
-the binary taken out of the image must run and print VERSION. Only the standard
+the binary taken out of the image must run and print VERSION, and every binary
+of the repository's cmd/ must be beside it. Only the standard
 library: it runs wherever the image is built (scripts/image.sh).
 """
 
@@ -127,6 +128,8 @@ def main() -> None:
                               f"COPY {src} {dest}: {target}/ mode {want:o}")
                     else:
                         check(got is not None and got[1] == path.read_bytes(), f"COPY {src} {dest}: {target}, the same bytes")
+                        if got is not None and mode is not None:
+                            check(got[0].mode & 0o7777 == mode, f"  mode {mode:o} (is {got[0].mode & 0o7777:o})")
                 continue
             got = files.get(dest)
             check(got is not None and got[1] == source.read_bytes(), f"COPY {src} {dest}: the same bytes")
@@ -151,6 +154,13 @@ def main() -> None:
             out = subprocess.run([str(exe), "version"], capture_output=True, text=True, env={})
             check(out.returncode == 0 and out.stdout.strip() == f"taskiq-go {version}",
                   f"the entrypoint runs with an empty environment and prints version {version} ({out.stdout.strip()!r})")
+    # taskiq-go finds the small binaries of cmd/ (taskiq-go-step, ...) beside itself.
+    cmd = Path(__file__).resolve().parents[1] / "cmd"
+    for name in sorted(d.name for d in cmd.iterdir() if d.is_dir() and any(d.glob("*.go"))):
+        beside = str(Path(entry).parent / name)
+        got = files.get(beside)
+        check(got is not None and got[1] is not None and got[0].mode & 0o111 != 0,
+              f"cmd/{name} is beside the entrypoint: {beside}, executable")
     size = sum(len(d) for _, d in files.values() if d)
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()[:12]
     print(f"   {len(files)} paths, {size >> 20} MiB of files, archive sha256 {digest}")

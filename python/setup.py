@@ -4,9 +4,10 @@
   tag), the same string the taskiq-go binary prints; an sdist carries it in
   ``_version.txt``.
 * A wheel built from the sdist, when ``go`` is on PATH, carries the taskiq-go
-  binary built from the Go source the sdist holds under ``go/``, installed
-  into the environment's scripts directory (its ``bin/``), and is tagged for
-  this platform. ``make wheels`` builds the published platform wheels
+  binary and the small ones of ``cmd/`` (taskiq-go-step, ...) built from the
+  Go source the sdist holds under ``go/``, installed into the environment's
+  scripts directory (its ``bin/``), where taskiq-go finds them beside itself,
+  and is tagged for this platform. ``make wheels`` builds the published platform wheels
   without this path (scripts/wheels.py adds the cross-compiled binaries).
 """
 
@@ -67,24 +68,27 @@ class BdistWheel(bdist_wheel):  # type: ignore[misc]
 
     def run(self) -> None:
         if self._go:
-            out = Path(self.bdist_dir or "build").resolve().parent / "taskiq-go-bin" / "taskiq-go"
-            out.parent.mkdir(parents=True, exist_ok=True)
+            out = Path(self.bdist_dir or "build").resolve().parent / "taskiq-go-bin"
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir(parents=True)
             module = "github.com/taskiq-go/taskiq-go"
+            # -X of a package a command does not link is ignored: one set of flags for all.
             ldflags = f"-s -w -X {module}/commands.Version={VERSION}"
             env = {**os.environ, "CGO_ENABLED": "0"}
+            packages = ["."] + (["./cmd/..."] if (GO_SOURCE / "cmd").is_dir() else [])
             subprocess.run(
-                [self._go, "build", "-trimpath", "-ldflags", ldflags, "-o", str(out), "."],
+                [self._go, "build", "-trimpath", "-ldflags", ldflags, "-o", f"{out}{os.sep}", *packages],
                 cwd=GO_SOURCE,
                 env=env,
                 check=True,
             )
-            self.distribution.scripts = [str(out)]
+            self.distribution.scripts = sorted(str(p) for p in out.iterdir())
         super().run()
 
 
 class BuildScripts(build_scripts):  # type: ignore[misc]
-    """Copies the scripts as they are: the one script is the taskiq-go binary,
-    which setuptools would otherwise read as Python to rewrite its first line."""
+    """Copies the scripts as they are: they are the taskiq-go binaries, which
+    setuptools would otherwise read as Python to rewrite their first line."""
 
     def run(self) -> None:
         self.mkpath(self.build_dir)

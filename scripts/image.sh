@@ -2,7 +2,8 @@
 # Builds the container image of deploy/docker/Dockerfile.static without a
 # container daemon: buildah (Debian's package; vfs storage under .cache/image,
 # chroot isolation, no registry since the base is scratch) from a context of
-# the static binary and the host's CA bundle, exported as an OCI archive to
+# the static binaries (taskiq-go and, from beside it, every binary of cmd/)
+# and the host's CA bundle, exported as an OCI archive to
 # dist/taskiq-go-image.tar; then deploy/check_image.py checks the archive's
 # config and layers against the Dockerfile. Load it elsewhere with
 # `podman load -i` or `skopeo copy oci-archive:... docker-daemon:...`.
@@ -17,9 +18,15 @@ command -v buildah >/dev/null || { echo "image.sh: buildah not found (apt-get in
 state="$root/.cache/image"
 ctx="$state/context"
 rm -rf "$ctx"
-mkdir -p "$ctx/rootfs/tmp" "$ctx/rootfs/etc/ssl/certs" dist
+mkdir -p "$ctx/bin" "$ctx/rootfs/tmp" "$ctx/rootfs/etc/ssl/certs" dist
 chmod 1777 "$ctx/rootfs/tmp"
-cp "$bin" "$ctx/taskiq-go"
+cp "$bin" "$ctx/bin/taskiq-go"
+for dir in cmd/*/; do
+	ls "$dir"*.go >/dev/null 2>&1 || continue
+	name="$(basename "$dir")"
+	[[ -x "$(dirname "$bin")/$name" ]] || { echo "image.sh: no $name beside $bin (make build builds it)" >&2; exit 1; }
+	cp "$(dirname "$bin")/$name" "$ctx/bin/$name"
+done
 cp /etc/ssl/certs/ca-certificates.crt "$ctx/rootfs/etc/ssl/certs/"
 b=(buildah --storage-driver vfs --root "$state/storage" --runroot "$state/run")
 tag="localhost/taskiq-go:${version//+/_}"

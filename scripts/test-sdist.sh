@@ -4,8 +4,10 @@
 # fresh virtualenv, with Go on PATH and the source tree out of reach, builds a
 # platform wheel carrying taskiq-go built from the Go source inside the sdist;
 # the binary lands in the venv's bin/, is static, and prints the same version
-# as the installed package. The same sdist installed without Go on PATH gives
-# a pure wheel and no binary: the binary comes from that build, nowhere else.
+# as the installed package; every small binary of cmd/ (taskiq-go-step, ...)
+# lands beside it, static too. The same sdist installed without Go on PATH
+# gives a pure wheel and no binary: the binaries come from that build, nowhere
+# else.
 # Only dagster-taskiq itself is installed (--no-deps): its dependencies are
 # test_wheel.py's business.
 set -euo pipefail
@@ -39,11 +41,27 @@ pkg="$("$work/with-go/bin/python" -c 'import importlib.metadata as m; print(m.ve
 file_info="$(od -An -c -N4 "$bin" | tr -d ' ')"
 [[ "$file_info" == *ELF* ]] || [[ "$(uname)" != Linux ]] || fail "not an ELF binary"
 if command -v ldd >/dev/null && ldd "$bin" 2>&1 | grep -q '=>'; then fail "taskiq-go is linked dynamically"; fi
+commands=()
+for dir in cmd/*/; do
+	ls "$dir"*.go >/dev/null 2>&1 && commands+=("$(basename "$dir")")
+done
+[[ " ${commands[*]} " == *" taskiq-go-step "* ]] || fail "no cmd/taskiq-go-step in the source tree"
+for name in "${commands[@]}"; do
+	small="$work/with-go/bin/$name"
+	[[ -x "$small" ]] || fail "no $name beside taskiq-go in the venv's bin/"
+	if command -v ldd >/dev/null && ldd "$small" 2>&1 | grep -q '=>'; then fail "$name is linked dynamically"; fi
+done
+probe="$(env -i "$work/with-go/bin/taskiq-go-step" --taskiq-go-native-step-client)" || fail "taskiq-go-step failed its probe"
+[[ "$probe" == "taskiq-go native step client" ]] || fail "taskiq-go-step answers '$probe'"
+echo "test-sdist: beside taskiq-go: ${commands[*]}"
 wheel_meta="$(cat "$work"/with-go/lib/python*/site-packages/dagster_taskiq-*.dist-info/WHEEL)"
 grep -q '^Root-Is-Purelib: false' <<<"$wheel_meta" || fail "the wheel built from the sdist is not a platform wheel"
 echo "test-sdist: with Go on PATH: $out, platform wheel ($(grep '^Tag:' <<<"$wheel_meta" | head -1))"
 
 install without-go "$work/without-go/bin:/usr/bin:/bin"
 [[ ! -e "$work/without-go/bin/taskiq-go" ]] || fail "a taskiq-go appeared without Go on PATH"
+for name in "${commands[@]}"; do
+	[[ ! -e "$work/without-go/bin/$name" ]] || fail "a $name appeared without Go on PATH"
+done
 echo "test-sdist: without Go on PATH: a pure wheel, no binary"
 echo "test-sdist: ok"

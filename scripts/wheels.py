@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Builds the release artifacts of one version (scripts/version.sh) into dist/:
 
-* taskiq-go for linux and darwin on amd64 and arm64: static (CGO_ENABLED=0),
-  cross-compiled, stamped with the version; also as tar.gz archives with a
+* taskiq-go for linux and darwin on amd64 and arm64, with every small
+  binary under cmd/ (taskiq-go-step, the native Dagster step client alone,
+  and the others) beside it: static (CGO_ENABLED=0), cross-compiled,
+  -trimpath, stamped with the version; also as tar.gz archives with a
   checksums.txt, for installs without pip;
 * the dagster-taskiq sdist, holding the Go source under go/ so that a wheel
   built from it where Go is present carries the binary (python/setup.py);
-* one platform wheel per target: the package plus that target's binary in
-  ``<name>.data/scripts/``, which pip installs into the environment's bin/.
+* one platform wheel per target: the package plus that target's binaries in
+  ``<name>.data/scripts/``, which pip installs into the environment's bin/,
+  where taskiq-go finds the others beside itself.
   A static binary needs no libc, so each Linux wheel is tagged for both
   glibc (manylinux2014) and musl (musllinux_1_1); macOS wheels need 12.0,
   the oldest macOS Go 1.26 supports.
@@ -56,26 +59,45 @@ def project_version() -> str:
     return out.stdout.strip()
 
 
-def build_binary(target: str, version: str, out_dir: Path) -> Path:
+#: The packages built: taskiq-go (the module's root) and every command under cmd/.
+PACKAGES = [".", "./cmd/..."]
+
+
+def command_names() -> list[str]:
+    """The binaries of cmd/ (each directory holding Go files is one command)."""
+    return sorted(d.name for d in (ROOT / "cmd").iterdir() if d.is_dir() and any(d.glob("*.go")))
+
+
+def build_binaries(target: str, version: str, out_dir: Path) -> list[Path]:
+    """taskiq-go and the binaries of cmd/ for target, in one directory: taskiq-go first."""
     goos, goarch = target.split("/")
-    out = out_dir / f"{goos}_{goarch}" / "taskiq-go"
+    out = out_dir / f"{goos}_{goarch}"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
     env = {**os.environ, "CGO_ENABLED": "0", "GOOS": goos, "GOARCH": goarch}
+    # -X of a package a command does not link is ignored: one set of flags for all.
     ldflags = f"-s -w -X {MODULE}/commands.Version={version}"
-    run([os.environ.get("GO", "go"), "build", "-trimpath", "-ldflags", ldflags, "-o", str(out), "."], cwd=ROOT, env=env)
-    return out
+    run([os.environ.get("GO", "go"), "build", "-trimpath", "-ldflags", ldflags, "-o", f"{out}{os.sep}", *PACKAGES],
+        cwd=ROOT, env=env)
+    names = ["taskiq-go", *command_names()]
+    missing = [n for n in names if not (out / n).is_file()]
+    if missing:
+        raise SystemExit(f"wheels.py: go build made no {', '.join(missing)} in {out}")
+    return [out / n for n in names]
 
 
-def archive_binary(binary: Path, target: str, version: str, out_dir: Path) -> Path:
+def archive_binaries(binaries: list[Path], target: str, version: str, out_dir: Path) -> Path:
     goos, goarch = target.split("/")
     path = out_dir / f"taskiq-go_{version}_{goos}_{goarch}.tar.gz"
     with tarfile.open(path, "w:gz") as tar:
-        tar.add(binary, arcname="taskiq-go")
+        for binary in binaries:
+            tar.add(binary, arcname=binary.name)
         tar.add(ROOT / "README.md", arcname="README.md")
     return path
 
 
 def go_source_files() -> list[str]:
-    """What `go build .` needs: the module's non-test .go files as git knows them, and what they embed."""
+    """What `go build . ./cmd/...` needs: the module's non-test .go files as git knows them, and what they embed."""
     out = subprocess.run(["git", "ls-files", "go.mod", "go.sum", "*.go"], cwd=ROOT, capture_output=True, text=True)
     files = [f for f in out.stdout.split() if not f.endswith("_test.go") and not f.startswith(("python/", "testdata/"))]
     if "go.mod" not in files:
@@ -84,7 +106,7 @@ def go_source_files() -> list[str]:
     # fails without them. Every GOOS's .go files are in already.
     listed = subprocess.run(
         [os.environ.get("GO", "go"), "list", "-deps", "-f",
-         "{{if .Module}}{{if .Module.Main}}{{$d := .Dir}}{{range .EmbedFiles}}{{$d}}/{{.}}\n{{end}}{{end}}{{end}}", "."],
+         "{{if .Module}}{{if .Module.Main}}{{$d := .Dir}}{{range .EmbedFiles}}{{$d}}/{{.}}\n{{end}}{{end}}{{end}}", *PACKAGES],
         cwd=ROOT, capture_output=True, text=True, check=True)
     for path in listed.stdout.split():
         rel = Path(path).relative_to(ROOT).as_posix()
@@ -143,8 +165,8 @@ def record_line(name: str, data: bytes) -> str:
     return f"{name},sha256={digest},{len(data)}"
 
 
-def platform_wheel(pure: Path, binary: Path, plat: str, out_dir: Path) -> Path:
-    """The pure wheel, re-tagged for plat, with the binary in .data/scripts/."""
+def platform_wheel(pure: Path, binaries: list[Path], plat: str, out_dir: Path) -> Path:
+    """The pure wheel, re-tagged for plat, with the binaries in .data/scripts/."""
     base = pure.name.split("-")
     name, version = base[0], base[1]
     dist_info = f"{name}-{version}.dist-info"
@@ -162,13 +184,14 @@ def platform_wheel(pure: Path, binary: Path, plat: str, out_dir: Path) -> Path:
         lines.append("Root-Is-Purelib: false")
         lines += [f"Tag: py3-none-{p}" for p in plat.split(".")]
         wheel_data = ("\n".join(lines) + "\n").encode()
-        script_name = f"{name}-{version}.data/scripts/taskiq-go"
-        script = binary.read_bytes()
-        info = zipfile.ZipInfo(script_name, date_time=(2020, 1, 1, 0, 0, 0))
-        info.external_attr = (0o100755 << 16)
-        info.compress_type = zipfile.ZIP_DEFLATED
-        zout.writestr(info, script)
-        records.append(record_line(script_name, script))
+        for binary in binaries:
+            script_name = f"{name}-{version}.data/scripts/{binary.name}"
+            script = binary.read_bytes()
+            info = zipfile.ZipInfo(script_name, date_time=(2020, 1, 1, 0, 0, 0))
+            info.external_attr = (0o100755 << 16)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zout.writestr(info, script)
+            records.append(record_line(script_name, script))
         zout.writestr(f"{dist_info}/WHEEL", wheel_data)
         records.append(record_line(f"{dist_info}/WHEEL", wheel_data))
         records.append(f"{dist_info}/RECORD,,")
@@ -200,10 +223,10 @@ def main() -> None:
     built = [out_dir / sdist.name]
     sums = io.StringIO()
     for target in targets:
-        binary = build_binary(target, version, stage / "bin")
-        tarball = archive_binary(binary, target, version, out_dir)
+        binaries = build_binaries(target, version, stage / "bin")
+        tarball = archive_binaries(binaries, target, version, out_dir)
         sums.write(f"{hashlib.sha256(tarball.read_bytes()).hexdigest()}  {tarball.name}\n")
-        built += [tarball, platform_wheel(pure, binary, PLATFORMS[target], out_dir)]
+        built += [tarball, platform_wheel(pure, binaries, PLATFORMS[target], out_dir)]
     if targets:
         (out_dir / "checksums.txt").write_text(sums.getvalue())
     for path in built:

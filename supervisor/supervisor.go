@@ -1,8 +1,9 @@
 // Package supervisor runs one task's command under a small watchdog
-// process: the same binary, re-executed in a hidden mode (see Main), that
-// holds the task's lease deadline and stops the command's whole process
-// tree by itself when the deadline passes without a renewal or when the
-// worker that started it dies, and that leaves nothing of the task behind
+// process (see Main): the stand-alone Binary when it sits beside the
+// worker's executable, else that executable re-executed in a hidden mode.
+// The watchdog holds the task's lease deadline, stops the command's whole
+// process tree by itself when the deadline passes without a renewal or when
+// the worker that started it dies, and leaves nothing of the task behind
 // when the command ends.
 //
 // The worker talks to its supervisor over two pipes: a control pipe it
@@ -10,6 +11,9 @@
 // line each) and a status pipe it reads (the task's pid or why it could not
 // start, then how it ended). The end of the control pipe, which the kernel
 // closes when the worker dies however it dies, is itself a stop request.
+// A supervisor can be started before its command is known (Prepare): it
+// waits on the control pipe and, should the pipe end before the command
+// comes, exits having run nothing.
 //
 // What holds where: on Linux the supervisor is a child subreaper
 // (PR_SET_CHILD_SUBREAPER), so every process the task leaves behind,
@@ -28,6 +32,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -114,12 +119,117 @@ type Proc struct {
 // cannot start supervisors without end.
 const nestedEnv = "TASKIQ_GO_SUPERVISOR_CHILD"
 
+// Binary is the file name of the supervisor alone (cmd/taskiq-go-supervise),
+// a binary of the standard library only: it starts for a fraction of the CPU
+// the whole taskiq-go takes (its package initialization, the AWS SDK's, is
+// most of a start). Supervisors are started from it when it sits beside the
+// executable that starts them; otherwise that executable runs itself with
+// Arg.
+const Binary = "taskiq-go-supervise"
+
+// standalone is the path of Binary beside this executable, or "" when there
+// is none; looked up once.
+var standalone = sync.OnceValue(func() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	if real, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = real
+	}
+	return beside(exe)
+})
+
+// beside is the path of Binary in exe's directory when an executable file is
+// there, else "".
+func beside(exe string) string {
+	p := filepath.Join(filepath.Dir(exe), Binary)
+	fi, err := os.Stat(p)
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return ""
+	}
+	return p
+}
+
+// Pending is a supervisor started before its command is known, so that its
+// start overlaps whatever must come first (the worker's claim of the task).
+// It runs nothing until Run hands it the command; when Discard ends it
+// instead, or its starter dies, it exits having run nothing. A Pending is
+// used by one goroutine: Run or Discard, once (Discard after Run does
+// nothing).
+type Pending struct {
+	p              *Proc
+	done           bool
+	stdout, stderr *os.File
+}
+
+// Prepare starts a supervisor whose command will write to stdout and stderr
+// (nil: /dev/null). It returns as soon as the process is started, without
+// waiting for it to be up.
+func Prepare(stdout, stderr *os.File) (*Pending, error) {
+	p, err := launch(stdout, stderr)
+	if err != nil {
+		return nil, err
+	}
+	return &Pending{p: p, stdout: stdout, stderr: stderr}, nil
+}
+
+// Run hands the supervisor its command (spec's Stdout and Stderr are those
+// given to Prepare) and returns once the command runs, or with a
+// *StartError when it could not be started. A supervisor found gone before
+// it read the command, which therefore ran nothing, is replaced by a fresh
+// one.
+func (pe *Pending) Run(spec Spec) (*Proc, error) {
+	if pe.done {
+		return nil, errors.New("supervisor: already used")
+	}
+	pe.done = true
+	if len(spec.Argv) == 0 {
+		pe.p.discard()
+		return nil, &StartError{Code: 126, Msg: "no command"}
+	}
+	p := pe.p
+	if err := p.begin(spec); err != nil {
+		// The write failed, so the supervisor did not read the whole
+		// command: it is gone without having started anything.
+		p.abandon()
+		if p, err = launch(pe.stdout, pe.stderr); err != nil {
+			return nil, err
+		}
+		if err := p.begin(spec); err != nil {
+			p.abandon()
+			return nil, fmt.Errorf("cannot talk to the supervisor: %w", err)
+		}
+	}
+	return p.started()
+}
+
+// Discard ends a supervisor that was never handed a command, and reaps it.
+func (pe *Pending) Discard() {
+	if pe == nil || pe.done {
+		return
+	}
+	pe.done = true
+	pe.p.discard()
+}
+
 // Start starts a supervisor for spec and returns once the command runs, or
 // with a *StartError when it could not be started.
 func Start(spec Spec) (*Proc, error) {
 	if len(spec.Argv) == 0 {
 		return nil, &StartError{Code: 126, Msg: "no command"}
 	}
+	pe, err := Prepare(spec.Stdout, spec.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	return pe.Run(spec)
+}
+
+// launch starts a supervisor process, waiting for its command on the
+// control pipe: Binary when it is beside this executable, else this
+// executable itself, which is also the fallback when Binary fails to start.
+func launch(stdout, stderr *os.File) (*Proc, error) {
 	if os.Getenv(nestedEnv) != "" {
 		// This process was started as a supervisor but did not enter the
 		// supervisor mode (a binary whose main does not call Main): were
@@ -136,16 +246,29 @@ func Start(spec Spec) (*Proc, error) {
 		ctlW.Close()
 		return nil, fmt.Errorf("supervisor pipe: %w", err)
 	}
-	cmd := &exec.Cmd{
-		Path:        selfPath(),
-		Args:        []string{os.Args[0], Arg},
-		Env:         append(os.Environ(), nestedEnv+"=1"),
-		Stdout:      spec.Stdout,
-		Stderr:      spec.Stderr,
-		ExtraFiles:  []*os.File{ctlR, stW},
-		SysProcAttr: supervisorAttr(),
+	env := append(os.Environ(), nestedEnv+"=1")
+	var cmd *exec.Cmd
+	for _, path := range []string{standalone(), selfPath()} {
+		if path == "" {
+			continue
+		}
+		arg0 := path
+		if path == selfPath() {
+			arg0 = os.Args[0]
+		}
+		cmd = &exec.Cmd{
+			Path:        path,
+			Args:        []string{arg0, Arg},
+			Env:         env,
+			Stdout:      stdout,
+			Stderr:      stderr,
+			ExtraFiles:  []*os.File{ctlR, stW},
+			SysProcAttr: supervisorAttr(),
+		}
+		if err = cmd.Start(); err == nil {
+			break
+		}
 	}
-	err = cmd.Start()
 	ctlR.Close()
 	stW.Close()
 	if err != nil {
@@ -153,15 +276,20 @@ func Start(spec Spec) (*Proc, error) {
 		stR.Close()
 		return nil, fmt.Errorf("cannot start the supervisor: %w", err)
 	}
-	p := &Proc{cmd: cmd, ctl: ctlW, enc: json.NewEncoder(ctlW), st: bufio.NewReader(stR), sf: stR}
+	return &Proc{cmd: cmd, ctl: ctlW, enc: json.NewEncoder(ctlW), st: bufio.NewReader(stR), sf: stR}, nil
+}
+
+// begin writes the command on the control pipe.
+func (p *Proc) begin(spec Spec) error {
 	first := control{Argv: spec.Argv, Env: spec.Env, Dir: spec.Dir, Grace: spec.Grace}
 	if !spec.Deadline.IsZero() {
 		first.Deadline = spec.Deadline.UnixNano()
 	}
-	if err := p.send(first); err != nil {
-		p.abandon()
-		return nil, fmt.Errorf("cannot talk to the supervisor: %w", err)
-	}
+	return p.send(first)
+}
+
+// started reads whether the command the supervisor was handed runs.
+func (p *Proc) started() (*Proc, error) {
 	s, err := p.read()
 	if err != nil {
 		p.abandon()
@@ -239,6 +367,13 @@ func (p *Proc) read() (status, error) {
 		return s, fmt.Errorf("bad status line: %w", err)
 	}
 	return s, nil
+}
+
+// discard ends a supervisor that was handed no command: it has nothing to
+// stop, so it is killed rather than waited for while it starts.
+func (p *Proc) discard() {
+	_ = p.cmd.Process.Kill()
+	p.abandon()
 }
 
 // abandon ends a supervisor that did not start its command.

@@ -18,6 +18,9 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == Arg {
 		os.Exit(Main())
 	}
+	if f := os.Getenv(starterEnv); f != "" {
+		starter(f)
+	}
 	os.Exit(m.Run())
 }
 

@@ -100,8 +100,14 @@ func (w *Worker) handle(ctx context.Context, q QueueRef, m sqs.Message) {
 	}
 	log = log.With().Str("task_id", task.ID).Logger()
 
-	r, ok := w.claim(ctx, log, q, task, m)
+	// The supervisor starts while the claim is out; it is handed the
+	// command only once the claim is won, and discarded on every other
+	// path, having run nothing.
+	e := w.startEarly(log)
+	defer e.discard()
+	r, ok := w.claim(ctx, log, q, task, m, e)
 	if !ok {
+		e.discard()
 		return
 	}
 	// No cancel check here: cancel of a task no attempt holds claims the
@@ -117,7 +123,7 @@ func (w *Worker) handle(ctx context.Context, q QueueRef, m sqs.Message) {
 		// holds the task and the copy's receiver takes it over.
 		w.handOver(ctx, r, "at its last delivery before the redrive limit")
 	}
-	res := w.execute(ctx, r)
+	res := w.execute(ctx, r, e)
 	if res == nil {
 		if r.leaseLost {
 			w.abandon(r)
@@ -152,8 +158,9 @@ func (w *Worker) untrack(r *run) {
 
 // claim takes the next attempt of a task (lifecycle.Claimer.Claim), or
 // deals with the message when there is nothing to run: a finished task, one
-// running elsewhere, one cancelled or lost too often.
-func (w *Worker) claim(ctx context.Context, log zerolog.Logger, q QueueRef, task *plan.Task, m sqs.Message) (*run, bool) {
+// running elsewhere, one cancelled or lost too often. A store error discards
+// the supervisor started ahead (e): none waits through an outage.
+func (w *Worker) claim(ctx context.Context, log zerolog.Logger, q QueueRef, task *plan.Task, m sqs.Message, e *early) (*run, bool) {
 	now := w.cfg.Now()
 	marker := func(attempt int) plan.Running {
 		return plan.Running{
@@ -169,6 +176,7 @@ func (w *Worker) claim(ctx context.Context, log zerolog.Logger, q QueueRef, task
 		// let it be received again and again towards the dead-letter
 		// queue, and try again once the store works.
 		log.Error().Err(err).Msg("cannot claim the task; will try again")
+		e.discard()
 		w.storeFailed(log, err)
 		if !w.holdWhileStoreDown(ctx, log, m) {
 			return nil, false
@@ -208,8 +216,16 @@ func (w *Worker) claim(ctx context.Context, log zerolog.Logger, q QueueRef, task
 }
 
 // execute runs the command and returns its result, or nil when the attempt
-// must be released instead (shutdown, lost lease).
-func (w *Worker) execute(ctx context.Context, r *run) *plan.Result {
+// must be released instead (shutdown, lost lease). The command goes to the
+// supervisor started while the claim was out (e) when there is one, else to
+// a fresh one.
+func (w *Worker) execute(ctx context.Context, r *run, e *early) *plan.Result {
+	pend, stdout, stderr := e.take()
+	defer pend.Discard()
+	if stdout != nil {
+		defer stdout.close()
+		defer stderr.close()
+	}
 	t := r.task
 	res := &plan.Result{
 		V: plan.Version, ID: t.ID, Attempt: r.marker.Attempt, Worker: w.cfg.Info,
@@ -228,24 +244,30 @@ func (w *Worker) execute(ctx context.Context, r *run) *plan.Result {
 	if err != nil {
 		return fail(126, err.Error())
 	}
-	stdout, err := newCapture(w.cfg.TempDir)
-	if err != nil {
-		return fail(126, fmt.Sprintf("cannot capture output: %v", err))
+	if stdout == nil {
+		if stdout, err = newCapture(w.cfg.TempDir); err != nil {
+			return fail(126, fmt.Sprintf("cannot capture output: %v", err))
+		}
+		defer stdout.close()
+		if stderr, err = newCapture(w.cfg.TempDir); err != nil {
+			return fail(126, fmt.Sprintf("cannot capture output: %v", err))
+		}
+		defer stderr.close()
 	}
-	defer stdout.close()
-	stderr, err := newCapture(w.cfg.TempDir)
-	if err != nil {
-		return fail(126, fmt.Sprintf("cannot capture output: %v", err))
-	}
-	defer stderr.close()
 
 	// The command runs under its own supervisor, which holds the lease
 	// deadline: should this worker die or freeze, the supervisor stops the
 	// command's whole tree before another worker may take the task.
-	proc, err := supervisor.Start(supervisor.Spec{
+	spec := supervisor.Spec{
 		Argv: t.Argv, Env: env, Dir: t.Dir, Stdout: stdout.f, Stderr: stderr.f,
 		Deadline: w.treeDeadline(r.marker.LeaseUntil), Grace: w.deadlineGrace(),
-	})
+	}
+	var proc *supervisor.Proc
+	if pend != nil {
+		proc, err = pend.Run(spec)
+	} else {
+		proc, err = supervisor.Start(spec)
+	}
 	if err != nil {
 		var se *supervisor.StartError
 		if errors.As(err, &se) {

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/taskiq-go/taskiq-go/forkclient"
 	"github.com/taskiq-go/taskiq-go/lifecycle"
 	"github.com/taskiq-go/taskiq-go/plan"
 	"github.com/taskiq-go/taskiq-go/s3results"
@@ -64,6 +66,35 @@ func matchAny(name string, patterns []string) bool {
 	return false
 }
 
+// SteeringEnv names the variables a task may not set on a worker with an
+// allowlist: they change which code an allowed command runs, so that an
+// allowlist would allow anything. The dynamic loader's (LD_PRELOAD,
+// LD_LIBRARY_PATH and the rest; DYLD_* on macOS) load a library of the
+// task's choosing into any dynamically linked program, and the Dagster step
+// client's own two pick the interpreter of a cold start and the fork server
+// it hands the step to (worker start sets both on the worker).
+var SteeringEnv = []string{"LD_*", "DYLD_*", forkclient.PythonEnv, forkclient.SocketEnv}
+
+// CheckEnvAllowed refuses a task whose own variables or secrets set one of
+// SteeringEnv. The worker checks it when it has an allowlist; without one
+// every command may run anyway.
+func CheckEnvAllowed(env, secrets map[string]string) error {
+	var names []string
+	for k := range env {
+		names = append(names, k)
+	}
+	for k := range secrets {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		if matchAny(k, SteeringEnv) {
+			return fmt.Errorf("variable %s is not allowed on this worker: it changes what an allowed command runs", k)
+		}
+	}
+	return nil
+}
+
 // ErrNotAllowed is returned for a command that the worker's allowlist does
 // not name.
 type ErrNotAllowed struct{ Command string }
@@ -80,11 +111,42 @@ func (e *ErrNotAllowed) Error() string {
 // directory of its own choosing: "/tmp/x/python" has the name "python", so
 // a pattern that names a program must be a path (/usr/bin/python*) to rule
 // that out; a name pattern is for fleets that trust their PATH.
+//
+// A command named by the Dagster step client's name (forkclient.Name) that
+// resolves to a stand-in, the link that `dagster-taskiq worker start` puts
+// in a directory first on the worker's PATH so that steps start through
+// taskiq-go's native client, is matched as the command it shadows too: the
+// next one of that name on the worker's PATH, the Python client it stands
+// in for. A pattern naming that client's exact path then allows its steps
+// with either client. See Allowlist.
 func CheckAllowed(argv0 string, patterns []string, lookPath func(string) (string, error)) error {
-	if len(patterns) == 0 {
+	return Allowlist{Patterns: patterns, LookPath: lookPath, Path: os.Getenv("PATH"), StepClients: stepClients}.Check(argv0)
+}
+
+// Allowlist is the worker's --allow patterns with how it resolves a
+// command; CheckAllowed uses the worker's own. Its fields are what a test
+// sets to check the rule without the worker's PATH and binary.
+type Allowlist struct {
+	// Patterns are the --allow patterns; none allows every command.
+	Patterns []string
+	// LookPath resolves a command as the worker will start it
+	// (exec.LookPath when nil).
+	LookPath func(string) (string, error)
+	// Path is the worker's search path, which a stand-in shadows.
+	Path string
+	// StepClients returns the real paths of the native step clients a
+	// stand-in may link to: this binary and the taskiq-go-step beside it.
+	// Nil: no command is a stand-in.
+	StepClients func() []string
+}
+
+// Check reports whether argv0 may run (see CheckAllowed).
+func (a Allowlist) Check(argv0 string) error {
+	if len(a.Patterns) == 0 {
 		return nil
 	}
 	candidates := []string{argv0, filepath.Base(argv0)}
+	lookPath := a.LookPath
 	if lookPath == nil {
 		lookPath = exec.LookPath
 	}
@@ -94,10 +156,13 @@ func CheckAllowed(argv0 string, patterns []string, lookPath func(string) (string
 		}
 		if real, err := filepath.EvalSymlinks(p); err == nil {
 			candidates = append(candidates, real)
+			if shadowed := a.shadowed(argv0, p, real); shadowed != "" {
+				candidates = append(candidates, shadowed)
+			}
 		}
 		candidates = append(candidates, p)
 	}
-	for _, pat := range patterns {
+	for _, pat := range a.Patterns {
 		isPath := strings.Contains(pat, "/")
 		for _, c := range candidates {
 			if isPath != strings.Contains(c, "/") {
@@ -110,6 +175,54 @@ func CheckAllowed(argv0 string, patterns []string, lookPath func(string) (string
 	}
 	return &ErrNotAllowed{Command: argv0}
 }
+
+// shadowed is the command that the stand-in found at p (real: where its
+// links lead) hides: the next argv0 on the search path after p's
+// directory. "" when argv0 is not the step client's bare name, when p is
+// not a link to a native step client, or when nothing is hidden.
+func (a Allowlist) shadowed(argv0, p, real string) string {
+	if argv0 != forkclient.Name || a.StepClients == nil || real == p {
+		return ""
+	}
+	if !slices.Contains(a.StepClients(), real) {
+		return ""
+	}
+	past := false
+	for _, dir := range filepath.SplitList(a.Path) {
+		if !filepath.IsAbs(dir) {
+			continue // exec.LookPath refuses a command found relative to "." too
+		}
+		candidate := filepath.Join(dir, argv0)
+		if !past {
+			past = candidate == p
+			continue
+		}
+		if found, err := exec.LookPath(candidate); err == nil {
+			return found
+		}
+	}
+	return ""
+}
+
+// stepClients returns the real paths of this binary and of the small
+// native step client (cmd/taskiq-go-step) installed beside it.
+func stepClients() []string {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, p := range []string{exe, filepath.Join(filepath.Dir(exe), StepClientBinary)} {
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			out = append(out, real)
+		}
+	}
+	return out
+}
+
+// StepClientBinary is the name of the native step client alone
+// (cmd/taskiq-go-step), installed beside taskiq-go.
+const StepClientBinary = "taskiq-go-step"
 
 // verify applies the worker's signature rule to a decoded task: nil when
 // the worker verifies nothing or the signature holds. A task that fails
@@ -137,6 +250,11 @@ func (w *Worker) startEnv(ctx context.Context, t *plan.Task) ([]string, []string
 	}
 	if err := CheckAllowed(t.Argv[0], w.cfg.Allow, look); err != nil {
 		return nil, nil, err
+	}
+	if len(w.cfg.Allow) > 0 {
+		if err := CheckEnvAllowed(t.Env, t.Secrets); err != nil {
+			return nil, nil, err
+		}
 	}
 	env := t.Env
 	var masks []string

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,6 +69,116 @@ func TestCheckAllowed(t *testing.T) {
 		if err != nil && (!errors.As(err, &na) || na.Error() != "command "+c.argv0+" is not allowed on this worker") {
 			t.Errorf("error %v", err)
 		}
+	}
+}
+
+// A step client's stand-in (the link `dagster-taskiq worker start` puts
+// first on the worker's PATH, to the native client) is allowed by a
+// pattern naming the exact path of the Python client it shadows, as that
+// client itself is; a link of that name to another program is not, nor a
+// stand-in that shadows nothing, nor another command that the pattern does
+// not name.
+func TestCheckEnvAllowed(t *testing.T) {
+	for _, c := range []struct {
+		env, secrets map[string]string
+		refused      string
+	}{
+		{env: map[string]string{"A": "1", "PYTHONPATH": "/code", "LANG": "C"}},
+		{env: map[string]string{"LD_PRELOAD": "/tmp/x.so"}, refused: "LD_PRELOAD"},
+		{env: map[string]string{"A": "1", "LD_LIBRARY_PATH": "/tmp"}, refused: "LD_LIBRARY_PATH"},
+		{env: map[string]string{"DYLD_INSERT_LIBRARIES": "/tmp/x.dylib"}, refused: "DYLD_INSERT_LIBRARIES"},
+		{env: map[string]string{"DAGSTER_TASKIQ_PYTHON": "/tmp/sh"}, refused: "DAGSTER_TASKIQ_PYTHON"},
+		{env: map[string]string{"DAGSTER_TASKIQ_FORKSERVER": "/tmp/sock"}, refused: "DAGSTER_TASKIQ_FORKSERVER"},
+		{secrets: map[string]string{"LD_AUDIT": "env:X"}, refused: "LD_AUDIT"},
+		// Names that only look alike are the task's to set.
+		{env: map[string]string{"OLD_PRELOAD": "1", "XLD_PRELOAD": "1", "DAGSTER_TASKIQ_S3_BUCKET": "b"}},
+	} {
+		err := CheckEnvAllowed(c.env, c.secrets)
+		if c.refused == "" {
+			if err != nil {
+				t.Errorf("%v %v: refused: %v", c.env, c.secrets, err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), "variable "+c.refused+" is not allowed on this worker") {
+			t.Errorf("%v %v: got %v, want %s refused", c.env, c.secrets, err, c.refused)
+		}
+	}
+}
+
+func TestCheckAllowedStandInForTheStepClient(t *testing.T) {
+	root := t.TempDir()
+	mk := func(rel string) string {
+		p := filepath.Join(root, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	link := func(target, rel string) string {
+		p := filepath.Join(root, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, p); err != nil {
+			t.Fatal(err)
+		}
+		return filepath.Dir(p)
+	}
+	native := mk("opt/taskiq/taskiq-go-step")
+	script := mk("venv/bin/dagster-taskiq-step")
+	other := mk("venv/bin/sh")
+	venv := filepath.Dir(script)
+	standIn := link(native, "standin/dagster-taskiq-step")
+	forged := link(other, "forged/dagster-taskiq-step")
+	lonely := link(native, "lonely/dagster-taskiq-step")
+	clients := func() []string {
+		real, err := filepath.EvalSymlinks(native)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []string{real}
+	}
+	look := func(dirs ...string) func(string) (string, error) {
+		return func(name string) (string, error) {
+			for _, d := range dirs {
+				if _, err := os.Stat(filepath.Join(d, name)); err == nil {
+					return filepath.Join(d, name), nil
+				}
+			}
+			return "", errors.New("not found")
+		}
+	}
+	exact := []string{script}
+	cases := []struct {
+		name     string
+		argv0    string
+		dirs     []string
+		patterns []string
+		ok       bool
+	}{
+		{"the Python client", "dagster-taskiq-step", []string{venv}, exact, true},
+		{"the native stand-in", "dagster-taskiq-step", []string{standIn, venv}, exact, true},
+		{"by its name", "dagster-taskiq-step", []string{standIn, venv}, []string{"dagster-taskiq-step"}, true},
+		{"a link to another program", "dagster-taskiq-step", []string{forged, venv}, exact, false},
+		{"a stand-in shadowing nothing", "dagster-taskiq-step", []string{lonely}, exact, false},
+		{"the stand-in by its own path", filepath.Join(standIn, "dagster-taskiq-step"), []string{standIn, venv}, exact, false},
+		{"another command", "sh", []string{standIn, venv}, exact, false},
+		{"another pattern", "dagster-taskiq-step", []string{standIn, venv}, []string{filepath.Join(root, "elsewhere", "*")}, false},
+	}
+	for _, c := range cases {
+		a := Allowlist{Patterns: c.patterns, LookPath: look(c.dirs...), Path: strings.Join(c.dirs, string(os.PathListSeparator)), StepClients: clients}
+		if err := a.Check(c.argv0); (err == nil) != c.ok {
+			t.Errorf("%s: Check(%q) with PATH %q = %v, want ok=%v", c.name, c.argv0, a.Path, err, c.ok)
+		}
+	}
+	// Without the worker's step clients nothing is a stand-in.
+	a := Allowlist{Patterns: exact, LookPath: look(standIn, venv), Path: standIn + string(os.PathListSeparator) + venv}
+	if err := a.Check("dagster-taskiq-step"); err == nil {
+		t.Errorf("a stand-in was allowed without knowing the step clients")
 	}
 }
 

@@ -157,8 +157,15 @@ class WorkerProcesses:
             env[FORKSERVER_ENV_VAR] = self.socket_path
             # Steps find the binary's native client first: the same protocol,
             # without a Python interpreter's start (measured, 70 ms of CPU a step).
-            if not self.args.python_client and self.cli.link_step_client(os.path.join(self._dir, "bin")):
-                path.insert(0, os.path.join(self._dir, "bin"))
+            # A worker's allowlist that names the Python client's exact path
+            # allows the link too: taskiq-go matches it as the command it
+            # shadows, the Python client next on this PATH (worker/trust.go).
+            link = None if self.args.python_client else self.cli.link_step_client(os.path.join(self._dir, "bin"))
+            if link:
+                path.insert(0, os.path.dirname(link))
+                _say(f"steps start through taskiq-go's native client {os.path.realpath(link)}")
+            else:
+                _say("steps start through the Python client dagster-taskiq-step")
         env["PATH"] = os.pathsep.join(path)
         return env
 
