@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextvars
 import os
 import pathlib
@@ -26,7 +27,11 @@ from dagster._core.executor.step_delegating import StepDelegatingExecutor
 from dagster._core.executor.step_delegating import step_delegating_executor as _sde
 from dagster._core.storage.tags import PRIORITY_TAG as DAGSTER_PRIORITY_TAG
 from dagster._core.instance import DagsterInstance
+from dagster._core.event_api import EventLogCursor, EventLogRecord
+from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.event_log.base import EventLogConnection
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._serdes import deserialize_value
 
 from dagster_taskiq.cli import ConnectionSettings, TaskStatus
 from dagster_taskiq.config import TaskiqSettings, connection_config_schema
@@ -282,29 +287,74 @@ class RunLogFiles:
             found.append((st.st_ino, st.st_size, st.st_mtime_ns))
         return tuple(found)
 
+    def _connection(self) -> sqlite3.Connection | None:
+        """The read-only connection to the run's file, opened on first use; None when
+        there is none to open."""
+        if not self.paths or self._broken:
+            return None
+        if self._db is None:
+            if not os.path.exists(self.paths[0]):
+                return None
+            # Read-only, autocommit: every query sees the latest commit and holds no lock after it.
+            uri = pathlib.Path(self.paths[0]).resolve().as_uri() + "?mode=ro"
+            self._db = sqlite3.connect(uri, uri=True, timeout=5.0, isolation_level=None, check_same_thread=False)
+        return self._db
+
     def probe(self, after_id: int) -> tuple[int | None, list[tuple[str, str]]] | None:
         """The last event's id, and the (step key, event type) of the progress events stored
         after ``after_id`` up to it; None if the file cannot be queried (then the caller
         reads the log)."""
-        if not self.paths or self._broken:
-            return None
         try:
-            if self._db is None:
-                if not os.path.exists(self.paths[0]):
-                    return None
-                # Read-only, autocommit: every query sees the latest commit and holds no lock after it.
-                uri = pathlib.Path(self.paths[0]).resolve().as_uri() + "?mode=ro"
-                self._db = sqlite3.connect(uri, uri=True, timeout=5.0, isolation_level=None, check_same_thread=False)
+            db = self._connection()
+            if db is None:
+                return None
             # The last id first: an event stored after it is found by the next probe.
-            last = self._db.execute("SELECT MAX(id) FROM event_logs").fetchone()[0]
+            last = db.execute("SELECT MAX(id) FROM event_logs").fetchone()[0]
             if last is None or last <= after_id:
                 return last, []
-            rows = self._db.execute(_PROBE, (after_id, last, *(t.value for t in PROGRESS_EVENTS))).fetchall()
+            rows = db.execute(_PROBE, (after_id, last, *(t.value for t in PROGRESS_EVENTS))).fetchall()
         except sqlite3.Error:
             self.close()
             self._broken = True  # a schema or file this does not know: read the log as Dagster does
             return None
         return int(last), [(str(key or ""), str(kind)) for key, kind in rows]
+
+    def records(
+        self, run_id: str, cursor: str | None, of_type: Any, limit: int | None
+    ) -> EventLogConnection | None:
+        """What ``SqlEventLogStorage.get_records_for_run`` answers (ascending, an id cursor or
+        none, a set of event types), through the connection kept open: without a new
+        SQLAlchemy engine and the query compiled again, about two thirds of a read with
+        a few events in it. None when this cannot answer (the caller asks Dagster)."""
+        if not isinstance(of_type, (set, frozenset)) or not of_type:
+            return None
+        after = -1
+        if cursor is not None:
+            parsed = EventLogCursor.parse(cursor)
+            if not parsed.is_id_cursor():
+                return None
+            after = parsed.storage_id()
+        types = sorted(t.value for t in of_type)
+        sql = "SELECT id, event FROM event_logs WHERE run_id = ? AND id > ? AND dagster_event_type IN ({}) ORDER BY id ASC".format(
+            ",".join("?" * len(types))
+        )
+        params: list[object] = [run_id, after, *types]
+        if limit:
+            sql += " LIMIT ?"
+            params.append(limit)
+        try:
+            db = self._connection()
+            if db is None:
+                return None
+            rows = db.execute(sql, params).fetchall()
+            records = [EventLogRecord(storage_id=int(i), event_log_entry=deserialize_value(e, EventLogEntry)) for i, e in rows]
+        except Exception:  # a file or an event this does not know: Dagster's read says what is wrong
+            return None
+        if records:
+            next_cursor = EventLogCursor.from_storage_id(records[-1].storage_id).to_string()
+        else:
+            next_cursor = cursor or EventLogCursor.from_storage_id(-1).to_string()
+        return EventLogConnection(records=records, cursor=next_cursor, has_more=bool(limit and len(rows) == limit))
 
     def close(self) -> None:
         if self._db is not None:
@@ -313,6 +363,31 @@ class RunLogFiles:
             except sqlite3.Error:
                 pass
             self._db = None
+
+
+class _LogReader:
+    """The instance as Dagster's read of the event log uses it, the read answered from
+    the run's file when :meth:`RunLogFiles.records` can."""
+
+    def __init__(self, instance: DagsterInstance, files: RunLogFiles) -> None:
+        self._instance, self._files = instance, files
+
+    @property
+    def event_log_storage(self) -> Any:
+        return self._instance.event_log_storage
+
+    def get_records_for_run(
+        self,
+        run_id: str,
+        cursor: str | None = None,
+        of_type: Any = None,
+        limit: int | None = None,
+        ascending: bool = True,
+    ) -> EventLogConnection:
+        found = self._files.records(run_id, cursor, of_type, limit) if ascending else None
+        if found is None:
+            return self._instance.get_records_for_run(run_id, cursor, of_type, limit, ascending)
+        return found
 
 
 class TaskiqExecutor(StepDelegatingExecutor):
@@ -333,11 +408,14 @@ class TaskiqExecutor(StepDelegatingExecutor):
         self._seen_signature: Any = None
         self._probed_id = 0
         self._last_read = 0.0
-        # Base keys of the steps other steps take inputs from (None: unknown, every end
-        # matters), whether any end may free a slot, and the step attempts seen ending.
-        self._feeds: set[str] | None = None
+        # Base key (before any mapping key) of each step other steps take inputs from ->
+        # for each of those, the base keys it takes inputs from (None: a mapped step,
+        # which one end of its upstream may make ready); None: unknown, every end matters.
+        # Whether any end may free a slot; the step attempts seen ending, by base key.
+        self._feeds: dict[str, list[frozenset[str] | None]] | None = None
         self._every_end_matters = True
         self._ended = 0
+        self._ended_by_base: collections.Counter[str] = collections.Counter()
         #: Reads of the event log made, and skipped because nothing the executor acts on was written.
         self.reads = self.skipped_reads = 0
 
@@ -390,29 +468,42 @@ class TaskiqExecutor(StepDelegatingExecutor):
         if self._sleep_max is None or self._sleep_max < value:
             self._sleep_max = value
 
-    def _plan_shape(self, execution_plan: ExecutionPlan) -> tuple[set[str] | None, bool]:
-        """The base keys (before any mapping key) of the steps that feed others, and
+    def _plan_shape(
+        self, execution_plan: ExecutionPlan
+    ) -> tuple[dict[str, list[frozenset[str] | None]] | None, bool]:
+        """For each base key (before any mapping key) of a step that feeds others, the
+        base keys each of those others takes inputs from (None for a mapped one); and
         whether every step's end may let another start (a concurrency limit or pool)."""
         if self._max_concurrent is not None or self._tag_concurrency_limits:
             return None, True
-        feeds: set[str] = set()
+        feeds: dict[str, list[frozenset[str] | None]] = {}
         try:
             for step in execution_plan.steps:
                 if getattr(step, "pool", None):
                     return None, True
                 upstream = getattr(step, "get_all_dependency_keys", None) or getattr(step, "get_execution_dependency_keys")
-                feeds.update(str(key).split("[", 1)[0] for key in upstream())
+                bases = frozenset(str(key).split("[", 1)[0] for key in upstream())
+                waits = None if "[" in str(step.key) else bases
+                for base in bases:
+                    feeds.setdefault(base, []).append(waits)
         except Exception:  # a plan this does not know: act on every end at once
             return None, True
         return feeds, False
 
+    def _in_flight(self, base: str) -> int:
+        """Step attempts of this base key launched and not seen ending."""
+        return self._taskiq.launched_of(base) - self._ended_by_base[base]
+
     def _acts_on(self, step_key: str, kind: str) -> bool:
         """Whether a progress event can change what runs next: anything but the success
-        of a step that feeds no other while other steps of the run are still in flight."""
+        of a step while every step it feeds still waits for another in flight (one of the
+        same mapped step, for a collect), or of a step that feeds none while others run.
+        So a burst of a fan-out's ends is read once, with the last."""
         if kind != DagsterEventType.STEP_SUCCESS.value or self._every_end_matters or self._feeds is None:
             return True
-        if step_key.split("[", 1)[0] in self._feeds:
-            return True
+        for waits in self._feeds.get(step_key.split("[", 1)[0], ()):
+            if waits is None or all(self._in_flight(base) <= 0 for base in waits):
+                return True  # that step may be ready now
         return self._taskiq.launched_attempts <= self._ended  # the last one in flight: the run ends
 
     def _needs_read(self, files: RunLogFiles, signature: Any, now: float) -> bool:
@@ -428,7 +519,10 @@ class TaskiqExecutor(StepDelegatingExecutor):
         self._seen_signature = signature
         if last is not None:
             self._probed_id = max(self._probed_id, last)
-        self._ended += sum(1 for _, kind in progress if kind in _ATTEMPT_ENDS)
+        for key, kind in progress:
+            if kind in _ATTEMPT_ENDS:
+                self._ended += 1
+                self._ended_by_base[key.split("[", 1)[0]] += 1
         return any(self._acts_on(key, kind) for key, kind in progress)
 
     def _pop_events(self, instance: DagsterInstance, run_id: str, seen_storage_ids: set[int]) -> Sequence[DagsterEvent]:
@@ -441,7 +535,8 @@ class TaskiqExecutor(StepDelegatingExecutor):
         events: Sequence[DagsterEvent] = []
         if self._needs_read(files, signature, now):
             self.reads += 1
-            events = super()._pop_events(instance, run_id, seen_storage_ids)
+            reader: Any = _LogReader(instance, files) if files.paths else instance
+            events = super()._pop_events(reader, run_id, seen_storage_ids)
             self._seen_signature, self._last_read = signature, now
             if signature is None and not any(e.event_type in PROGRESS_EVENTS for e in events):
                 self._sleep_now = min(self._sleep_max or self._sleep_min, self._sleep_now * 1.5)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import collections
+import json
 import threading
 import time
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 
 from dagster import _check as check
@@ -13,6 +17,9 @@ from dagster._core.executor.step_delegating.step_handler.base import (
     StepHandler,
     StepHandlerContext,
 )
+from dagster._grpc.types import ExecuteStepArgs
+from dagster._serdes import serialize_value
+from dagster_shared.record import copy
 
 from dagster_taskiq.cli import EXIT_UNKNOWN_TASK, TaskiqCli, TaskiqCliError, TaskStatus
 from dagster_taskiq.config import TaskiqSettings
@@ -34,6 +41,9 @@ HEALTH_CACHE_SECONDS = 1.0
 #: worker has one (see dagster_taskiq_step and dagster_taskiq.step_entry).
 STEP_ENTRY_SCRIPT = "dagster-taskiq-step"
 STEP_ENTRY_MODULE = "dagster_taskiq_step"
+#: Stands for the step key in the serialized step arguments that the steps of one
+#: round share (see TaskiqStepHandler.compressed_args).
+_KEY_PLACEHOLDER = "__dagster_taskiq_step_key__"
 
 
 def _step_key(ctx: StepHandlerContext) -> str:
@@ -54,13 +64,16 @@ class TaskiqStepHandler(StepHandler):
         super().__init__()
         self._settings = settings
         self._cli = cli
-        # (step key, attempt) -> task id of its latest launch.
+        # (step key, attempt) -> task id of its latest launch; step key -> (attempt, task id) of its latest.
         self._task_ids: dict[tuple[str, int], str] = {}
+        self._latest: dict[str, tuple[int, str]] = {}
+        # base key (before any mapping key) -> how many attempts of its steps were launched.
+        self._launched_by_base: collections.Counter[str] = collections.Counter()
         # task id -> when a health check first saw it succeeded while its step still ran.
         self._succeeded_seen: dict[str, float] = {}
         # task id -> (when polled, its status): the last round of health checks.
         self._health: dict[str, tuple[float, TaskStatus]] = {}
-        # task id -> when its health was last asked for: what the next round polls.
+        # task id -> when it was submitted or its health last asked for: what the next round polls.
         self._watched: dict[str, float] = {}
         self.health_cache_seconds = HEALTH_CACHE_SECONDS
         self._lock = threading.Lock()
@@ -68,6 +81,12 @@ class TaskiqStepHandler(StepHandler):
         self._unsubmitted: list[dict[str, object]] = []
         # Task ids whose submit failed: nothing to cancel.
         self._not_submitted: set[str] = set()
+        # The step arguments of the last launch but its step key, and their JSON with the
+        # key left as _KEY_PLACEHOLDER; whether that shortcut gave Dagster's own text.
+        self._args_shared: tuple[object, ...] | None = None
+        self._args_json = ""
+        self._args_checked = False
+        self._args_shortcut = True
 
     @property
     def name(self) -> str:
@@ -90,8 +109,21 @@ class TaskiqStepHandler(StepHandler):
     def latest_task_id(self, step_key: str) -> str | None:
         """The task id of the step's most recent launch in this process, if any."""
         with self._lock:
-            found = [(attempt, tid) for (key, attempt), tid in self._task_ids.items() if key == step_key]
-        return max(found)[1] if found else None
+            found = self._latest.get(step_key)
+        return found[1] if found else None
+
+    def launched_of(self, base_key: str) -> int:
+        """How many attempts of the steps of this base key (``leaf`` for ``leaf[3]``) were launched."""
+        with self._lock:
+            return self._launched_by_base[base_key]
+
+    def _remember(self, step_key: str, attempt: int, task_id: str) -> None:
+        """Records a step attempt's task (with the lock held)."""
+        if (step_key, attempt) not in self._task_ids:
+            self._launched_by_base[step_key.split("[", 1)[0]] += 1
+        self._task_ids[(step_key, attempt)] = task_id
+        if attempt >= self._latest.get(step_key, (-1, ""))[0]:
+            self._latest[step_key] = (attempt, task_id)
 
     # -- building the task -----------------------------------------------------------
 
@@ -101,7 +133,9 @@ class TaskiqStepHandler(StepHandler):
         Only the two standard entry points (``dagster`` and ``PYTHON -m dagster``)
         are swapped; a custom one is left as it is.
         """
-        argv = list(ctx.execute_step_args.get_command_args())
+        args = ctx.execute_step_args
+        argv = [*args.get_command_args(skip_serialized_namedtuple=True), "--compressed-input-json"]
+        argv.append(self.compressed_args(args))
         if not self._settings.fast_exit or "api" not in argv:
             return argv
         entry, rest = argv[: argv.index("api")], argv[argv.index("api") :]
@@ -110,6 +144,56 @@ class TaskiqStepHandler(StepHandler):
         if len(entry) == 3 and entry[1:] == ["-m", "dagster"]:
             return [entry[0], "-m", STEP_ENTRY_MODULE, *rest]
         return argv
+
+    def compressed_args(self, args: ExecuteStepArgs) -> str:
+        """``args._get_compressed_args()``, what ``--compressed-input-json`` takes, for less.
+
+        The steps Dagster launches in one round have the same arguments but their
+        step key, and their known state (ready outputs, mapping keys, retries)
+        grows with the run: serializing it for each of a fan-out's 200 steps cost
+        the orchestrator more than their submits. The JSON is made once per
+        state, with a placeholder for the key, and only compressed per step. The
+        first result is compared with Dagster's own; should they ever differ,
+        every later step gets Dagster's.
+        """
+        keys = args.step_keys_to_execute
+        if not self._args_shortcut or keys is None or len(keys) != 1:
+            return args._get_compressed_args()
+        known = args.known_state
+        # A copy of the known state: Dagster hands it the run's own set of ready outputs,
+        # which grows in place as steps end.
+        state = None
+        if known is not None:
+            state = (
+                frozenset(known.ready_outputs or ()),
+                repr(known.previous_retry_attempts),
+                repr(known.dynamic_mappings),
+                repr(known.step_output_versions),
+                repr(known.parent_state),
+            )
+        shared = (
+            args.job_origin,
+            args.run_id,
+            args.instance_ref,
+            args.retry_mode,
+            state,
+            args.should_verify_step,
+            args.print_serialized_events,
+        )
+        marker = json.dumps(_KEY_PLACEHOLDER)
+        if self._args_shared is None or self._args_shared != shared:
+            text = serialize_value(copy(args, step_keys_to_execute=[_KEY_PLACEHOLDER]))
+            if text.count(marker) != 1:
+                self._args_shortcut = False
+                return args._get_compressed_args()
+            self._args_shared, self._args_json = shared, text
+        out = base64.b64encode(zlib.compress(self._args_json.replace(marker, json.dumps(keys[0])).encode())).decode()
+        if not self._args_checked:
+            self._args_checked = True
+            if out != args._get_compressed_args():
+                self._args_shortcut = False
+                return args._get_compressed_args()
+        return out
 
     def task_spec(self, ctx: StepHandlerContext, task_id: str) -> dict[str, object]:
         """The task document for one step attempt."""
@@ -143,7 +227,7 @@ class TaskiqStepHandler(StepHandler):
         task_id = new_step_task_id(ctx.execute_step_args.run_id, step_key, attempt)
         spec = self.task_spec(ctx, task_id)
         with self._lock:
-            self._task_ids[(step_key, attempt)] = task_id
+            self._remember(step_key, attempt, task_id)
             self._unsubmitted.append(spec)
         queue = str(spec.get("queue") or "default")
         yield DagsterEvent.step_worker_starting(
@@ -169,6 +253,9 @@ class TaskiqStepHandler(StepHandler):
             with self._lock:
                 self._not_submitted.update(str(s["id"]) for s in specs)
             raise
+        now = time.monotonic()
+        with self._lock:  # the next round of health checks polls them all at once
+            self._watched.update((str(s["id"]), now) for s in specs)
         return len(specs)
 
     def _drop_unsubmitted(self, task_id: str) -> bool:
@@ -191,7 +278,7 @@ class TaskiqStepHandler(StepHandler):
         if not ids:
             return None
         with self._lock:
-            self._task_ids[(step_key, attempt)] = ids[-1]
+            self._remember(step_key, attempt, ids[-1])
         return ids[-1]
 
     def check_step_health(self, step_handler_context: StepHandlerContext) -> CheckStepHealthResult:
@@ -224,16 +311,19 @@ class TaskiqStepHandler(StepHandler):
     def _health_status(self, task_id: str) -> TaskStatus | None:
         """The task's status for this round of health checks.
 
-        The first check of a round polls, in one call, every task whose
-        health was asked for lately (the steps still running); the other
-        checks of the round read that answer.
+        The first check of a round polls, in one call, every task submitted
+        or asked about lately and not seen ended (the steps still running,
+        also those not checked yet); the other checks of the round read that
+        answer. Dagster checks the running steps one by one: polling only
+        those asked about so far would poll 1, 2, ... n tasks in the first
+        round of a run of n steps.
         """
         now = time.monotonic()
         with self._lock:
+            self._watched[task_id] = now
             hit = self._health.get(task_id)
             if hit is not None and now - hit[0] < self.health_cache_seconds:
                 return hit[1]
-            self._watched[task_id] = now
             forget = now - max(3 * self.health_cache_seconds, 30.0)
             self._watched = {t: seen for t, seen in self._watched.items() if seen >= forget}
             ids = sorted(self._watched)

@@ -48,6 +48,10 @@ class _Handler:
         self.workers = workers
         self.polls: list[list[str]] = []
         self.launched_attempts = 0
+        self.launched: dict[str, int] = {}
+
+    def launched_of(self, base_key: str) -> int:
+        return self.launched.get(base_key, 0)
 
     def latest_task_id(self, step_key: str) -> str | None:
         return f"task-{step_key}"
@@ -216,7 +220,7 @@ def test_a_storage_without_files_is_read_every_round_less_often_when_idle() -> N
 def test_a_leaf_ending_while_others_run_is_read_later(instance: DagsterInstance) -> None:
     run = _run(instance)
     executor = _Reads(instance, run)
-    executor._feeds, executor._every_end_matters = {"a"}, False  # "a" feeds another step
+    executor._feeds, executor._every_end_matters = {"a": [None]}, False  # "a" feeds a mapped step
     executor._taskiq.launched_attempts = 3  # type: ignore[attr-defined]
     seen: set[int] = set()
 
@@ -245,6 +249,57 @@ def test_the_plan_says_which_steps_feed_others() -> None:
     plan = create_execution_plan(recon("fan_out"))
     executor = TaskiqExecutor(_Handler({}), retries=RetryMode.DISABLED)
     feeds, every = executor._plan_shape(plan)
-    assert not every and feeds == {"emit", "square"}, feeds
+    # emit feeds the mapped square[?]; total waits for every square
+    assert not every and feeds == {"emit": [None], "square": [frozenset({"square"})]}, feeds
     limited = TaskiqExecutor(_Handler({}), retries=RetryMode.DISABLED, max_concurrent=2)
     assert limited._plan_shape(plan) == (None, True)
+
+
+def test_a_fan_outs_ends_are_read_once_with_the_last(instance: DagsterInstance) -> None:
+    # leaf[0..2] all feed "gather", which waits for every leaf: only the last
+    # leaf's end can make it ready, so the two before it are read with that one.
+    run = _run(instance)
+    executor = _Reads(instance, run)
+    executor._feeds, executor._every_end_matters = {"leaf": [frozenset({"leaf"})]}, False
+    handler = executor._taskiq
+    handler.launched, handler.launched_attempts = {"leaf": 3}, 3  # type: ignore[attr-defined]
+    seen: set[int] = set()
+
+    def pop() -> list[str | None]:
+        return [e.step_key for e in executor._pop_events(instance, run.run_id, seen)]
+
+    instance.report_engine_event("starting", run, EngineEventData())
+    pop()
+    instance.report_dagster_event(_step_event(run, DagsterEventType.STEP_SUCCESS, "leaf[0]"), run.run_id)
+    assert pop() == []
+    instance.report_dagster_event(_step_event(run, DagsterEventType.STEP_SUCCESS, "leaf[1]"), run.run_id)
+    assert pop() == [] and executor.reads == 1
+    instance.report_dagster_event(_step_event(run, DagsterEventType.STEP_UP_FOR_RETRY, "leaf[2]"), run.run_id)
+    assert pop() == ["leaf[0]", "leaf[1]", "leaf[2]"] and executor.reads == 2  # a retry is acted on
+    handler.launched = {"leaf": 4}  # type: ignore[attr-defined]  # leaf[2] again
+    handler.launched_attempts = 4  # type: ignore[attr-defined]
+    instance.report_dagster_event(_step_event(run, DagsterEventType.STEP_SUCCESS, "leaf[2]"), run.run_id)
+    assert pop() == ["leaf[2]"] and executor.reads == 3  # the last leaf: gather is ready
+
+
+def test_the_run_file_answers_dagsters_read_as_dagster_does(instance: DagsterInstance) -> None:
+    # The executor's read of the run's events, through the connection it keeps
+    # open, gives the records and cursors Dagster's own read gives.
+    run = _run(instance)
+    instance.report_engine_event("one", run, EngineEventData())
+    instance.report_dagster_event(_step_event(run, DagsterEventType.STEP_START, "a"), run.run_id)
+    instance.report_dagster_event(_step_event(run, DagsterEventType.STEP_SUCCESS, "a"), run.run_id)
+    files = RunLogFiles.for_run(instance, run.run_id)
+    all_types = set(DagsterEventType)
+    cursors: list[str | None] = [None]
+    for limit in (2, 1000, 1000):
+        cursor = cursors[-1]
+        ours = files.records(run.run_id, cursor, all_types, limit)
+        theirs = instance.get_records_for_run(run.run_id, cursor, of_type=all_types, limit=limit)
+        assert ours is not None
+        assert [r.storage_id for r in ours.records] == [r.storage_id for r in theirs.records]
+        assert [r.event_log_entry for r in ours.records] == [r.event_log_entry for r in theirs.records]
+        assert (ours.cursor, ours.has_more) == (theirs.cursor, theirs.has_more)
+        cursors.append(ours.cursor)
+    assert files.records(run.run_id, None, None, None) is None  # not a read it knows: Dagster's
+    files.close()
