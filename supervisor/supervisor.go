@@ -106,9 +106,10 @@ type Proc struct {
 	cmd *exec.Cmd
 	pid int
 
-	mu  sync.Mutex
-	ctl *os.File
-	enc *json.Encoder
+	mu     sync.Mutex
+	ctl    *os.File
+	enc    *json.Encoder
+	closed bool // Wait closed ctl: the command has ended
 
 	st *bufio.Reader
 	sf *os.File
@@ -332,6 +333,7 @@ func (p *Proc) Wait() (Exit, error) {
 	s, err := p.read()
 	p.mu.Lock()
 	p.ctl.Close()
+	p.closed = true
 	p.mu.Unlock()
 	p.sf.Close()
 	werr := p.cmd.Wait()
@@ -351,8 +353,16 @@ func (p *Proc) Wait() (Exit, error) {
 func (p *Proc) send(c control) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.closed {
+		return ErrEnded
+	}
 	return p.enc.Encode(c)
 }
+
+// ErrEnded is what Renew, Stop and Kill return once Wait has returned: the
+// command has ended, so there is nothing to renew or stop. A heartbeat
+// racing a task's end gets it and has nothing to report.
+var ErrEnded = errors.New("the task's command has ended")
 
 func (p *Proc) read() (status, error) {
 	var s status

@@ -135,6 +135,11 @@ func TestRenewAndStop(t *testing.T) {
 	if err != nil || e.By != "stop" {
 		t.Fatalf("by %q, %v, want stopped", e.By, err)
 	}
+	// A heartbeat that comes after the end has nothing to renew, and says
+	// so in a way the worker can tell from a broken pipe.
+	if err := p.Renew(time.Now().Add(time.Second)); !errors.Is(err, ErrEnded) {
+		t.Fatalf("renew after the end: %v, want ErrEnded", err)
+	}
 }
 
 // A command that cannot start says why, with a shell's exit code: a

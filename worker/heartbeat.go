@@ -2,12 +2,14 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/taskiq-go/taskiq-go/plan"
 	"github.com/taskiq-go/taskiq-go/sqs"
+	"github.com/taskiq-go/taskiq-go/supervisor"
 )
 
 // heartbeatLoop keeps every running attempt alive: it extends the leases
@@ -247,7 +249,7 @@ func (w *Worker) refresh(parent context.Context, r *run, now time.Time, cancelle
 		w.handOver(ctx, r, "before SQS's visibility cap")
 	}
 	if p := r.proc.Load(); p != nil {
-		if err := p.Renew(w.treeDeadline(r.leaseUntil)); err != nil {
+		if err := p.Renew(w.treeDeadline(r.leaseUntil)); err != nil && !errors.Is(err, supervisor.ErrEnded) {
 			r.log.Warn().Err(err).Msg("cannot renew the task's supervisor")
 		}
 	}
