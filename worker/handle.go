@@ -63,9 +63,15 @@ func (r *run) stop(reason string, killBy time.Time) {
 	r.stopOnce.Do(func() { r.reason, r.killBy = reason, killBy; close(r.stopC) })
 }
 
-// handle takes one message from receipt to acknowledgement.
-func (w *Worker) handle(ctx context.Context, q QueueRef, m sqs.Message) {
+// handle takes one message from receipt to acknowledgement. receivedAt is
+// when the receive that took it was issued (zero: now): its lease runs
+// from then, however long it waited for a slot.
+func (w *Worker) handle(ctx context.Context, q QueueRef, m sqs.Message, receivedAt time.Time) {
 	log := w.log.With().Str("queue", q.Name).Str("band", q.Band).Str("message_id", m.MessageID).Logger()
+	if receivedAt.IsZero() {
+		receivedAt = w.cfg.Now()
+	}
+	leaseFrom := receivedAt // moved by each extension while the store is down
 	task, ptr, err := plan.DecodeMessage([]byte(m.Body))
 	for err == nil && ptr != nil {
 		task, err = w.store.GetStoredTask(ctx, ptr.ID)
@@ -74,7 +80,7 @@ func (w *Worker) handle(ctx context.Context, q QueueRef, m sqs.Message) {
 		}
 		log.Error().Err(err).Str("task_id", ptr.ID).Msg("cannot read the task's payload; will try again")
 		w.storeFailed(log, err)
-		if !w.holdWhileStoreDown(ctx, log, m) {
+		if !w.holdWhileStoreDown(ctx, log, m, &leaseFrom) {
 			return
 		}
 		err = nil
@@ -105,7 +111,7 @@ func (w *Worker) handle(ctx context.Context, q QueueRef, m sqs.Message) {
 	// path, having run nothing.
 	e := w.startEarly(log)
 	defer e.discard()
-	r, ok := w.claim(ctx, log, q, task, m, e)
+	r, ok := w.claim(ctx, log, q, task, m, e, receivedAt, leaseFrom)
 	if !ok {
 		e.discard()
 		return
@@ -160,12 +166,18 @@ func (w *Worker) untrack(r *run) {
 // deals with the message when there is nothing to run: a finished task, one
 // running elsewhere, one cancelled or lost too often. A store error discards
 // the supervisor started ahead (e): none waits through an outage.
-func (w *Worker) claim(ctx context.Context, log zerolog.Logger, q QueueRef, task *plan.Task, m sqs.Message, e *early) (*run, bool) {
+//
+// receivedAt is when m was received, leaseFrom when its lease was last
+// set (its receipt, or an extension while the store was down): a message
+// held for a slot (levels.go) has less than a whole visibility timeout
+// left, and the supervisor's deadline must not outlast what SQS gives.
+func (w *Worker) claim(ctx context.Context, log zerolog.Logger, q QueueRef, task *plan.Task, m sqs.Message, e *early, receivedAt, leaseFrom time.Time) (*run, bool) {
 	now := w.cfg.Now()
+	leaseUntil := leaseFrom.Add(w.cfg.VisibilityTimeout)
 	marker := func(attempt int) plan.Running {
 		return plan.Running{
 			V: plan.Version, ID: task.ID, Group: task.Group, Attempt: attempt, Worker: w.cfg.Info,
-			StartedAt: now, HeartbeatAt: now, LeaseUntil: now.Add(w.cfg.VisibilityTimeout),
+			StartedAt: now, HeartbeatAt: now, LeaseUntil: leaseUntil,
 			HeartbeatEvery: plan.Duration(w.markerEvery()),
 		}
 	}
@@ -178,10 +190,11 @@ func (w *Worker) claim(ctx context.Context, log zerolog.Logger, q QueueRef, task
 		log.Error().Err(err).Msg("cannot claim the task; will try again")
 		e.discard()
 		w.storeFailed(log, err)
-		if !w.holdWhileStoreDown(ctx, log, m) {
+		if !w.holdWhileStoreDown(ctx, log, m, &leaseFrom) {
 			return nil, false
 		}
 		now = w.cfg.Now()
+		leaseUntil = leaseFrom.Add(w.cfg.VisibilityTimeout)
 		d, err = c.Claim(ctx, w.store, task, now)
 	}
 	switch d.Verdict {
@@ -208,8 +221,8 @@ func (w *Worker) claim(ctx context.Context, log zerolog.Logger, q QueueRef, task
 	return &run{
 		task: task, q: q, msg: m, log: log.With().Int("attempt", d.Attempt).Logger(),
 		stopC:      make(chan struct{}),
-		receivedAt: now,
-		leaseUntil: now.Add(w.cfg.VisibilityTimeout),
+		receivedAt: receivedAt,
+		leaseUntil: leaseUntil,
 		markedAt:   now,
 		marker:     marker(d.Attempt),
 	}, true

@@ -108,12 +108,15 @@ type received struct {
 	sqs.Message
 	q    QueueRef
 	prio int
+	// at is when the receive that took it was issued, for what a
+	// read-ahead holds: its lease runs from then (zero: unknown).
+	at time.Time
 }
 
 func tag(msgs []sqs.Message, q QueueRef) []received {
 	out := make([]received, len(msgs))
 	for i, m := range msgs {
-		out[i] = received{m, q, plan.MessagePriority(m.Attributes, []byte(m.Body))}
+		out[i] = received{Message: m, q: q, prio: plan.MessagePriority(m.Attributes, []byte(m.Body))}
 	}
 	return out
 }
@@ -386,6 +389,9 @@ func (w *Worker) readAhead(ctx, workCtx context.Context, wg *sync.WaitGroup) fun
 			}
 			w.cfg.Metrics.Received(l.Name, len(msgs), w.cfg.Now().Sub(began))
 			rs := tag(msgs, l)
+			for i := range rs {
+				rs[i].at = began
+			}
 			if ctx.Err() != nil {
 				w.giveBack(rs)
 				w.releaseSlots(got)
@@ -429,15 +435,21 @@ func (w *Worker) canHold() bool {
 }
 
 // hold keeps messages a read-ahead took beyond its free slots, to be
-// started before anything else is received (takeHeld).
+// started before anything else is received (takeHeld). heldAt is when
+// the receive of the oldest was issued, not when it is held here: a
+// worker frozen in between must not count the freeze as none.
 func (w *Worker) hold(msgs []received) {
 	if len(msgs) == 0 {
 		return
 	}
 	w.heldMu.Lock()
 	defer w.heldMu.Unlock()
-	if len(w.held) == 0 {
-		w.heldAt = w.cfg.Now()
+	at := msgs[0].at
+	if at.IsZero() {
+		at = w.cfg.Now()
+	}
+	if len(w.held) == 0 || at.Before(w.heldAt) {
+		w.heldAt = at
 	}
 	w.held = append(w.held, msgs...)
 }
@@ -450,7 +462,10 @@ func (w *Worker) takeHeld(n int) []received {
 		late := w.held
 		w.held = nil
 		w.heldMu.Unlock()
-		w.log.Warn().Int("messages", len(late)).Msg("tasks read ahead found no free slot in time; giving them back")
+		late = w.dropLapsed(late)
+		if len(late) > 0 {
+			w.log.Warn().Int("messages", len(late)).Msg("tasks read ahead found no free slot in time; giving them back")
+		}
 		w.giveBack(late)
 		return nil
 	}
@@ -467,7 +482,31 @@ func (w *Worker) giveBackHeld() {
 	held := w.held
 	w.held = nil
 	w.heldMu.Unlock()
-	w.giveBack(held)
+	w.giveBack(w.dropLapsed(held))
+}
+
+// dropLapsed returns the held messages whose lease may still be running,
+// and lets go of the others without a call: a worker frozen (SIGSTOP) or
+// starved past a held message's lease no longer holds it, SQS has made it
+// visible again and another worker may run it by now. Renewing it would
+// put a second copy in the inbox, and its receipt, stale, is refused or
+// names the other worker's delivery. It comes back in its queue like the
+// message of a worker that died.
+func (w *Worker) dropLapsed(msgs []received) []received {
+	now := w.cfg.Now()
+	var keep []received
+	lapsed := 0
+	for _, m := range msgs {
+		if !m.at.IsZero() && now.Sub(m.at) >= w.cfg.VisibilityTimeout-time.Second {
+			lapsed++
+			continue
+		}
+		keep = append(keep, m)
+	}
+	if lapsed > 0 {
+		w.log.Info().Int("messages", lapsed).Msg("tasks read ahead were held past their lease; left to their next delivery")
+	}
+	return keep
 }
 
 // readAheadEnded takes in what a finished read-ahead found, so that its
