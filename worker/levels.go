@@ -419,8 +419,17 @@ func (w *Worker) readAhead(ctx, workCtx context.Context, wg *sync.WaitGroup) fun
 
 // holdFor is how long a read-ahead may hold messages it took beyond its
 // free slots, waiting for slots to free: a small share of the lease, so
-// that what it holds starts well within it, or goes back untouched.
-func (w *Worker) holdFor() time.Duration { return w.cfg.VisibilityTimeout / 10 }
+// that what it holds starts well within it, or goes back untouched; and
+// at most maxHold, so that what canHold lets it hold starts within the
+// second a task sent to the inbox may already wait behind a level's
+// (emptyRecheck): while messages are held nothing is received, and a
+// long lease must not make a priority-10 task wait behind ten tasks of a
+// minute each.
+func (w *Worker) holdFor() time.Duration { return min(w.cfg.VisibilityTimeout/10, maxHold) }
+
+// maxHold bounds holdFor: canHold's ten held tasks then start within
+// maxHold/4, the emptyRecheck window.
+const maxHold = 4 * emptyRecheck
 
 // canHold reports whether a read-ahead may take a whole batch from its
 // deep level whatever the slots free: when the worker's tasks end fast

@@ -691,3 +691,28 @@ func TestHeldMessageLeaseRunsFromItsReceive(t *testing.T) {
 		t.Errorf("lease until %v (marker %v), want %v: from the receive", r.leaseUntil, r.marker.LeaseUntil, want)
 	}
 }
+
+// What a read-ahead holds starts, going by the worker's task times,
+// within the second that a task sent to the inbox may already wait behind
+// a level's (emptyRecheck), whatever the visibility timeout: a worker
+// with a long lease and tasks of a minute must not hold ten of them while
+// a priority-10 task waits for the fetch loop's next look at the inbox.
+func TestHoldingKeepsThePriorityWindow(t *testing.T) {
+	for _, vt := range []time.Duration{2 * time.Second, 30 * time.Second, 5 * time.Minute, 12 * time.Hour} {
+		for _, conc := range []int{2, 4, 16} {
+			w := newTestWorker(t, testbroker.NewQueue(), testbroker.NewStore(), func(c *Config) {
+				c.Queues, c.Concurrency, c.VisibilityTimeout = levelRefs(), conc, vt
+			})
+			for d := time.Millisecond; d < time.Hour; d = d * 3 / 2 {
+				w.taskTime.Store(int64(d))
+				if drain := time.Duration(sqs.MaxBatch) * d / time.Duration(conc); w.canHold() && drain > emptyRecheck {
+					t.Errorf("lease %v, concurrency %d, tasks of %v: holds ten, which start over %v", vt, conc, d, drain)
+					break
+				}
+			}
+			if w.holdFor() > vt/10 {
+				t.Errorf("lease %v: holds for %v, more than a tenth of it", vt, w.holdFor())
+			}
+		}
+	}
+}
