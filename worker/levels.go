@@ -461,6 +461,7 @@ func (w *Worker) hold(msgs []received) {
 		w.heldAt = at
 	}
 	w.held = append(w.held, msgs...)
+	w.log.Debug().Int("messages", len(msgs)).Int("held", len(w.held)).Msg("holding tasks read ahead for the next free slots")
 }
 
 // takeHeld returns up to n held messages to start now. Held messages that
