@@ -27,10 +27,12 @@ const (
 
 // run is one attempt in progress, shared with the heartbeat.
 type run struct {
-	task       *plan.Task
-	q          QueueRef
-	msg        sqs.Message
-	marker     plan.Running
+	task   *plan.Task
+	q      QueueRef
+	msg    sqs.Message
+	marker plan.Running
+	// leaseUntil is read and written through until and setUntil.
+	leaseMu    sync.Mutex
 	leaseUntil time.Time
 	// markedAt is the heartbeat time of the last running marker stored.
 	markedAt time.Time
@@ -55,6 +57,22 @@ type run struct {
 	// proc is the command's supervisor once it runs; the heartbeat renews
 	// its deadline.
 	proc atomic.Pointer[supervisor.Proc]
+}
+
+// until is the end of the lease as last known. The heartbeat moves it
+// while the attempt's own goroutine reads it (finish), and a handover
+// moves it from either.
+func (r *run) until() time.Time {
+	r.leaseMu.Lock()
+	defer r.leaseMu.Unlock()
+	return r.leaseUntil
+}
+
+// setUntil records a new end of the lease.
+func (r *run) setUntil(t time.Time) {
+	r.leaseMu.Lock()
+	r.leaseUntil = t
+	r.leaseMu.Unlock()
 }
 
 // stop asks the attempt to end for reason (by killBy at the latest, when
@@ -421,7 +439,7 @@ func unix(s syscall.Signal) string {
 
 // lease is what the attempt knows of its hold on the message.
 func (w *Worker) lease(r *run) lifecycle.Lease {
-	return lifecycle.Lease{Until: r.leaseUntil, Margin: time.Second}
+	return lifecycle.Lease{Until: r.until(), Margin: time.Second}
 }
 
 // finish records how an attempt ended and acknowledges or reschedules the
@@ -436,7 +454,7 @@ func (w *Worker) finish(r *run, res *plan.Result) {
 	}
 	switch lifecycle.End(res, r.task, w.lease(r).Held(w.cfg.Now())) {
 	case lifecycle.Stale:
-		log.Warn().Time("lease_until", r.leaseUntil).Msg("lease ran out before the attempt ended: recording only its own attempt")
+		log.Warn().Time("lease_until", r.until()).Msg("lease ran out before the attempt ended: recording only its own attempt")
 		w.persist(log, "attempt record", w.storeWrite(log, func(ctx context.Context) error { return w.store.PutAttempt(ctx, res) }))
 		return
 	case lifecycle.Retry:
