@@ -263,3 +263,55 @@ func TestPreparedOutlivesNoStarter(t *testing.T) {
 		}
 	}
 }
+
+// A supervisor binary that starts but is not one (here: a script that
+// exits 1 at once, as a broken or foreign file beside the worker would)
+// ends without a word and without having run anything: the command is
+// run, once, by the executable itself, and the binary is passed over from
+// then on. Both through Start and through a prepared supervisor.
+func TestStandaloneThatExitsFallsBack(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), Binary)
+	if err := os.WriteFile(bad, []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	withStandalone(t, bad)
+	t.Cleanup(func() { standaloneBroken.Store(false) })
+	mark := filepath.Join(t.TempDir(), "ran")
+	spec := Spec{Argv: []string{"sh", "-c", "echo x >>" + mark}, Env: os.Environ()}
+	pe, err := Prepare(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Let the script end before it is handed the command, then while it
+	// may still be reading it.
+	for deadline := time.Now().Add(10 * time.Second); !gone(pe.p.cmd.Process.Pid); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the script did not end")
+		}
+	}
+	p, err := pe.Run(spec)
+	if err != nil {
+		t.Fatalf("prepared on a broken binary: %v", err)
+	}
+	if e, err := p.Wait(); err != nil || e.Status.ExitStatus() != 0 {
+		t.Fatalf("exit %v, %v", e.Status, err)
+	}
+	standaloneBroken.Store(false)
+	p, err = Start(spec)
+	if err != nil {
+		t.Fatalf("started on a broken binary: %v", err)
+	}
+	if e, err := p.Wait(); err != nil || e.Status.ExitStatus() != 0 {
+		t.Fatalf("exit %v, %v", e.Status, err)
+	}
+	if b, _ := os.ReadFile(mark); string(b) != "x\nx\n" {
+		t.Errorf("ran %q, want once each", b)
+	}
+	if !standaloneBroken.Load() {
+		t.Error("the broken binary is still used")
+	}
+	self, _ := os.Executable()
+	if got := supervisorExe(t); got != self {
+		t.Errorf("supervised by %q, want %q", got, self)
+	}
+}

@@ -34,6 +34,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -113,6 +114,8 @@ type Proc struct {
 
 	st *bufio.Reader
 	sf *os.File
+	// standalone is set when the process is Binary, not this executable.
+	standalone bool
 }
 
 // nestedEnv marks a supervisor's own environment (never a command's, which
@@ -140,6 +143,17 @@ var standalone = sync.OnceValue(func() string {
 	}
 	return beside(exe)
 })
+
+// standaloneBroken is set once Binary was found not to be a supervisor: it
+// started, then exited by itself without a word (a foreign or broken file,
+// a script that exits 1), so it ran nothing. Supervisors are started from
+// this executable from then on.
+var standaloneBroken atomic.Bool
+
+// errSilent is a standalone supervisor's exit, by itself, before it said
+// anything: it was no supervisor, and it started no command (a supervisor
+// reports whether the command started before anything else).
+var errSilent = errors.New("the supervisor binary exited without a word: it is not one")
 
 // beside is the path of Binary in exe's directory when an executable file is
 // there, else "".
@@ -190,19 +204,40 @@ func (pe *Pending) Run(spec Spec) (*Proc, error) {
 		return nil, &StartError{Code: 126, Msg: "no command"}
 	}
 	p := pe.p
-	if err := p.begin(spec); err != nil {
-		// The write failed, so the supervisor did not read the whole
-		// command: it is gone without having started anything.
-		p.abandon()
+	for try := 0; ; try++ {
+		if err := p.begin(spec); err != nil {
+			// The write failed, so the supervisor did not read the whole
+			// command: it is gone without having started anything.
+			p.abandon()
+			p.silent()
+			if try > 0 {
+				return nil, fmt.Errorf("cannot talk to the supervisor: %w", err)
+			}
+		} else {
+			q, err := p.started()
+			if !errors.Is(err, errSilent) || try > 0 {
+				return q, err
+			}
+		}
+		// Once more on a fresh supervisor: from this executable when the
+		// first was a broken Binary.
+		var err error
 		if p, err = launch(pe.stdout, pe.stderr); err != nil {
 			return nil, err
 		}
-		if err := p.begin(spec); err != nil {
-			p.abandon()
-			return nil, fmt.Errorf("cannot talk to the supervisor: %w", err)
-		}
 	}
-	return p.started()
+}
+
+// silent reports, once p has been reaped, whether it was a standalone
+// supervisor that exited by itself before it said anything, and if so
+// passes Binary over from now on.
+func (p *Proc) silent() bool {
+	ps := p.cmd.ProcessState
+	if !p.standalone || ps == nil || !ps.Exited() {
+		return false
+	}
+	standaloneBroken.Store(true)
+	return true
 }
 
 // Discard ends a supervisor that was never handed a command, and reaps it.
@@ -249,7 +284,11 @@ func launch(stdout, stderr *os.File) (*Proc, error) {
 	}
 	env := append(os.Environ(), nestedEnv+"=1")
 	var cmd *exec.Cmd
-	for _, path := range []string{standalone(), selfPath()} {
+	alone := standalone()
+	if standaloneBroken.Load() {
+		alone = ""
+	}
+	for _, path := range []string{alone, selfPath()} {
 		if path == "" {
 			continue
 		}
@@ -277,7 +316,7 @@ func launch(stdout, stderr *os.File) (*Proc, error) {
 		stR.Close()
 		return nil, fmt.Errorf("cannot start the supervisor: %w", err)
 	}
-	return &Proc{cmd: cmd, ctl: ctlW, enc: json.NewEncoder(ctlW), st: bufio.NewReader(stR), sf: stR}, nil
+	return &Proc{cmd: cmd, ctl: ctlW, enc: json.NewEncoder(ctlW), st: bufio.NewReader(stR), sf: stR, standalone: cmd.Path == alone}, nil
 }
 
 // begin writes the command on the control pipe.
@@ -294,6 +333,9 @@ func (p *Proc) started() (*Proc, error) {
 	s, err := p.read()
 	if err != nil {
 		p.abandon()
+		if p.silent() {
+			return nil, fmt.Errorf("supervisor: %w (%v)", errSilent, err)
+		}
 		return nil, fmt.Errorf("supervisor: %w", err)
 	}
 	switch s.Event {

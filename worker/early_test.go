@@ -206,3 +206,42 @@ func TestStopWhileClaimIsOutRunsNothing(t *testing.T) {
 	}
 	noChildrenLeft(t)
 }
+
+// fds counts this process's open file descriptors.
+func fds(t *testing.T) int {
+	t.Helper()
+	es, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("needs /proc")
+	}
+	return len(es)
+}
+
+// A backlog of tasks whose claims another worker already holds (each
+// claim lost while its supervisor is up) leaves nothing behind: no
+// supervisor, no zombie, no file descriptor (the capture files and the
+// supervisor's pipes are all closed), and no command ran.
+func TestManyLostClaimsLeaveNothing(t *testing.T) {
+	q, st := testbroker.NewQueue(), testbroker.NewStore()
+	dir := t.TempDir()
+	const n = 40
+	now := time.Now()
+	for i := range n {
+		id := "lost" + strconv.Itoa(i)
+		send(t, q, st, id, "sh", "-c", "touch "+filepath.Join(dir, id))
+		_ = st.Claim(context.Background(), &plan.Running{V: plan.Version, ID: id, Attempt: 1, Worker: plan.WorkerInfo{ID: "other", Host: "h", PID: 2},
+			StartedAt: now, HeartbeatAt: now.Add(time.Hour), HeartbeatEvery: plan.Duration(time.Hour)})
+	}
+	noChildrenLeft(t)
+	before := fds(t)
+	w := newTestWorker(t, q, st, func(c *Config) { c.Concurrency = 4 })
+	runUntil(t, w, func() bool { return q.Calls("set_visibility") >= n })
+	if left, _ := os.ReadDir(dir); len(left) > 0 {
+		t.Errorf("%d commands ran although their claims were lost", len(left))
+	}
+	noChildrenLeft(t)
+	// The SDK-free fakes open nothing: what is left open is the worker's.
+	if after := fds(t); after > before {
+		t.Errorf("%d file descriptors open after %d lost claims, %d before", after, n, before)
+	}
+}

@@ -27,10 +27,12 @@ const (
 
 // run is one attempt in progress, shared with the heartbeat.
 type run struct {
-	task       *plan.Task
-	q          QueueRef
-	msg        sqs.Message
-	marker     plan.Running
+	task   *plan.Task
+	q      QueueRef
+	msg    sqs.Message
+	marker plan.Running
+	// leaseUntil is read and written through until and setUntil.
+	leaseMu    sync.Mutex
 	leaseUntil time.Time
 	// markedAt is the heartbeat time of the last running marker stored.
 	markedAt time.Time
@@ -57,15 +59,37 @@ type run struct {
 	proc atomic.Pointer[supervisor.Proc]
 }
 
+// until is the end of the lease as last known. The heartbeat moves it
+// while the attempt's own goroutine reads it (finish), and a handover
+// moves it from either.
+func (r *run) until() time.Time {
+	r.leaseMu.Lock()
+	defer r.leaseMu.Unlock()
+	return r.leaseUntil
+}
+
+// setUntil records a new end of the lease.
+func (r *run) setUntil(t time.Time) {
+	r.leaseMu.Lock()
+	r.leaseUntil = t
+	r.leaseMu.Unlock()
+}
+
 // stop asks the attempt to end for reason (by killBy at the latest, when
 // set); the first reason wins.
 func (r *run) stop(reason string, killBy time.Time) {
 	r.stopOnce.Do(func() { r.reason, r.killBy = reason, killBy; close(r.stopC) })
 }
 
-// handle takes one message from receipt to acknowledgement.
-func (w *Worker) handle(ctx context.Context, q QueueRef, m sqs.Message) {
+// handle takes one message from receipt to acknowledgement. receivedAt is
+// when the receive that took it was issued (zero: now): its lease runs
+// from then, however long it waited for a slot.
+func (w *Worker) handle(ctx context.Context, q QueueRef, m sqs.Message, receivedAt time.Time) {
 	log := w.log.With().Str("queue", q.Name).Str("band", q.Band).Str("message_id", m.MessageID).Logger()
+	if receivedAt.IsZero() {
+		receivedAt = w.cfg.Now()
+	}
+	leaseFrom := receivedAt // moved by each extension while the store is down
 	task, ptr, err := plan.DecodeMessage([]byte(m.Body))
 	for err == nil && ptr != nil {
 		task, err = w.store.GetStoredTask(ctx, ptr.ID)
@@ -74,7 +98,7 @@ func (w *Worker) handle(ctx context.Context, q QueueRef, m sqs.Message) {
 		}
 		log.Error().Err(err).Str("task_id", ptr.ID).Msg("cannot read the task's payload; will try again")
 		w.storeFailed(log, err)
-		if !w.holdWhileStoreDown(ctx, log, m) {
+		if !w.holdWhileStoreDown(ctx, log, m, &leaseFrom) {
 			return
 		}
 		err = nil
@@ -105,7 +129,7 @@ func (w *Worker) handle(ctx context.Context, q QueueRef, m sqs.Message) {
 	// path, having run nothing.
 	e := w.startEarly(log)
 	defer e.discard()
-	r, ok := w.claim(ctx, log, q, task, m, e)
+	r, ok := w.claim(ctx, log, q, task, m, e, receivedAt, leaseFrom)
 	if !ok {
 		e.discard()
 		return
@@ -160,12 +184,18 @@ func (w *Worker) untrack(r *run) {
 // deals with the message when there is nothing to run: a finished task, one
 // running elsewhere, one cancelled or lost too often. A store error discards
 // the supervisor started ahead (e): none waits through an outage.
-func (w *Worker) claim(ctx context.Context, log zerolog.Logger, q QueueRef, task *plan.Task, m sqs.Message, e *early) (*run, bool) {
+//
+// receivedAt is when m was received, leaseFrom when its lease was last
+// set (its receipt, or an extension while the store was down): a message
+// held for a slot (levels.go) has less than a whole visibility timeout
+// left, and the supervisor's deadline must not outlast what SQS gives.
+func (w *Worker) claim(ctx context.Context, log zerolog.Logger, q QueueRef, task *plan.Task, m sqs.Message, e *early, receivedAt, leaseFrom time.Time) (*run, bool) {
 	now := w.cfg.Now()
+	leaseUntil := leaseFrom.Add(w.cfg.VisibilityTimeout)
 	marker := func(attempt int) plan.Running {
 		return plan.Running{
 			V: plan.Version, ID: task.ID, Group: task.Group, Attempt: attempt, Worker: w.cfg.Info,
-			StartedAt: now, HeartbeatAt: now, LeaseUntil: now.Add(w.cfg.VisibilityTimeout),
+			StartedAt: now, HeartbeatAt: now, LeaseUntil: leaseUntil,
 			HeartbeatEvery: plan.Duration(w.markerEvery()),
 		}
 	}
@@ -178,10 +208,11 @@ func (w *Worker) claim(ctx context.Context, log zerolog.Logger, q QueueRef, task
 		log.Error().Err(err).Msg("cannot claim the task; will try again")
 		e.discard()
 		w.storeFailed(log, err)
-		if !w.holdWhileStoreDown(ctx, log, m) {
+		if !w.holdWhileStoreDown(ctx, log, m, &leaseFrom) {
 			return nil, false
 		}
 		now = w.cfg.Now()
+		leaseUntil = leaseFrom.Add(w.cfg.VisibilityTimeout)
 		d, err = c.Claim(ctx, w.store, task, now)
 	}
 	switch d.Verdict {
@@ -208,8 +239,8 @@ func (w *Worker) claim(ctx context.Context, log zerolog.Logger, q QueueRef, task
 	return &run{
 		task: task, q: q, msg: m, log: log.With().Int("attempt", d.Attempt).Logger(),
 		stopC:      make(chan struct{}),
-		receivedAt: now,
-		leaseUntil: now.Add(w.cfg.VisibilityTimeout),
+		receivedAt: receivedAt,
+		leaseUntil: leaseUntil,
 		markedAt:   now,
 		marker:     marker(d.Attempt),
 	}, true
@@ -408,7 +439,7 @@ func unix(s syscall.Signal) string {
 
 // lease is what the attempt knows of its hold on the message.
 func (w *Worker) lease(r *run) lifecycle.Lease {
-	return lifecycle.Lease{Until: r.leaseUntil, Margin: time.Second}
+	return lifecycle.Lease{Until: r.until(), Margin: time.Second}
 }
 
 // finish records how an attempt ended and acknowledges or reschedules the
@@ -423,7 +454,7 @@ func (w *Worker) finish(r *run, res *plan.Result) {
 	}
 	switch lifecycle.End(res, r.task, w.lease(r).Held(w.cfg.Now())) {
 	case lifecycle.Stale:
-		log.Warn().Time("lease_until", r.leaseUntil).Msg("lease ran out before the attempt ended: recording only its own attempt")
+		log.Warn().Time("lease_until", r.until()).Msg("lease ran out before the attempt ended: recording only its own attempt")
 		w.persist(log, "attempt record", w.storeWrite(log, func(ctx context.Context) error { return w.store.PutAttempt(ctx, res) }))
 		return
 	case lifecycle.Retry:

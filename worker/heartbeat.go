@@ -156,15 +156,15 @@ func (w *Worker) checkLease(r *run, now time.Time) (extension, bool) {
 	if r.handedOver {
 		// The running marker is the lease now: a reader takes the task
 		// once it has gone stale.
-		r.leaseUntil = r.markedAt.Add(r.marker.StaleAfter())
+		r.setUntil(r.markedAt.Add(r.marker.StaleAfter()))
 	}
-	if deadline := w.treeDeadline(r.leaseUntil); !w.lease(r).Held(now) || now.After(deadline.Add(-w.deadlineGrace())) {
+	if deadline := w.treeDeadline(r.until()); !w.lease(r).Held(now) || now.After(deadline.Add(-w.deadlineGrace())) {
 		// The worker was frozen or starved past the lease it last
 		// extended (the supervisor is stopping the command by now):
 		// another worker may hold the task. Extending the lease or the
 		// marker with the old receipt could take them from the worker
 		// that runs the next attempt; stop this copy at once instead.
-		r.log.Error().Time("lease_until", r.leaseUntil).Msg("lease lost: stopping the task")
+		r.log.Error().Time("lease_until", r.until()).Msg("lease lost: stopping the task")
 		killBy := deadline
 		if !w.lease(r).Held(now) || deadline.Before(now) {
 			killBy = now
@@ -173,12 +173,12 @@ func (w *Worker) checkLease(r *run, now time.Time) (extension, bool) {
 		return extension{}, false
 	}
 	ext := extension{r: r, d: min(w.cfg.VisibilityTimeout, r.receivedAt.Add(w.cfg.VisibilityCap).Sub(now))}
-	if left := r.leaseUntil.Sub(now); r.handedOver || ext.d <= 0 || left >= max(w.cfg.VisibilityTimeout/2, 2*w.cfg.Heartbeat+time.Second) {
+	if left := r.until().Sub(now); r.handedOver || ext.d <= 0 || left >= max(w.cfg.VisibilityTimeout/2, 2*w.cfg.Heartbeat+time.Second) {
 		ext.d = 0
 	}
 	// An extension is worth waiting for until the supervisor would begin
 	// stopping the command, however slow the endpoint is.
-	ext.until = later(now.Add(w.cfg.Heartbeat), w.treeDeadline(r.leaseUntil).Add(-w.deadlineGrace()))
+	ext.until = later(now.Add(w.cfg.Heartbeat), w.treeDeadline(r.until()).Add(-w.deadlineGrace()))
 	return ext, true
 }
 
@@ -205,21 +205,21 @@ func (w *Worker) extend(parent context.Context, queueURL string, now time.Time, 
 			eerr = errs[i]
 		}
 		if eerr == nil {
-			r.leaseUntil = now.Add(e.d)
+			r.setUntil(now.Add(e.d))
 			continue
 		}
 		r.log.Warn().Err(eerr).Msg("cannot extend the lease")
 		// A receipt SQS refuses for good (the message is visible again, or
 		// held by another receive) means the lease is gone already,
 		// whatever time is left on it here.
-		if !sqs.Permanent(eerr) && !w.cfg.Now().After(r.leaseUntil.Add(-time.Second)) {
+		if !sqs.Permanent(eerr) && !w.cfg.Now().After(r.until().Add(-time.Second)) {
 			continue
 		}
 		// Another worker may take the task now: stop this copy rather than
 		// let two run. It takes over once the lease has run out and the
 		// running marker has gone stale.
 		r.log.Error().Msg("lease lost: stopping the task")
-		killBy := r.leaseUntil
+		killBy := r.until()
 		if t := r.markedAt.Add(r.marker.StaleAfter()); t.After(killBy) {
 			killBy = t
 		}
@@ -249,7 +249,7 @@ func (w *Worker) refresh(parent context.Context, r *run, now time.Time, cancelle
 		w.handOver(ctx, r, "before SQS's visibility cap")
 	}
 	if p := r.proc.Load(); p != nil {
-		if err := p.Renew(w.treeDeadline(r.leaseUntil)); err != nil && !errors.Is(err, supervisor.ErrEnded) {
+		if err := p.Renew(w.treeDeadline(r.until())); err != nil && !errors.Is(err, supervisor.ErrEnded) {
 			r.log.Warn().Err(err).Msg("cannot renew the task's supervisor")
 		}
 	}
@@ -266,7 +266,7 @@ func (w *Worker) refresh(parent context.Context, r *run, now time.Time, cancelle
 		return // fresh enough: StaleAfter is three of markerEvery
 	}
 	m := r.marker
-	m.HeartbeatAt, m.LeaseUntil = now, r.leaseUntil
+	m.HeartbeatAt, m.LeaseUntil = now, r.until()
 	if err := w.store.PutRunning(ctx, &m); err != nil {
 		r.log.Warn().Err(err).Msg("cannot refresh the running marker")
 	} else {
@@ -290,7 +290,7 @@ func (w *Worker) handOver(ctx context.Context, r *run, why string) {
 		return
 	}
 	r.handedOver = true
-	r.leaseUntil = r.markedAt.Add(r.marker.StaleAfter())
+	r.setUntil(r.markedAt.Add(r.marker.StaleAfter()))
 	errs, err := w.queue.DeleteBatch(ctx, r.q.URL, []string{r.msg.ReceiptHandle})
 	if err == nil && len(errs) > 0 {
 		err = errs[0]

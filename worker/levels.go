@@ -108,12 +108,15 @@ type received struct {
 	sqs.Message
 	q    QueueRef
 	prio int
+	// at is when the receive that took it was issued, for what a
+	// read-ahead holds: its lease runs from then (zero: unknown).
+	at time.Time
 }
 
 func tag(msgs []sqs.Message, q QueueRef) []received {
 	out := make([]received, len(msgs))
 	for i, m := range msgs {
-		out[i] = received{m, q, plan.MessagePriority(m.Attributes, []byte(m.Body))}
+		out[i] = received{Message: m, q: q, prio: plan.MessagePriority(m.Attributes, []byte(m.Body))}
 	}
 	return out
 }
@@ -386,6 +389,9 @@ func (w *Worker) readAhead(ctx, workCtx context.Context, wg *sync.WaitGroup) fun
 			}
 			w.cfg.Metrics.Received(l.Name, len(msgs), w.cfg.Now().Sub(began))
 			rs := tag(msgs, l)
+			for i := range rs {
+				rs[i].at = began
+			}
 			if ctx.Err() != nil {
 				w.giveBack(rs)
 				w.releaseSlots(got)
@@ -413,8 +419,17 @@ func (w *Worker) readAhead(ctx, workCtx context.Context, wg *sync.WaitGroup) fun
 
 // holdFor is how long a read-ahead may hold messages it took beyond its
 // free slots, waiting for slots to free: a small share of the lease, so
-// that what it holds starts well within it, or goes back untouched.
-func (w *Worker) holdFor() time.Duration { return w.cfg.VisibilityTimeout / 10 }
+// that what it holds starts well within it, or goes back untouched; and
+// at most maxHold, so that what canHold lets it hold starts within the
+// second a task sent to the inbox may already wait behind a level's
+// (emptyRecheck): while messages are held nothing is received, and a
+// long lease must not make a priority-10 task wait behind ten tasks of a
+// minute each.
+func (w *Worker) holdFor() time.Duration { return min(w.cfg.VisibilityTimeout/10, maxHold) }
+
+// maxHold bounds holdFor: canHold's ten held tasks then start within
+// maxHold/4, the emptyRecheck window.
+const maxHold = 4 * emptyRecheck
 
 // canHold reports whether a read-ahead may take a whole batch from its
 // deep level whatever the slots free: when the worker's tasks end fast
@@ -429,17 +444,24 @@ func (w *Worker) canHold() bool {
 }
 
 // hold keeps messages a read-ahead took beyond its free slots, to be
-// started before anything else is received (takeHeld).
+// started before anything else is received (takeHeld). heldAt is when
+// the receive of the oldest was issued, not when it is held here: a
+// worker frozen in between must not count the freeze as none.
 func (w *Worker) hold(msgs []received) {
 	if len(msgs) == 0 {
 		return
 	}
 	w.heldMu.Lock()
 	defer w.heldMu.Unlock()
-	if len(w.held) == 0 {
-		w.heldAt = w.cfg.Now()
+	at := msgs[0].at
+	if at.IsZero() {
+		at = w.cfg.Now()
+	}
+	if len(w.held) == 0 || at.Before(w.heldAt) {
+		w.heldAt = at
 	}
 	w.held = append(w.held, msgs...)
+	w.log.Debug().Int("messages", len(msgs)).Int("held", len(w.held)).Msg("holding tasks read ahead for the next free slots")
 }
 
 // takeHeld returns up to n held messages to start now. Held messages that
@@ -450,7 +472,10 @@ func (w *Worker) takeHeld(n int) []received {
 		late := w.held
 		w.held = nil
 		w.heldMu.Unlock()
-		w.log.Warn().Int("messages", len(late)).Msg("tasks read ahead found no free slot in time; giving them back")
+		late = w.dropLapsed(late)
+		if len(late) > 0 {
+			w.log.Warn().Int("messages", len(late)).Msg("tasks read ahead found no free slot in time; giving them back")
+		}
 		w.giveBack(late)
 		return nil
 	}
@@ -467,7 +492,31 @@ func (w *Worker) giveBackHeld() {
 	held := w.held
 	w.held = nil
 	w.heldMu.Unlock()
-	w.giveBack(held)
+	w.giveBack(w.dropLapsed(held))
+}
+
+// dropLapsed returns the held messages whose lease may still be running,
+// and lets go of the others without a call: a worker frozen (SIGSTOP) or
+// starved past a held message's lease no longer holds it, SQS has made it
+// visible again and another worker may run it by now. Renewing it would
+// put a second copy in the inbox, and its receipt, stale, is refused or
+// names the other worker's delivery. It comes back in its queue like the
+// message of a worker that died.
+func (w *Worker) dropLapsed(msgs []received) []received {
+	now := w.cfg.Now()
+	var keep []received
+	lapsed := 0
+	for _, m := range msgs {
+		if !m.at.IsZero() && now.Sub(m.at) >= w.cfg.VisibilityTimeout-time.Second {
+			lapsed++
+			continue
+		}
+		keep = append(keep, m)
+	}
+	if lapsed > 0 {
+		w.log.Info().Int("messages", lapsed).Msg("tasks read ahead were held past their lease; left to their next delivery")
+	}
+	return keep
 }
 
 // readAheadEnded takes in what a finished read-ahead found, so that its

@@ -595,3 +595,124 @@ func TestOneSlotNeverReadsAhead(t *testing.T) {
 		t.Errorf("%d receives from the level under way at once, want 1", q.most)
 	}
 }
+
+// Messages held past their own lease (the worker was frozen, SIGSTOP, or
+// starved while it held them) are SQS's again: another worker may have
+// them by now. They are dropped untouched, neither renewed into the inbox
+// (a second copy of each) nor given back with a receipt that is no longer
+// theirs; what is still within its lease goes back as before. The lease
+// runs from the receive, not from when the read-ahead got round to
+// holding what it took.
+func TestHeldPastTheirLeaseAreDroppedUntouched(t *testing.T) {
+	ctx := context.Background()
+	q, st := testbroker.NewQueue(), testbroker.NewStore()
+	level := qURL + plan.LevelFor(0).Suffix
+	for i := range 4 {
+		id := "s" + strconv.Itoa(i)
+		tk := &plan.Task{ID: id, Argv: []string{"true"}}
+		tk.Normalize()
+		body, _ := json.Marshal(tk)
+		if _, err := q.Send(ctx, level, sqs.Entry{Body: string(body), Attributes: map[string]string{"taskiq_id": id, plan.AttrPriority: "0"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Unix(1_000_000, 0)
+	var mu sync.Mutex
+	w := newTestWorker(t, q, st, func(c *Config) {
+		c.Queues, c.Concurrency, c.VisibilityTimeout = levelRefs(), 4, 30*time.Second
+		c.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	})
+	w.acks = newAcker(w.queue, w.log)
+	var ref QueueRef
+	for _, l := range w.levels {
+		if l.URL == level {
+			ref = l
+		}
+	}
+	msgs, err := q.Receive(ctx, level, 4, 0, 30*time.Second)
+	if err != nil || len(msgs) != 4 {
+		t.Fatalf("%d messages, %v", len(msgs), err)
+	}
+	rs := tag(msgs, ref)
+	for i := range rs {
+		rs[i].at = now
+	}
+	ops := []string{"send", "set_visibility", "set_visibility_batch", "delete"}
+	before := map[string]int{}
+	for _, c := range ops {
+		before[c] = q.Calls(c)
+	}
+	// Frozen right after the receive, before the messages were held: the
+	// hold begins a lease later.
+	mu.Lock()
+	now = now.Add(w.cfg.VisibilityTimeout + time.Second)
+	mu.Unlock()
+	w.hold(rs[:2])
+	if got := w.takeHeld(4); len(got) != 0 {
+		t.Errorf("took %d held past their lease, want none", len(got))
+	}
+	w.hold(rs[2:])
+	w.giveBackHeld()
+	w.acks.close()
+	if n := q.Len(qURL); n != 0 {
+		t.Errorf("the inbox holds %d copies of messages held past their lease, want none", n)
+	}
+	for _, c := range ops {
+		if n := q.Calls(c) - before[c]; n != 0 {
+			t.Errorf("%d %s calls for messages held past their lease, want none", n, c)
+		}
+	}
+}
+
+// A held message's attempt takes the lease its receive began, not a whole
+// visibility timeout from its claim: the supervisor's deadline and the
+// running marker must not outlast what SQS gives (a worker cut off right
+// after the claim would otherwise run its copy past the moment another
+// worker may take the task).
+func TestHeldMessageLeaseRunsFromItsReceive(t *testing.T) {
+	q, st := testbroker.NewQueue(), testbroker.NewStore()
+	send(t, q, st, "l1", "true")
+	w := newTestWorker(t, q, st, func(c *Config) { c.VisibilityTimeout = 30 * time.Second })
+	msgs, err := q.Receive(context.Background(), qURL, 1, 0, 30*time.Second)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("%d messages, %v", len(msgs), err)
+	}
+	tk, _, err := plan.DecodeMessage([]byte(msgs[0].Body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	receivedAt := time.Now().Add(-3 * time.Second) // held three seconds for a slot
+	r, ok := w.claim(context.Background(), w.log, w.inboxes[0], tk, msgs[0], nil, receivedAt, receivedAt)
+	if !ok {
+		t.Fatal("claim not won")
+	}
+	want := receivedAt.Add(30 * time.Second)
+	if !r.leaseUntil.Equal(want) || !r.marker.LeaseUntil.Equal(want) {
+		t.Errorf("lease until %v (marker %v), want %v: from the receive", r.leaseUntil, r.marker.LeaseUntil, want)
+	}
+}
+
+// What a read-ahead holds starts, going by the worker's task times,
+// within the second that a task sent to the inbox may already wait behind
+// a level's (emptyRecheck), whatever the visibility timeout: a worker
+// with a long lease and tasks of a minute must not hold ten of them while
+// a priority-10 task waits for the fetch loop's next look at the inbox.
+func TestHoldingKeepsThePriorityWindow(t *testing.T) {
+	for _, vt := range []time.Duration{2 * time.Second, 30 * time.Second, 5 * time.Minute, 12 * time.Hour} {
+		for _, conc := range []int{2, 4, 16} {
+			w := newTestWorker(t, testbroker.NewQueue(), testbroker.NewStore(), func(c *Config) {
+				c.Queues, c.Concurrency, c.VisibilityTimeout = levelRefs(), conc, vt
+			})
+			for d := time.Millisecond; d < time.Hour; d = d * 3 / 2 {
+				w.taskTime.Store(int64(d))
+				if drain := time.Duration(sqs.MaxBatch) * d / time.Duration(conc); w.canHold() && drain > emptyRecheck {
+					t.Errorf("lease %v, concurrency %d, tasks of %v: holds ten, which start over %v", vt, conc, d, drain)
+					break
+				}
+			}
+			if w.holdFor() > vt/10 {
+				t.Errorf("lease %v: holds for %v, more than a tenth of it", vt, w.holdFor())
+			}
+		}
+	}
+}

@@ -126,8 +126,13 @@ func (w *Worker) probeStore(ctx context.Context) error {
 // (the queue is down too: it returns when its lease runs out, received
 // again only after the store is back) or the worker stops (the message is
 // given back).
-func (w *Worker) holdWhileStoreDown(ctx context.Context, log zerolog.Logger, m sqs.Message) bool {
-	extendedAt := w.cfg.Now()
+//
+// leaseFrom is when m's lease began (zero: now); each extension moves it.
+func (w *Worker) holdWhileStoreDown(ctx context.Context, log zerolog.Logger, m sqs.Message, leaseFrom *time.Time) bool {
+	if leaseFrom.IsZero() {
+		*leaseFrom = w.cfg.Now()
+	}
+	extendedAt := *leaseFrom
 	for n := 0; ; n++ {
 		down, up := w.out.state()
 		if !down {
@@ -149,12 +154,13 @@ func (w *Worker) holdWhileStoreDown(ctx context.Context, log zerolog.Logger, m s
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, w.cfg.VisibilityTimeout/4)
+		asked := w.cfg.Now()
 		err := w.queue.SetVisibility(cctx, m.QueueURL, m.ReceiptHandle, w.cfg.VisibilityTimeout)
 		cancel()
 		if err != nil {
 			log.Warn().Err(err).Msg("cannot hold the message while the store is down; it returns when its lease runs out")
 			return false
 		}
-		extendedAt = w.cfg.Now()
+		extendedAt, *leaseFrom = asked, asked
 	}
 }

@@ -484,7 +484,7 @@ func (w *Worker) dispatch(workCtx context.Context, wg *sync.WaitGroup, msgs []re
 			defer w.signalEnded()
 			defer w.releaseSlots(1)
 			began := w.cfg.Now()
-			w.handle(workCtx, m.q, m.Message)
+			w.handle(workCtx, m.q, m.Message, m.at)
 			w.noteTaskTime(w.cfg.Now().Sub(began))
 			w.touch()
 		}()

@@ -141,7 +141,9 @@ func TestWorkerWithEverySlotHeldProbesTheStore(t *testing.T) {
 	send(t, q, st, "t1", "true")
 	send(t, q, st, "t2", "true")
 	st.SetDown(true)
-	w := newTestWorker(t, q, st, func(c *Config) { c.Heartbeat = time.Hour })
+	// No heartbeat extends a lease here: it must outlast the outage and
+	// the task, counted from the receive, on a slow machine.
+	w := newTestWorker(t, q, st, func(c *Config) { c.Heartbeat, c.VisibilityTimeout = time.Hour, 30*time.Second })
 	go func() {
 		for st.Calls("check") < 1 {
 			time.Sleep(20 * time.Millisecond)
