@@ -118,7 +118,7 @@ def taskiq_executor(init_context: InitExecutorContext) -> Executor:
     cli.check_wire_version()
     handler = TaskiqStepHandler(settings, cli)
     # One poll answers a whole round of health checks (see TaskiqStepHandler._health_status).
-    handler.health_cache_seconds = check.int_elem(config, "health_check_interval") / 2
+    handler.health_cache_seconds = float(check.int_elem(config, "health_check_interval"))
     return TaskiqExecutor(
         handler,
         retries=check.not_none(RetryMode.from_config(check.dict_elem(config, "retries"))),
