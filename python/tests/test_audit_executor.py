@@ -5,9 +5,10 @@
   outputs yielded per mapped step, re-execution from failure with a parent's state), and
   the steps end as they do under Dagster's in-process executor.
 - Health rounds: 32 steps in flight whose tasks are cancelled from outside all fail with
-  taskiq-go's reason, and each round polls them in one call.
+  taskiq-go's reason, and each round polls them in one call, however long the round's
+  failure writes take; a step whose worker does not allow its command fails with exit 126.
 - Event reads: a run whose SQLite file is swapped for a copy mid-run still sees its steps
-  end; ``max_concurrent`` holds with the gated reads.
+  end; ``max_concurrent`` and ``tag_concurrency_limits`` hold with the gated reads.
 """
 
 from __future__ import annotations
@@ -252,15 +253,23 @@ def test_sqlite_file_swapped_mid_run_does_not_hang(workers: Stack, tmp_path: Pat
     assert history == {k: ["STEP_SUCCESS"] for k in ("wait_gate", "after", "after_after")}, history
 
 
-def test_max_concurrent_holds_with_gated_reads(workers: Stack, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "limit",
+    [
+        {"max_concurrent": 2},
+        {"tag_concurrency_limits": [{"key": "audit/kind", "value": "span", "limit": 2}]},
+    ],
+    ids=["max_concurrent", "tag_concurrency_limits"],
+)
+def test_concurrency_limits_hold_with_gated_reads(workers: Stack, tmp_path: Path, limit: dict[str, Any]) -> None:
     ops = {name: {"config": {"dir": str(tmp_path)}} for name in SPANS}
     with execute_job(
-        recon("spans_job"), instance=workers.instance, run_config=workers.run_config(ops=ops, max_concurrent=2)
+        recon("spans_job"), instance=workers.instance, run_config=workers.run_config(ops=ops, **limit)
     ) as result:
         assert result.success, events_text(workers.instance, result.run_id)[-4000:]
     spans = [(float((tmp_path / f"{n}.start").read_text()), float((tmp_path / f"{n}.end").read_text())) for n in SPANS]
     most = max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
-    assert most <= 2, spans
+    assert most <= limit.get("max_concurrent", 2), spans
 
 
 def test_a_step_its_worker_does_not_allow_fails_with_the_reason(workers: Stack) -> None:
