@@ -118,7 +118,7 @@ def taskiq_executor(init_context: InitExecutorContext) -> Executor:
     cli.check_wire_version()
     handler = TaskiqStepHandler(settings, cli)
     # One poll answers a whole round of health checks (see TaskiqStepHandler._health_status).
-    handler.health_cache_seconds = check.int_elem(config, "health_check_interval") / 2
+    handler.health_cache_seconds = float(check.int_elem(config, "health_check_interval"))
     return TaskiqExecutor(
         handler,
         retries=check.not_none(RetryMode.from_config(check.dict_elem(config, "retries"))),
@@ -260,6 +260,9 @@ class RunLogFiles:
     def __init__(self, paths: Sequence[str]) -> None:
         self.paths = list(paths)
         self._db: sqlite3.Connection | None = None
+        # The inode of the file the connection was opened on: a file replaced under the run
+        # (restored, rotated) is another one, which a connection kept open would never see.
+        self._db_ino: int | None = None
         self._broken = False
 
     @classmethod
@@ -285,6 +288,8 @@ class RunLogFiles:
                 found.append(None)
                 continue
             found.append((st.st_ino, st.st_size, st.st_mtime_ns))
+        if self._db is not None and (found[0] is None or found[0][0] != self._db_ino):
+            self.close()  # opened again, on the file now at the path, at the next look
         return tuple(found)
 
     def _connection(self) -> sqlite3.Connection | None:
@@ -293,11 +298,14 @@ class RunLogFiles:
         if not self.paths or self._broken:
             return None
         if self._db is None:
-            if not os.path.exists(self.paths[0]):
+            try:
+                ino = os.stat(self.paths[0]).st_ino
+            except OSError:
                 return None
             # Read-only, autocommit: every query sees the latest commit and holds no lock after it.
             uri = pathlib.Path(self.paths[0]).resolve().as_uri() + "?mode=ro"
             self._db = sqlite3.connect(uri, uri=True, timeout=5.0, isolation_level=None, check_same_thread=False)
+            self._db_ino = ino
         return self._db
 
     def probe(self, after_id: int) -> tuple[int | None, list[tuple[str, str]]] | None:

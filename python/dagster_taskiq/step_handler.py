@@ -32,10 +32,11 @@ _STDERR_TAIL = 2000
 #: events are written before its process exits, so this only trips when the
 #: step refused to run (a duplicate attempt) or its events were lost.
 SUCCEEDED_WITHOUT_EVENTS_GRACE = 15.0
-#: How long one poll's answer serves the health checks of the other steps:
-#: Dagster checks every running step back to back, once per interval, and
-#: the first check of a round polls them all. The executor sets it to half
-#: its interval.
+#: Longest that one poll's answer serves the health checks of the other steps:
+#: Dagster checks every running step once per round, rounds an interval apart,
+#: and the first check of a round polls them all; a step asked about again
+#: starts the next round. The executor sets it to its interval: a round whose
+#: checks are slow (each failed step is a write of the event log) still polls once.
 HEALTH_CACHE_SECONDS = 1.0
 #: The fast-exit wrapper of the dagster CLI, warm through a fork server when the
 #: worker has one (see dagster_taskiq_step and dagster_taskiq.step_entry).
@@ -75,6 +76,8 @@ class TaskiqStepHandler(StepHandler):
         self._health: dict[str, tuple[float, TaskStatus]] = {}
         # task id -> when it was submitted or its health last asked for: what the next round polls.
         self._watched: dict[str, float] = {}
+        # task ids whose health was asked for since the last poll: this round's checks.
+        self._asked: set[str] = set()
         self.health_cache_seconds = HEALTH_CACHE_SECONDS
         self._lock = threading.Lock()
         # Specs of the step attempts launched since the last submit_pending, in launch order.
@@ -314,7 +317,8 @@ class TaskiqStepHandler(StepHandler):
         The first check of a round polls, in one call, every task submitted
         or asked about lately and not seen ended (the steps still running,
         also those not checked yet); the other checks of the round read that
-        answer. Dagster checks the running steps one by one: polling only
+        answer, however long the round takes, up to ``health_cache_seconds``.
+        A task asked about twice since the poll is a check of the next round. Dagster checks the running steps one by one: polling only
         those asked about so far would poll 1, 2, ... n tasks in the first
         round of a run of n steps.
         """
@@ -322,7 +326,8 @@ class TaskiqStepHandler(StepHandler):
         with self._lock:
             self._watched[task_id] = now
             hit = self._health.get(task_id)
-            if hit is not None and now - hit[0] < self.health_cache_seconds:
+            if hit is not None and task_id not in self._asked and now - hit[0] < self.health_cache_seconds:
+                self._asked.add(task_id)
                 return hit[1]
             forget = now - max(3 * self.health_cache_seconds, 30.0)
             self._watched = {t: seen for t, seen in self._watched.items() if seen >= forget}
@@ -337,6 +342,7 @@ class TaskiqStepHandler(StepHandler):
             statuses = self._cli.poll([task_id])
         with self._lock:
             self._health = {s.id: (now, s) for s in statuses}
+            self._asked = {task_id}
             for s in statuses:
                 if s.is_final:  # its step ends with it; asked again, it is polled again
                     self._watched.pop(s.id, None)

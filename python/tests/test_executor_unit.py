@@ -303,3 +303,29 @@ def test_the_run_file_answers_dagsters_read_as_dagster_does(instance: DagsterIns
         cursors.append(ours.cursor)
     assert files.records(run.run_id, None, None, None) is None  # not a read it knows: Dagster's
     files.close()
+
+
+def test_a_replaced_run_file_is_read_again(instance: DagsterInstance, tmp_path: Path) -> None:
+    # The file at the run's path replaced by a copy (restored, rotated): the events written
+    # to it afterwards are found, not the old file's through the connection kept open.
+    import sqlite3
+
+    run = _run(instance)
+    instance.report_engine_event("one", run, EngineEventData())
+    files = RunLogFiles.for_run(instance, run.run_id)
+    files.signature()
+    assert files.probe(0) == (1, [])
+    copy = tmp_path / "copy.db"
+    src, dst = sqlite3.connect(files.paths[0]), sqlite3.connect(copy)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+    copy.replace(files.paths[0])
+    instance.report_dagster_event(_step_event(run, DagsterEventType.STEP_SUCCESS, "a"), run.run_id)
+    files.signature()  # each look stats the files before it queries them
+    assert files.probe(1) == (2, [("a", "STEP_SUCCESS")])
+    ours = files.records(run.run_id, None, set(DagsterEventType), None)
+    assert ours is not None and [r.storage_id for r in ours.records] == [1, 2]
+    files.close()

@@ -135,3 +135,19 @@ def test_the_step_arguments_follow_outputs_added_in_place() -> None:
     later = _args("total", 0, outputs)
     assert later.known_state.ready_outputs is first.known_state.ready_outputs
     assert handler.compressed_args(later) == later._get_compressed_args()
+
+
+def test_a_slow_round_polls_once_and_the_next_round_polls_again() -> None:
+    # Checks that write a failure each can make a round outlast half the interval:
+    # its answer still serves the round; a step asked about again starts the next.
+    cli = _Cli()
+    ids = ["a", "b", "c"]
+    handler = _handler(cli, ids)
+    handler.health_cache_seconds = 60.0
+    handler._health_status("a")
+    handler._health = {t: (at - 30.0, s) for t, (at, s) in handler._health.items()}  # a slow round
+    handler._health_status("b")
+    handler._health_status("c")
+    assert cli.polls == [ids]
+    handler._health_status("a")  # the next round
+    assert cli.polls == [ids, ids]
