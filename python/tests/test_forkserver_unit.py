@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -213,4 +214,71 @@ def test_preloaded_jobs_have_their_run_config_schema_built(tmp_path: Path) -> No
         """
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_warm_plan_builds_a_mapped_steps_plan_and_stores_nothing(tmp_path: Path) -> None:
+    code = tmp_path / "dynamic_here.py"
+    code.write_text(
+        textwrap.dedent(
+            """
+            from dagster import Config, DynamicOut, DynamicOutput, job, op
+
+            @op(out=DynamicOut(int))
+            def spread():
+                for i in range(3):
+                    yield DynamicOutput(i, mapping_key=str(i))
+
+            @op
+            def leaf(n: int) -> int:
+                return n
+
+            @op
+            def gather(values: list[int]) -> int:
+                return len(values)
+
+            @job
+            def fan():
+                gather(spread().map(leaf).collect())
+
+            class Needed(Config):
+                x: int
+
+            @op
+            def configured(config: Needed) -> int:
+                return config.x
+
+            @job
+            def needs_config():
+                configured()
+            """
+        )
+    )
+    home = tmp_path / "home"
+    home.mkdir()
+    probe = textwrap.dedent(
+        f"""
+        import os, sys
+        from dagster._core.code_pointer import load_python_file
+        from dagster._core.definitions.reconstruct import ReconstructableJob
+        from dagster._core.execution.plan import plan as plan_module
+        from dagster_taskiq import forkserver
+
+        resolved = []
+        real = plan_module._update_from_resolved_dynamic_outputs
+        def counting(*args, **kwargs):
+            resolved.append(args[-1])
+            return real(*args, **kwargs)
+        plan_module._update_from_resolved_dynamic_outputs = counting
+
+        module = load_python_file({str(code)!r}, None)
+        assert forkserver.warm_plan(ReconstructableJob.for_module(module.__name__, "fan")) is True
+        assert {{"spread": {{"result": ["0"]}}}} in resolved, resolved  # a mapped step's path was taken
+        assert forkserver.warm_plan(module.needs_config) is False, "a job that needs a run config is skipped"
+        assert forkserver.warm_jobs([module]) == 2
+        assert os.listdir({str(home)!r}) == [], os.listdir({str(home)!r})
+        """
+    )
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
