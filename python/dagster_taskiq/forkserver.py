@@ -327,11 +327,15 @@ def _kept_connection_engine(real_create_engine: Any, url: Any, kwargs: dict[str,
     Each event is still its own transaction, committed before the write
     returns, so other processes see it as before. Only engines a child makes
     keep a connection: those it inherited from the warm parent hold none (see
-    :func:`renew_shared_engines`), and the child's own die with it.
+    :func:`renew_shared_engines`), and the child's own die with it. A process
+    the step forks (user code's ``multiprocessing``) starts with a new, empty
+    pool, so that no SQLite connection is used on both sides of a fork.
     """
     from sqlalchemy.pool import SingletonThreadPool
 
     engine = real_create_engine(url, **{**kwargs, "poolclass": SingletonThreadPool})
+    renew = engine.dispose
+    os.register_at_fork(after_in_child=lambda: renew(close=False))
     engine.dispose = lambda close=True: None  # Dagster's dispose() after each use would close it
     return engine
 

@@ -107,6 +107,17 @@ ENGINES_PROBE = textwrap.dedent(
         ok = ok and len(made) == first + 1 and len(set(made)) == len(made)
         # which alone keeps its connection: the child's own engine, not the parent's
         ok = ok and [os.path.basename(f) for f in open_db_files()] == ["no-such-run.db"]
+        # a process the step forks gets an empty pool, not the kept connection
+        kept = [e for (u, _), e in forkserver._ENGINES.items() if u.endswith("no-such-run.db")]
+        ok = ok and len(kept) == 1
+        pool = kept[0].pool
+        r, w = os.pipe()
+        grandchild = os.fork()
+        if grandchild == 0:
+            os.write(w, b"new" if kept[0].pool is not pool else b"same")
+            os._exit(0)
+        os.waitpid(grandchild, 0)
+        ok = ok and os.read(r, 8) == b"new" and kept[0].pool is pool
         print(made, open_db_files(), file=sys.stderr)
         os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
