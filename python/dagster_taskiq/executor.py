@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import contextvars
+import importlib
 import os
 import pathlib
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -116,7 +119,6 @@ def taskiq_executor(init_context: InitExecutorContext) -> Executor:
     cli = settings.make_cli()
     cli.preflight()  # fail the run at once, naming the problem, rather than at its first step
     cli.check_wire_version()
-    share_sqlite_engines_for(init_context.instance)
     handler = TaskiqStepHandler(settings, cli)
     # One poll answers a whole round of health checks (see TaskiqStepHandler._health_status).
     handler.health_cache_seconds = float(check.int_elem(config, "health_check_interval"))
@@ -179,34 +181,62 @@ def step_sort_key(run_tags: Mapping[str, str], default_priority: int) -> Callabl
     return key
 
 
-def share_sqlite_engines_for(instance: DagsterInstance) -> bool:
-    """Makes this process's writes to Dagster's default SQLite storage reuse one
-    SQLAlchemy engine per file, once; whether they do.
+@contextlib.contextmanager
+def shared_sqlite_engines(instance: DagsterInstance) -> Iterator[bool]:
+    """While the executor runs, this process's uses of Dagster's default SQLite
+    storage reuse one SQLAlchemy engine per file; yields whether they do.
 
-    Each write of an event (a step's launch, its worker, the run's start and end)
-    opens the file through a new engine, whose statements are compiled again
-    for it: with one engine per file they are compiled once, and a write costs
-    the orchestrator about a quarter less CPU. The engines keep no connection
-    between uses (``NullPool``), so the storage behaves as before. The warm
-    steps on the workers do the same (:func:`dagster_taskiq.forkserver.share_sqlite_engines`).
-    Other storages are left as they are.
+    Each event the executor writes (a step's launch, its worker, its own start)
+    opens the run's file through a new engine, whose statements are compiled
+    again for it: with one engine per file they are compiled once, and a write
+    costs about a quarter less CPU. The engines keep no connection between uses
+    (``NullPool``), so the storage behaves as before; Dagster's own function is
+    put back at the end and the engines disposed of. The warm steps on the
+    workers do the same (:func:`dagster_taskiq.forkserver.share_sqlite_engines`);
+    where that is in place already, or the storage is not SQLite files, nothing
+    is changed.
     """
-    if _ENGINES_SHARED:
-        return _ENGINES_SHARED[0]
     try:
         storage = instance.event_log_storage
     except Exception:  # an instance without a loadable event log writes nothing here
-        return False
-    if not isinstance(storage, SqliteEventLogStorage):
-        return False
-    from dagster_taskiq.forkserver import share_sqlite_engines
+        storage = None
+    modules: list[Any] = []
+    if isinstance(storage, SqliteEventLogStorage):
+        try:
+            from sqlalchemy import create_engine as real_create_engine
+            from sqlalchemy.pool import NullPool
 
-    _ENGINES_SHARED.append(share_sqlite_engines())
-    return _ENGINES_SHARED[0]
+            from dagster_taskiq.forkserver import SQLITE_STORAGE_MODULES
 
+            modules = [importlib.import_module(m) for m in SQLITE_STORAGE_MODULES]
+        except ImportError:
+            modules = []
+    if not modules or not all(getattr(m, "create_engine", None) is real_create_engine for m in modules):
+        yield False
+        return
+    engines: dict[tuple[str, str], Any] = {}
+    lock = threading.Lock()
 
-#: Whether share_sqlite_engines_for has run in this process (and what it found), once it has.
-_ENGINES_SHARED: list[bool] = []
+    def create_engine(url: Any, **kwargs: Any) -> Any:
+        if kwargs.get("poolclass") is not NullPool:
+            return real_create_engine(url, **kwargs)
+        key = (str(url), repr(sorted(kwargs.items())))
+        with lock:
+            engine = engines.get(key)
+            if engine is None:
+                engine = engines[key] = real_create_engine(url, **kwargs)
+        return engine
+
+    for m in modules:
+        m.create_engine = create_engine
+    try:
+        yield True
+    finally:
+        for m in modules:
+            if getattr(m, "create_engine", None) is create_engine:
+                m.create_engine = real_create_engine
+        for engine in engines.values():
+            engine.dispose()
 
 
 def _merge_launcher_settings(settings: TaskiqSettings, instance: DagsterInstance) -> TaskiqSettings:
@@ -465,6 +495,10 @@ class TaskiqExecutor(StepDelegatingExecutor):
         self.reads = self.skipped_reads = 0
 
     def execute(self, plan_context: PlanOrchestrationContext, execution_plan: ExecutionPlan) -> Iterator[DagsterEvent]:
+        with shared_sqlite_engines(plan_context.instance):
+            yield from self._execute(plan_context, execution_plan)
+
+    def _execute(self, plan_context: PlanOrchestrationContext, execution_plan: ExecutionPlan) -> Iterator[DagsterEvent]:
         self._plan_context = plan_context
         self._feeds, self._every_end_matters = self._plan_shape(execution_plan)
         token = _SORT_KEY.set(step_sort_key(plan_context.dagster_run.tags, self._taskiq.settings.priority))

@@ -397,17 +397,21 @@ def counting(url, **kwargs):
 for name in forkserver.SQLITE_STORAGE_MODULES:  # what the storages call, seen before it is wrapped
     __import__(name, fromlist=["x"]).create_engine = counting
 sqlalchemy.create_engine = counting
-with DagsterInstance.ephemeral() as ephemeral:
-    assert executor.share_sqlite_engines_for(ephemeral) is False  # not SQLite files: left alone
+with DagsterInstance.ephemeral() as ephemeral, executor.shared_sqlite_engines(ephemeral) as shared:
+    assert shared is False  # not SQLite files: left alone
 with DagsterInstance.from_config(sys.argv[1]) as instance:
-    assert executor.share_sqlite_engines_for(instance) is True
-    assert executor.share_sqlite_engines_for(instance) is True  # once per process
     run = instance.add_run(DagsterRun(job_name="job", run_id="r" * 8 + "-0000-0000-0000-" + "0" * 12))
-    for i in range(5):
-        instance.report_engine_event(f"event {i}", run, EngineEventData())
-    assert len(instance.all_logs(run.run_id)) == 5
-run_files = [u for u in made if run.run_id in u]
-assert len(run_files) == 1, made  # five writes and a read of the run's file, one engine
+    with executor.shared_sqlite_engines(instance) as shared:
+        assert shared is True
+        for i in range(5):
+            instance.report_engine_event(f"event {i}", run, EngineEventData())
+        assert len(instance.all_logs(run.run_id)) == 5
+    run_files = [u for u in made if run.run_id in u]
+    assert len(run_files) == 1, made  # five writes and a read of the run's file, one engine
+    for name in forkserver.SQLITE_STORAGE_MODULES:  # Dagster's own function back
+        assert __import__(name, fromlist=["x"]).create_engine is counting
+    instance.report_engine_event("after", run, EngineEventData())
+    assert len([u for u in made if run.run_id in u]) == 2, made
 """
 
 
