@@ -528,12 +528,15 @@ class Bench:
             os.environ.update(saved)
 
     def _measure(self, system: System, job_name: str, recon: ReconstructableJob, run_config: dict[str, Any]) -> dict[str, Any]:
-        cpu0, split0, co0 = _self_cpu(), tree_split(system.worker_pids()), _coprocess_cpu()
+        # The bench's own scans of /proc first, so that their CPU is not counted as the orchestrator's.
+        split0, co0 = tree_split(system.worker_pids()), _coprocess_cpu()
+        cpu0 = _self_cpu()
         started = time.monotonic()
         with DagsterInstance.get() as instance:
             result = execute_job(recon, instance=instance, run_config=run_config, raise_on_error=False)
             wall = time.monotonic() - started
-            cpu, split1 = _self_cpu() - cpu0, tree_split(system.worker_pids())
+            cpu = _self_cpu() - cpu0  # before the scans below
+            split1 = tree_split(system.worker_pids())
             split = {k: split1[k] - split0[k] for k in KINDS}
             wcpu = sum(split.values())
             coprocess = max(0.0, _coprocess_cpu() - co0)  # one started in this run counts whole

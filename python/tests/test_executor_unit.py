@@ -129,6 +129,56 @@ def test_attempts_keep_their_order_across_both_kinds_of_event(instance: DagsterI
     assert [w.worker_id for w in found["b"]] == ["w-1"]
 
 
+def test_a_step_is_looked_up_only_once_it_ran_a_while_short_ones_at_the_end(instance: DagsterInstance) -> None:
+    # chain10's steps end within a second: looking up each one's worker as it started
+    # cost a poll and an event-log write every few seconds of the run.
+    from dagster_taskiq import executor as executor_module
+
+    run = _run(instance)
+    handler = _Handler({"short": "w-1", "long": "w-2"})
+    executor = _executor(handler, instance, run)
+    seen: set[int] = set()
+
+    def pop() -> None:
+        executor._last_read = -1e9  # every round reads, so each event comes out at once
+        executor._pop_events(instance, run.run_id, seen)
+
+    instance.report_dagster_event(_step_event(run, DagsterEventType.STEP_START, "short"), run.run_id)
+    pop()
+    instance.report_dagster_event(_step_event(run, DagsterEventType.STEP_SUCCESS, "short"), run.run_id)
+    pop()
+    instance.report_dagster_event(_step_event(run, DagsterEventType.STEP_START, "long"), run.run_id)
+    pop()
+    instance.report_engine_event("a log line", run, EngineEventData(), step_key="long")
+    pop()
+    assert handler.polls == [] and set(executor._pending_workers) == {"task-short", "task-long"}
+    executor._running_since["task-long"] -= executor_module.WORKER_POLL_INTERVAL  # it has run that long
+    instance.report_engine_event("another", run, EngineEventData(), step_key="long")
+    pop()
+    assert handler.polls == [["task-long", "task-short"]]  # one poll: the short one comes along
+    assert not executor._pending_workers and not executor._running_since
+    assert {k: [w.worker_id for w in v] for k, v in report.step_workers(instance, run.run_id).items()} == {
+        "short": ["w-1"],
+        "long": ["w-2"],
+    }
+
+
+def test_steps_that_ended_are_reported_with_the_runs_end(instance: DagsterInstance) -> None:
+    run = _run(instance)
+    handler = _Handler({"a": "w-1", "b": "w-2"})
+    executor = _executor(handler, instance, run)
+    seen: set[int] = set()
+    for key in ("a", "b"):
+        instance.report_dagster_event(_step_event(run, DagsterEventType.STEP_START, key), run.run_id)
+        instance.report_dagster_event(_step_event(run, DagsterEventType.STEP_SUCCESS, key), run.run_id)
+        executor._last_read = -1e9
+        executor._pop_events(instance, run.run_id, seen)
+    assert handler.polls == [] and not executor._running_since
+    executor._report_workers()  # what execute does once the run's steps are done
+    assert handler.polls == [["task-a", "task-b"]]
+    assert len(_engine_events(instance, run.run_id)) == 1
+
+
 def test_the_run_files_change_with_each_write(instance: DagsterInstance) -> None:
     run = _run(instance)
     files = RunLogFiles.for_run(instance, run.run_id)
@@ -329,3 +379,49 @@ def test_a_replaced_run_file_is_read_again(instance: DagsterInstance, tmp_path: 
     ours = files.records(run.run_id, None, set(DagsterEventType), None)
     assert ours is not None and [r.storage_id for r in ours.records] == [1, 2]
     files.close()
+
+
+SHARED_ENGINES_PROBE = """
+import sys
+import sqlalchemy
+from dagster import DagsterInstance
+from dagster._core.events import EngineEventData
+from dagster._core.storage.dagster_run import DagsterRun
+from dagster_taskiq import executor, forkserver
+
+made = []
+real = sqlalchemy.create_engine
+def counting(url, **kwargs):
+    made.append(str(url))
+    return real(url, **kwargs)
+for name in forkserver.SQLITE_STORAGE_MODULES:  # what the storages call, seen before it is wrapped
+    __import__(name, fromlist=["x"]).create_engine = counting
+sqlalchemy.create_engine = counting
+with DagsterInstance.ephemeral() as ephemeral, executor.shared_sqlite_engines(ephemeral) as shared:
+    assert shared is False  # not SQLite files: left alone
+with DagsterInstance.from_config(sys.argv[1]) as instance:
+    run = instance.add_run(DagsterRun(job_name="job", run_id="r" * 8 + "-0000-0000-0000-" + "0" * 12))
+    with executor.shared_sqlite_engines(instance) as shared:
+        assert shared is True
+        for i in range(5):
+            instance.report_engine_event(f"event {i}", run, EngineEventData())
+        assert len(instance.all_logs(run.run_id)) == 5
+    run_files = [u for u in made if run.run_id in u]
+    assert len(run_files) == 1, made  # five writes and a read of the run's file, one engine
+    for name in forkserver.SQLITE_STORAGE_MODULES:  # Dagster's own function back
+        assert __import__(name, fromlist=["x"]).create_engine is counting
+    instance.report_engine_event("after", run, EngineEventData())
+    assert len([u for u in made if run.run_id in u]) == 2, made
+"""
+
+
+def test_the_orchestrators_writes_share_one_engine_per_sqlite_file(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    home.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-c", SHARED_ENGINES_PROBE, str(home)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
