@@ -168,8 +168,10 @@ func (w *Worker) receive(ctx context.Context, max int, wait time.Duration) ([]re
 		if len(w.inboxes) > 1 {
 			wt = min(wait, time.Second)
 		}
-		if at, ok := w.again.next(); ok && at.Sub(now) < wt {
-			// Woken in time for a level's look again.
+		if at, ok := w.again.next(w.cfg.VisibilityTimeout + time.Second); ok && at.Sub(now) < wt {
+			// Woken in time for a level's first look again; the later
+			// ones, minutes apart, wait for the end of the long poll
+			// rather than cost a receive more each.
 			wt = at.Sub(now).Truncate(time.Second) + time.Second
 		}
 		var msgs []sqs.Message
@@ -652,8 +654,9 @@ func (w *Worker) receivePlain(ctx context.Context, max int, wait time.Duration) 
 // is no longer than the sweep's: a task of a lost worker waits at most
 // about its lease and one wait more (or for the sweep, when the lease is
 // longer than that), and a backlog's end costs four receives a level
-// over five minutes at a 20 s lease (21, 63, 147 and 315 s after), an
-// idle worker that had none nothing.
+// over five minutes at a 20 s lease (21, 63, 147 and 315 s after, the
+// last three at the end of the long poll under way), an idle worker that
+// had none nothing.
 type recheck struct {
 	at      map[string]time.Time
 	step    map[string]time.Duration // the wait that led to the look at
@@ -711,11 +714,12 @@ func (r *recheck) due(now time.Time) []string {
 	return out
 }
 
-// next is the earliest look again pending.
-func (r *recheck) next() (time.Time, bool) {
+// next is the earliest look again pending after a wait of at most
+// within.
+func (r *recheck) next(within time.Duration) (time.Time, bool) {
 	var first time.Time
-	for _, at := range r.at {
-		if first.IsZero() || at.Before(first) {
+	for u, at := range r.at {
+		if r.step[u] <= within && (first.IsZero() || at.Before(first)) {
 			first = at
 		}
 	}

@@ -763,7 +763,8 @@ func TestLostMessageOfALongerLeaseIsFoundByALaterLook(t *testing.T) {
 }
 
 // The looks again at an emptied level come after the first wait, then
-// twice each wait before, while the wait is no longer than the sweep's;
+// twice each wait before, while the wait is no longer than the sweep's
+// (only the first cuts an idle worker's long poll short);
 // a level that gives messages again starts over from the first wait, and
 // one asked meanwhile (a hint) keeps the look it was waiting for.
 func TestLooksAgainBackOffUntilTheSweep(t *testing.T) {
@@ -781,6 +782,10 @@ func TestLooksAgainBackOffUntilTheSweep(t *testing.T) {
 			break
 		}
 		waits = append(waits, at.Sub(now))
+		// Only the first look again cuts an idle worker's long poll short.
+		if _, cuts := r.next(first); cuts != (at.Sub(now) == first) {
+			t.Fatalf("look after %v cuts the long poll short: %v", at.Sub(now), cuts)
+		}
 		if got := r.due(at.Add(-time.Millisecond)); len(got) != 0 {
 			t.Fatalf("due early: %v", got)
 		}
@@ -793,7 +798,7 @@ func TestLooksAgainBackOffUntilTheSweep(t *testing.T) {
 	if !slices.Equal(waits, want) {
 		t.Fatalf("waits %v, want %v", waits, want)
 	}
-	if _, ok := r.next(); ok {
+	if _, ok := r.next(levelSweep); ok {
 		t.Fatal("a look again is left after the last")
 	}
 	r.gave(u)
@@ -802,11 +807,11 @@ func TestLooksAgainBackOffUntilTheSweep(t *testing.T) {
 	if again, _ := r.emptied(u, now.Add(time.Second), first); again.Sub(now) != first+time.Second {
 		t.Fatalf("a level that gave again waits %v, want the first wait from now", again.Sub(now))
 	}
-	at, _ = r.next()
+	at, _ = r.next(first)
 	if _, ok := r.emptied(u, now.Add(2*time.Second), first); ok {
 		t.Fatal("a level asked before its look again is rescheduled")
 	}
-	if next, _ := r.next(); !next.Equal(at) {
+	if next, _ := r.next(first); !next.Equal(at) {
 		t.Fatalf("look again moved from %v to %v", at, next)
 	}
 }
