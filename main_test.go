@@ -1159,11 +1159,37 @@ func mainWithPid() {
 }
 
 // sigpid STOP|CONT|KILL FILE: send the signal to the process whose pid
-// FILE holds (a worker started with withpid).
+// FILE holds (a worker started with withpid). A process stopped here and
+// still stopped when the script ends, passed or failed, is killed: it
+// would never see the interrupt that ends background commands, and the
+// test binary would hang on it until its timeout.
 func cmdSigPid(ts *testscript.TestScript, neg bool, args []string) {
 	sigs := map[string]syscall.Signal{"STOP": syscall.SIGSTOP, "CONT": syscall.SIGCONT, "KILL": syscall.SIGKILL}
 	if neg || len(args) != 2 || sigs[args[0]] == 0 {
 		ts.Fatalf("usage: sigpid STOP|CONT|KILL FILE")
 	}
-	ts.Check(syscall.Kill(readPid(ts, args[1]), sigs[args[0]]))
+	pid := readPid(ts, args[1])
+	ts.Check(syscall.Kill(pid, sigs[args[0]]))
+	if sigs[args[0]] == syscall.SIGSTOP {
+		ts.Defer(func() {
+			if processStopped(pid) {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		})
+	}
+}
+
+// processStopped reports whether pid is a live process stopped by a
+// signal (state T in /proc/PID/stat), so that a cleanup kills only the
+// process it stopped, not one that has since taken its pid.
+func processStopped(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command name, which is in parentheses and
+	// may hold spaces.
+	st := string(b)
+	f := strings.Fields(st[strings.LastIndexByte(st, ')')+1:])
+	return len(f) > 0 && (f[0] == "T" || f[0] == "t")
 }

@@ -138,6 +138,7 @@ func (w *Worker) receive(ctx context.Context, max int, wait time.Duration) ([]re
 		w.sweptAt = now
 	}
 	for _, u := range w.again.due(now) {
+		w.log.Debug().Str("level", u).Msg("looking again at a priority level found empty")
 		w.known[u] = true
 	}
 	var cand []received
@@ -167,8 +168,10 @@ func (w *Worker) receive(ctx context.Context, max int, wait time.Duration) ([]re
 		if len(w.inboxes) > 1 {
 			wt = min(wait, time.Second)
 		}
-		if at, ok := w.again.next(); ok && at.Sub(now) < wt {
-			// Woken in time for a level's second look.
+		if at, ok := w.again.next(w.cfg.VisibilityTimeout + time.Second); ok && at.Sub(now) < wt {
+			// Woken in time for a level's first look again; the later
+			// ones, minutes apart, wait for the end of the long poll
+			// rather than cost a receive more each.
 			wt = at.Sub(now).Truncate(time.Second) + time.Second
 		}
 		var msgs []sqs.Message
@@ -295,7 +298,9 @@ func (w *Worker) take(ctx context.Context, cand []received, max int) []received 
 		}
 		if len(msgs) == 0 {
 			w.known[l.URL] = false
-			w.again.emptied(l.URL, w.cfg.Now().Add(w.cfg.VisibilityTimeout+time.Second))
+			if at, armed := w.again.emptied(l.URL, w.cfg.Now(), w.cfg.VisibilityTimeout+time.Second); armed {
+				w.log.Debug().Str("queue", l.Name).Str("band", l.Band).Time("again_at", at).Msg("priority level found empty; asking it again later")
+			}
 			continue
 		}
 		w.again.gave(l.URL)
@@ -637,14 +642,25 @@ func (w *Worker) receivePlain(ctx context.Context, max int, wait time.Duration) 
 }
 
 // recheck is when the levels that gave messages and were then found empty
-// are to be asked once more. What was in flight there at that time (a
-// receive whose answer was lost, the tasks of a worker that is killed)
-// comes back to the level when its lease runs out, where no hint tells of
-// it; the second look, a lease later, finds it without waiting for the
-// sweep. It costs one receive per level each time a backlog there ends.
+// are to be asked again. What was in flight there at that time (a receive
+// whose answer was lost, the tasks of a worker that is killed, frozen or
+// cut off) comes back to the level when its lease runs out, where no hint
+// tells of it. The first look again comes a lease of this worker's later;
+// but the lease that hides a message is the one its holder set, which may
+// be longer than this worker's (its own --visibility-timeout, extended at
+// its last heartbeat), and the answer of that very look may be lost in
+// turn. So a look that finds the level empty, with nothing given since,
+// is followed by another after twice the wait, and so on while the wait
+// is no longer than the sweep's: a task of a lost worker waits at most
+// about its lease and one wait more (or for the sweep, when the lease is
+// longer than that), and a backlog's end costs four receives a level
+// over five minutes at a 20 s lease (21, 63, 147 and 315 s after, the
+// last three at the end of the long poll under way), an idle worker that
+// had none nothing.
 type recheck struct {
 	at      map[string]time.Time
-	pending map[string]bool // gave messages since last found empty
+	step    map[string]time.Duration // the wait that led to the look at
+	pending map[string]bool          // gave messages since last found empty
 }
 
 // gave notes that level url gave messages.
@@ -655,21 +671,38 @@ func (r *recheck) gave(url string) {
 	r.pending[url] = true
 }
 
-// emptied notes that level url was found empty: if it gave messages
-// since it was last, it is to be asked again at at.
-func (r *recheck) emptied(url string, at time.Time) {
+// emptied notes that level url was found empty at now. If it gave messages
+// since it was last, it is to be asked again after first; if this was a
+// look again that found nothing (none pending for the level), after twice
+// the last wait, unless that is longer than levelSweep. It returns when
+// the level is to be asked again, if it is.
+func (r *recheck) emptied(url string, now time.Time, first time.Duration) (time.Time, bool) {
+	if r.at == nil {
+		r.at, r.step = map[string]time.Time{}, map[string]time.Duration{}
+	}
+	if _, waiting := r.at[url]; waiting && !r.pending[url] {
+		return time.Time{}, false // asked before its look again came (a hint, the sweep)
+	}
+	step := first
 	if !r.pending[url] {
-		return
+		if r.step[url] == 0 {
+			return time.Time{}, false
+		}
+		step = 2 * r.step[url]
 	}
 	delete(r.pending, url)
-	if r.at == nil {
-		r.at = map[string]time.Time{}
+	if step > max(first, levelSweep) {
+		delete(r.step, url)
+		delete(r.at, url)
+		return time.Time{}, false
 	}
-	r.at[url] = at
+	at := now.Add(step)
+	r.at[url], r.step[url] = at, step
+	return at, true
 }
 
-// due returns the levels whose second look is due at now, and forgets
-// them.
+// due returns the levels whose look again is due at now, and forgets when
+// it was (not its wait, which the next emptied doubles).
 func (r *recheck) due(now time.Time) []string {
 	var out []string
 	for u, at := range r.at {
@@ -681,11 +714,12 @@ func (r *recheck) due(now time.Time) []string {
 	return out
 }
 
-// next is the earliest second look pending.
-func (r *recheck) next() (time.Time, bool) {
+// next is the earliest look again pending after a wait of at most
+// within.
+func (r *recheck) next(within time.Duration) (time.Time, bool) {
 	var first time.Time
-	for _, at := range r.at {
-		if first.IsZero() || at.Before(first) {
+	for u, at := range r.at {
+		if r.step[u] <= within && (first.IsZero() || at.Before(first)) {
 			first = at
 		}
 	}

@@ -716,3 +716,102 @@ func TestHoldingKeepsThePriorityWindow(t *testing.T) {
 		}
 	}
 }
+
+// A message hidden by a lease longer than this worker's own (another
+// worker's --visibility-timeout, or its last heartbeat's extension) comes
+// back to its level after the worker's first look again found the level
+// empty: a second look, after twice the wait, finds it, not the sweep.
+func TestLostMessageOfALongerLeaseIsFoundByALaterLook(t *testing.T) {
+	q, st := &recordingQueue{Queue: testbroker.NewQueue()}, testbroker.NewStore()
+	ctx := context.Background()
+	for i := range 3 {
+		id := "l" + strconv.Itoa(i)
+		tk := &plan.Task{ID: id, Argv: []string{"true"}, Priority: 4}
+		tk.Normalize()
+		if _, err := st.PutTask(ctx, tk); err != nil {
+			t.Fatal(err)
+		}
+		body, _ := json.Marshal(tk)
+		if _, err := q.Queue.Send(ctx, qURL+"-p4", sqs.Entry{Body: string(body), Attributes: map[string]string{plan.AttrPriority: "4"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Taken by another worker whose lease (5 s) outlasts this worker's
+	// first look again (2 s after it finds the level empty).
+	lost, err := q.Queue.Receive(ctx, qURL+"-p4", 1, 0, 5*time.Second)
+	if err != nil || len(lost) != 1 {
+		t.Fatalf("%v %v", lost, err)
+	}
+	w := newTestWorker(t, q, st, func(c *Config) {
+		c.Queues, c.Concurrency, c.Heartbeat, c.VisibilityTimeout, c.WaitTime = levelRefs(), 4, time.Hour, time.Second, 20*time.Second
+	})
+	runUntil(t, w, func() bool {
+		return st.Result("l0") != nil && st.Result("l1") != nil && st.Result("l2") != nil
+	})
+	looks := 0
+	for _, c := range q.calls() {
+		if c.url == qURL+"-p4" {
+			looks++
+		}
+	}
+	// The sweep, the take of two, the look that finds it empty, the first
+	// look again (empty), the second (the lost one), and one that finds it
+	// empty after: a few, not one a wait.
+	if looks > 8 {
+		t.Errorf("%d receives from the level, want a few", looks)
+	}
+}
+
+// The looks again at an emptied level come after the first wait, then
+// twice each wait before, while the wait is no longer than the sweep's
+// (only the first cuts an idle worker's long poll short);
+// a level that gives messages again starts over from the first wait, and
+// one asked meanwhile (a hint) keeps the look it was waiting for.
+func TestLooksAgainBackOffUntilTheSweep(t *testing.T) {
+	var r recheck
+	const u, first = "level", 21 * time.Second
+	now := time.Unix(0, 0)
+	if _, ok := r.emptied(u, now, first); ok {
+		t.Fatal("a level that never gave is asked again")
+	}
+	r.gave(u)
+	var waits []time.Duration
+	for {
+		at, ok := r.emptied(u, now, first)
+		if !ok {
+			break
+		}
+		waits = append(waits, at.Sub(now))
+		// Only the first look again cuts an idle worker's long poll short.
+		if _, cuts := r.next(first); cuts != (at.Sub(now) == first) {
+			t.Fatalf("look after %v cuts the long poll short: %v", at.Sub(now), cuts)
+		}
+		if got := r.due(at.Add(-time.Millisecond)); len(got) != 0 {
+			t.Fatalf("due early: %v", got)
+		}
+		now = at
+		if got := r.due(now); len(got) != 1 {
+			t.Fatalf("not due at %v: %v", now, got)
+		}
+	}
+	want := []time.Duration{21 * time.Second, 42 * time.Second, 84 * time.Second, 168 * time.Second}
+	if !slices.Equal(waits, want) {
+		t.Fatalf("waits %v, want %v", waits, want)
+	}
+	if _, ok := r.next(levelSweep); ok {
+		t.Fatal("a look again is left after the last")
+	}
+	r.gave(u)
+	at, _ := r.emptied(u, now, first)
+	r.gave(u)
+	if again, _ := r.emptied(u, now.Add(time.Second), first); again.Sub(now) != first+time.Second {
+		t.Fatalf("a level that gave again waits %v, want the first wait from now", again.Sub(now))
+	}
+	at, _ = r.next(first)
+	if _, ok := r.emptied(u, now.Add(2*time.Second), first); ok {
+		t.Fatal("a level asked before its look again is rescheduled")
+	}
+	if next, _ := r.next(first); !next.Equal(at) {
+		t.Fatalf("look again moved from %v to %v", at, next)
+	}
+}
