@@ -685,6 +685,9 @@ func (w *Worker) deadLetter(ctx context.Context, log zerolog.Logger, q QueueRef,
 		"taskiq_message_id":   m.MessageID,
 		"taskiq_worker":       w.cfg.Info.String(),
 	}
+	if ids, ok := m.Attributes[plan.AttrPack]; ok {
+		attrs[plan.AttrPack] = ids // a pack dead-lettered whole: dlq list names its tasks
+	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	body := m.Body

@@ -218,7 +218,7 @@ func New(cfg Config, q Queue, s Store) *Worker {
 	cfg.defaults()
 	w := &Worker{
 		cfg:     cfg,
-		queue:   countedQueue{q, cfg.Metrics},
+		queue:   newPackQueue(countedQueue{q, cfg.Metrics}, cfg.Log, cfg.Queues),
 		store:   countedStore{s, cfg.Metrics},
 		log:     cfg.Log.With().Str("worker", cfg.Info.ID).Logger(),
 		slots:   make(chan struct{}, cfg.Concurrency),
@@ -468,6 +468,12 @@ func (w *Worker) fetchLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) err
 		}
 		if len(msgs) > 0 || w.runningCount() > 0 {
 			w.touch()
+		}
+		if len(msgs) > got {
+			// A pack gave more tasks than slots: the rest wait their turn
+			// as a read-ahead's do.
+			w.hold(msgs[got:])
+			msgs = msgs[:got]
 		}
 		w.releaseSlots(got - len(msgs))
 		w.dispatch(workCtx, wg, msgs)
