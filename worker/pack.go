@@ -48,6 +48,10 @@ type packQueue struct {
 	mu    sync.Mutex
 	seq   uint64
 	packs map[uint64]*openPack
+	// handedOn are the queues tasks were handed on to as single messages
+	// since the fetch loop last looked (takeHandedOn): a level the worker
+	// found empty may hold them now.
+	handedOn map[string]bool
 	// perMessage is, per queue, how many tasks a message held at its last
 	// receive that gave any: a receive asks for as many messages as give
 	// the tasks asked for.
@@ -67,7 +71,7 @@ type openPack struct {
 const packReceiptPrefix = "\x00pack/"
 
 func newPackQueue(q Queue, log zerolog.Logger, serves []QueueRef) *packQueue {
-	p := &packQueue{Queue: q, log: log, serves: map[string]bool{}, packs: map[uint64]*openPack{}, perMessage: map[string]int{}}
+	p := &packQueue{Queue: q, log: log, serves: map[string]bool{}, handedOn: map[string]bool{}, packs: map[uint64]*openPack{}, perMessage: map[string]int{}}
 	for _, s := range serves {
 		p.serves[s.URL] = true
 	}
@@ -141,6 +145,28 @@ func (p *packQueue) Receive(ctx context.Context, queueURL string, n int, wait, v
 	return out, err
 }
 
+// takeHandedOn returns the queues tasks were handed on to since the last
+// call.
+func (p *packQueue) takeHandedOn() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for u := range p.handedOn {
+		out = append(out, u)
+		delete(p.handedOn, u)
+	}
+	return out
+}
+
+func (p *packQueue) noteHandedOn(url string) {
+	p.mu.Lock()
+	p.handedOn[url] = true
+	p.mu.Unlock()
+}
+
+// isPacked reports whether m is a task of a pack (a made-up receipt).
+func isPacked(m sqs.Message) bool { return strings.HasPrefix(m.ReceiptHandle, packReceiptPrefix) }
+
 // taskMessage is the message a task of a pack would have been on its own.
 func taskMessage(m sqs.Message, t plan.PackedTask, receipt string, i int) sqs.Message {
 	return sqs.Message{
@@ -201,6 +227,7 @@ func (p *packQueue) unpack(ctx context.Context, m sqs.Message, tasks []plan.Pack
 		log.Warn().Err(err).Msg("cannot unpack a pack delivered again; it comes back when its lease runs out")
 		return
 	}
+	p.noteHandedOn(m.QueueURL)
 	derrs, err := p.Queue.DeleteBatch(cctx, m.QueueURL, []string{m.ReceiptHandle})
 	if err == nil && len(derrs) > 0 {
 		err = derrs[0]
@@ -338,10 +365,39 @@ func (p *packQueue) SetVisibility(ctx context.Context, queueURL, receipt string,
 	if _, err := p.Queue.Send(ctx, op.url, sqs.Entry{Body: string(t.Body), Attributes: taskAttrs(m, t), Delay: min(max(d, 0), maxDelay)}); err != nil {
 		return err
 	}
+	p.noteHandedOn(op.url)
 	if op, last := p.end(key, ti); last {
 		if errs, err := p.Queue.DeleteBatch(ctx, op.url, []string{op.receipt}); err != nil || (len(errs) > 0 && errs[0] != nil) {
 			p.log.Warn().Err(err).Str("message_id", op.messageID).Msg("cannot delete a pack whose tasks have all ended; it comes back and is unpacked")
 		}
 	}
 	return nil
+}
+
+// packHoldFor is how long tasks of a pack may be held for a free slot:
+// they came in one message, not by a choice to read ahead, so they are
+// let wait longer than holdFor, still well within the lease their
+// receive began (the heartbeat of a running sibling extends the pack's,
+// but the held task's claim counts from its receive) and within maxHold,
+// so that a higher task waits at most that behind them.
+func (w *Worker) packHoldFor() time.Duration { return min(w.cfg.VisibilityTimeout/3, maxHold) }
+
+// handOnLate hands the held tasks that found no slot in time on: those of
+// a pack to their level as single messages, where this worker looks next
+// (packQueue.SetVisibility), the others given back.
+func (w *Worker) handOnLate(late []received) {
+	var rest []received
+	for _, m := range late {
+		if !isPacked(m.Message) {
+			rest = append(rest, m)
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := w.queue.SetVisibility(ctx, m.QueueURL, m.ReceiptHandle, 0)
+		cancel()
+		if err != nil {
+			w.log.Warn().Err(err).Str("message_id", m.MessageID).Msg("cannot hand on a task of a pack; it returns with its pack")
+		}
+	}
+	w.giveBack(rest)
 }

@@ -149,6 +149,8 @@ func (c *Config) defaults() {
 type Worker struct {
 	cfg   Config
 	queue Queue
+	// packs is the seam under queue that takes packs apart (pack.go).
+	packs *packQueue
 	store Store
 	log   zerolog.Logger
 
@@ -218,7 +220,7 @@ func New(cfg Config, q Queue, s Store) *Worker {
 	cfg.defaults()
 	w := &Worker{
 		cfg:     cfg,
-		queue:   newPackQueue(countedQueue{q, cfg.Metrics}, cfg.Log, cfg.Queues),
+		queue:   countedQueue{q, cfg.Metrics},
 		store:   countedStore{s, cfg.Metrics},
 		log:     cfg.Log.With().Str("worker", cfg.Info.ID).Logger(),
 		slots:   make(chan struct{}, cfg.Concurrency),
@@ -230,6 +232,8 @@ func New(cfg Config, q Queue, s Store) *Worker {
 
 		aheadDone: make(chan aheadResult, 1),
 	}
+	w.packs = newPackQueue(w.queue, w.log, cfg.Queues)
+	w.queue = w.packs
 	w.inboxes, w.levels = splitQueues(cfg.Queues)
 	return w
 }
@@ -471,7 +475,12 @@ func (w *Worker) fetchLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) err
 		}
 		if len(msgs) > got {
 			// A pack gave more tasks than slots: the rest wait their turn
-			// as a read-ahead's do.
+			// as a read-ahead's do, their lease counted from the receive.
+			for i := got; i < len(msgs); i++ {
+				if msgs[i].at.IsZero() {
+					msgs[i].at = began
+				}
+			}
 			w.hold(msgs[got:])
 			msgs = msgs[:got]
 		}
