@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -400,4 +401,12 @@ func (w *Worker) handOnLate(late []received) {
 		}
 	}
 	w.giveBack(rest)
+}
+
+// packError is why a pack's body cannot be taken apart.
+func packError(body []byte) error {
+	if _, err := plan.DecodePack(body); err != nil {
+		return err
+	}
+	return errors.New("pack was not taken apart")
 }
