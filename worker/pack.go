@@ -375,13 +375,16 @@ func (p *packQueue) SetVisibility(ctx context.Context, queueURL, receipt string,
 	return nil
 }
 
-// packHoldFor is how long tasks of a pack may be held for a free slot:
-// they came in one message, not by a choice to read ahead, so they are
-// let wait longer than holdFor, still well within the lease their
-// receive began (the heartbeat of a running sibling extends the pack's,
-// but the held task's claim counts from its receive) and within maxHold,
-// so that a higher task waits at most that behind them.
-func (w *Worker) packHoldFor() time.Duration { return min(w.cfg.VisibilityTimeout/3, maxHold) }
+// packHoldFor is how long tasks of a pack may be held for a free slot,
+// counted from the receive that took the pack: they came in one message,
+// not by a choice to read ahead, so they are let wait longer than
+// holdFor, up to half the lease their receive began (the heartbeat of a
+// running sibling extends the pack's, but a held task's claim counts its
+// lease from the receive, and its first heartbeat extends it) and within
+// maxHold, so that a higher task waits at most that behind them. On moto
+// a receive from a level takes half a second and a task at concurrency 1
+// a tenth: a third of a 6 s lease handed tasks on.
+func (w *Worker) packHoldFor() time.Duration { return min(w.cfg.VisibilityTimeout/2, maxHold) }
 
 // handOnLate hands the held tasks that found no slot in time on: those of
 // a pack to their level as single messages, where this worker looks next
