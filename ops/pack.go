@@ -56,6 +56,7 @@ func (r sendRoute) units() []unit {
 	for _, p := range r.items {
 		n := len(p.entry.Body)
 		if p.pointer || !plan.PackFits(1, n, packBodyLimit) {
+			flush() // the submit's order is kept
 			out = append(out, unit{entry: p.entry, items: []pending{p}})
 			continue
 		}
