@@ -267,6 +267,15 @@ func newDeadLetter(m sqs.Detailed) DeadLetter {
 	if json.Unmarshal([]byte(m.Body), &bt) == nil && plan.ValidName(bt.ID) == nil {
 		d.TaskID = bt.ID
 	}
+	if len(d.TaskIDs) == 0 {
+		// A pack a worker older than packs dead-lettered without its
+		// attribute.
+		if pts, err := plan.DecodePack([]byte(m.Body)); err == nil {
+			for _, pt := range pts {
+				d.TaskIDs = append(d.TaskIDs, pt.ID)
+			}
+		}
+	}
 	return d
 }
 
@@ -410,6 +419,9 @@ func redriveOne(ctx context.Context, s *Settings, be *backend.Backend, d DeadLet
 		default:
 			attrs[k] = v
 		}
+	}
+	if len(d.TaskIDs) > 0 {
+		attrs[plan.AttrPack] = plan.PackAttr(d.TaskIDs) // what tells a worker it is a pack
 	}
 	id, err := be.Queue.Send(ctx, target, sqs.Entry{Body: d.Body, Attributes: attrs})
 	if err != nil {
