@@ -29,10 +29,10 @@ type unit struct {
 	items []pending
 }
 
-// units are the messages route r sends: packs for a level, one message a
-// task for the inbox.
-func (r sendRoute) units() []unit {
-	if r.level == "" {
+// units are the messages route r sends: packs for a level when packs is
+// set, else one message a task.
+func (r sendRoute) units(packs bool) []unit {
+	if r.level == "" || !packs {
 		out := make([]unit, len(r.items))
 		for i, p := range r.items {
 			out[i] = unit{entry: p.entry, items: []pending{p}}

@@ -25,7 +25,7 @@ func TestUnitsPackALevel(t *testing.T) {
 	items[12].pointer = true
 	big := `{"id":"t20","pad":"` + strings.Repeat("x", packBodyLimit) + `"}`
 	items[20].entry.Body = big
-	us := sendRoute{url: "q-p3", level: "p3", items: items}.units()
+	us := sendRoute{url: "q-p3", level: "p3", items: items}.units(true)
 	// 0-9 a pack, 10-11 a pack (the pointer ends it), 12 alone, 13-19 a
 	// pack, 20 alone, 21-22 a pack.
 	sizes := []int{10, 2, 1, 7, 1, 2}
@@ -63,8 +63,11 @@ func TestUnitsPackALevel(t *testing.T) {
 			}
 		}
 	}
-	inbox := sendRoute{url: "q", items: items[:12]}.units()
+	inbox := sendRoute{url: "q", items: items[:12]}.units(true)
 	if len(inbox) != 12 {
 		t.Errorf("inbox: %d messages for 12 tasks", len(inbox))
+	}
+	if off := (sendRoute{url: "q-p3", level: "p3", items: items}).units(false); len(off) != len(items) {
+		t.Errorf("packs off: %d messages for %d tasks", len(off), len(items))
 	}
 }

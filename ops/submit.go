@@ -34,6 +34,10 @@ type SubmitOptions struct {
 	Now      time.Time
 	// Signer, when set, signs every task before it is recorded and sent.
 	Signer *plan.SigningKey
+	// Packs sends what goes straight to a level in packs of up to ten
+	// tasks a message (ops/pack.go). Off by default until every worker
+	// of a deployment knows packs: an older worker dead-letters them.
+	Packs bool
 }
 
 // PartialError says that a batch submit stopped part way: Sent of Total
@@ -178,7 +182,7 @@ func Submit(ctx context.Context, be *backend.Backend, o SubmitOptions) ([]Submit
 		// messages it tells of.
 		for _, r := range route(u, batch) {
 			sent, early := 0, false
-			units := r.units()
+			units := r.units(o.Packs)
 			for len(units) > 0 {
 				n := min(len(units), sqs.MaxBatch)
 				chunk := units[:n]

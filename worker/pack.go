@@ -109,11 +109,8 @@ func (p *packQueue) Receive(ctx context.Context, queueURL string, n int, wait, v
 	}
 	ask := n
 	p.mu.Lock()
-	k, seen := p.perMessage[queueURL]
+	k := p.perMessage[queueURL] // 0 until a receive gave messages: as asked
 	p.mu.Unlock()
-	if !seen && plan.InboxOf(queueURL) != queueURL {
-		k = plan.PackMax // a level: what a batch submit fills comes in packs
-	}
 	if k > 1 {
 		ask = max(1, (n+k-1)/k)
 	}
