@@ -501,6 +501,7 @@ func TestScripts(t *testing.T) {
 			"httpreq":     cmdHTTPReq,
 			"waitfile":    cmdWaitFile,
 			"sqssend":     cmdSQSSend,
+			"sqssendattr": cmdSQSSendAttr,
 			"sqscount":    cmdSQSCount,
 			"exitcode":    cmdExitCode,
 			"pidgone":     cmdPidGone,

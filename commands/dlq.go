@@ -93,7 +93,7 @@ func dlqCommand() *cli.Command {
 							_ = writeJSON(out, d)
 							continue
 						}
-						t.row(d.MessageID, d.TaskID, d.sent(), d.sourceName(), oneLine(d.Reason), excerpt(d.Body))
+						t.row(d.MessageID, d.taskColumn(), d.sent(), d.sourceName(), oneLine(d.Reason), excerpt(d.Body))
 					}
 					if t != nil {
 						t.flush()
@@ -188,7 +188,10 @@ type DeadLetter struct {
 	MessageID string `json:"message_id"`
 	// TaskID is the body's "id" when the body is JSON with one.
 	TaskID string `json:"task_id,omitempty"`
-	Reason string `json:"reason"`
+	// TaskIDs are the tasks of a pack (plan.AttrPack): a batch submit's
+	// message of up to ten tasks, dead-lettered whole.
+	TaskIDs []string `json:"task_ids,omitempty"`
+	Reason  string   `json:"reason"`
 	// SourceQueue is the URL of the queue it came from, or its ARN when
 	// only SQS's redrive said, or "" when nothing says.
 	SourceQueue string `json:"source_queue,omitempty"`
@@ -201,6 +204,18 @@ type DeadLetter struct {
 	Body              string     `json:"body"`
 
 	msg sqs.Detailed
+}
+
+// taskColumn is what dlq list prints as the task: its id, a pack's ids
+// joined by commas, or "-".
+func (d *DeadLetter) taskColumn() string {
+	if len(d.TaskIDs) > 0 {
+		return strings.Join(d.TaskIDs, ",")
+	}
+	if d.TaskID == "" {
+		return "-"
+	}
+	return d.TaskID
 }
 
 func (d *DeadLetter) sent() string {
@@ -235,6 +250,7 @@ func newDeadLetter(m sqs.Detailed) DeadLetter {
 		Worker:            m.Attributes[attrWorker],
 		ReceiveCount:      m.ReceiveCount,
 		Body:              m.Body,
+		TaskIDs:           plan.PackIDs(m.Attributes[plan.AttrPack]),
 		msg:               m,
 	}
 	if d.Reason == "" {
@@ -250,6 +266,15 @@ func newDeadLetter(m sqs.Detailed) DeadLetter {
 	var bt bodyTask
 	if json.Unmarshal([]byte(m.Body), &bt) == nil && plan.ValidName(bt.ID) == nil {
 		d.TaskID = bt.ID
+	}
+	if len(d.TaskIDs) == 0 {
+		// A pack a worker older than packs dead-lettered without its
+		// attribute.
+		if pts, err := plan.DecodePack([]byte(m.Body)); err == nil {
+			for _, pt := range pts {
+				d.TaskIDs = append(d.TaskIDs, pt.ID)
+			}
+		}
 	}
 	return d
 }
@@ -371,7 +396,7 @@ func matchDeadLetter(d DeadLetter, ids []string, found map[string]bool) bool {
 	}
 	hit := false
 	for _, id := range ids {
-		if id == d.MessageID || id == d.OriginalMessageID || (d.TaskID != "" && id == d.TaskID) {
+		if id == d.MessageID || id == d.OriginalMessageID || (d.TaskID != "" && id == d.TaskID) || slices.Contains(d.TaskIDs, id) {
 			found[id] = true
 			hit = true
 		}
@@ -395,6 +420,9 @@ func redriveOne(ctx context.Context, s *Settings, be *backend.Backend, d DeadLet
 			attrs[k] = v
 		}
 	}
+	if len(d.TaskIDs) > 0 {
+		attrs[plan.AttrPack] = plan.PackAttr(d.TaskIDs) // what tells a worker it is a pack
+	}
 	id, err := be.Queue.Send(ctx, target, sqs.Entry{Body: d.Body, Attributes: attrs})
 	if err != nil {
 		return Redriven{}, err
@@ -402,11 +430,14 @@ func redriveOne(ctx context.Context, s *Settings, be *backend.Backend, d DeadLet
 	if err := be.Queue.Delete(context.WithoutCancel(ctx), s.DeadLetterURL, d.msg.ReceiptHandle); err != nil {
 		return Redriven{}, fmt.Errorf("message %s was sent to %s but stays in the dead-letter queue: %w", d.MessageID, target, err)
 	}
-	if d.TaskID != "" {
+	for _, id := range append([]string{d.TaskID}, d.TaskIDs...) {
+		if id == "" {
+			continue
+		}
 		// The task is queued again: poll stops saying dead_letter. Should
 		// this fail, the record is void anyway once a worker claims the
 		// task, so the move stands.
-		_ = lifecycle.Redriven(context.WithoutCancel(ctx), be.Store, d.TaskID)
+		_ = lifecycle.Redriven(context.WithoutCancel(ctx), be.Store, id)
 	}
 	return Redriven{MessageID: d.MessageID, TaskID: d.TaskID, To: target, NewMessageID: id}, nil
 }

@@ -46,6 +46,7 @@ func submitCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-attempts", DefaultText: "1", Usage: "run at most `N` times when it fails"},
 			&cli.IntFlag{Name: "priority", Usage: "`N` from -1000 to 1000; higher runs first (levels: 0 to 10 each its own, above 10 as 10, one below 0)"},
 			&cli.BoolFlag{Name: "json", Usage: "print a JSON object per task: id, queue, group, created"},
+			&cli.BoolFlag{Name: "packs", EnvVars: []string{"TASKIQ_GO_PACKS"}, Usage: "send a level's ten or more tasks up to ten to a message (upgrade every worker first)"},
 		), signingFlags()...),
 		Action: func(cliContext *cli.Context) error {
 			tasks, err := submitInput(cliContext)
@@ -64,7 +65,7 @@ func submitCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			out, err := ops.Submit(cliContext.Context, be, ops.SubmitOptions{Tasks: tasks, InboxURL: s.InboxURL, Now: time.Now(), Signer: signer})
+			out, err := ops.Submit(cliContext.Context, be, ops.SubmitOptions{Tasks: tasks, InboxURL: s.InboxURL, Now: time.Now(), Signer: signer, Packs: cliContext.Bool("packs")})
 			for _, o := range out {
 				if o.ID == "" {
 					continue

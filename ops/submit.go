@@ -34,6 +34,10 @@ type SubmitOptions struct {
 	Now      time.Time
 	// Signer, when set, signs every task before it is recorded and sent.
 	Signer *plan.SigningKey
+	// Packs sends what goes straight to a level in packs of up to ten
+	// tasks a message (ops/pack.go). Off by default until every worker
+	// of a deployment knows packs: an older worker dead-letters them.
+	Packs bool
 }
 
 // PartialError says that a batch submit stopped part way: Sent of Total
@@ -178,34 +182,33 @@ func Submit(ctx context.Context, be *backend.Backend, o SubmitOptions) ([]Submit
 		// messages it tells of.
 		for _, r := range route(u, batch) {
 			sent, early := 0, false
-			items := r.items
-			for len(items) > 0 {
-				n := min(len(items), sqs.MaxBatch)
-				chunk := items[:n]
-				items = items[n:]
+			units := r.units(o.Packs)
+			for len(units) > 0 {
+				n := min(len(units), sqs.MaxBatch)
+				chunk := units[:n]
+				units = units[n:]
 				if sendErr != nil {
-					for _, p := range chunk {
-						withdraw(p, true)
+					for _, c := range chunk {
+						for _, p := range c.items {
+							withdraw(p, true)
+						}
 					}
 					continue
 				}
-				entries := make([]sqs.Entry, len(chunk))
-				for k, p := range chunk {
-					entries[k] = p.entry
-				}
-				failed, err := sendChunk(ctx, be.Queue, r.url, entries)
+				items, ok, failed, err := sendUnits(ctx, be.Queue, r.url, chunk)
 				toLevel := r.level != ""
 				if toLevel && (errors.Is(err, plan.ErrQueueNotFound) || errors.Is(err, plan.ErrAccessDenied)) {
 					toLevel = false // no hint for what went to the inbox
 					// A deployment whose levels were never created, or
 					// whose submit role may send to its inboxes only (a
 					// policy from before submits reached the levels): the
-					// inbox takes them, and its workers sort them.
-					failed, err = sendChunk(ctx, be.Queue, u, entries)
+					// inbox takes them, one message each, and its workers
+					// sort them.
+					items, ok, failed, err = sendSingles(ctx, be.Queue, u, items)
 				}
-				for k, p := range chunk {
+				for k, p := range items {
 					switch {
-					case failed[k] == nil && (err == nil || len(entries) > 1):
+					case ok[k]:
 						out[p.i].ID = tasks[p.i].ID // sent by a call that succeeded
 						if toLevel {
 							sent++
@@ -220,7 +223,7 @@ func Submit(ctx context.Context, be *backend.Backend, o SubmitOptions) ([]Submit
 					err = firstErr(failed)
 				}
 				sendErr = err
-				if toLevel && sent > 0 && !early && len(items) > 0 && sendErr == nil {
+				if toLevel && sent > 0 && !early && len(units) > 0 && sendErr == nil {
 					// More to send to this level: a first hint goes now,
 					// so that an idle worker starts on the level while the
 					// rest is sent (on moto, where each send costs more

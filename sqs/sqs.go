@@ -123,8 +123,8 @@ func (c *Client) SendBatch(ctx context.Context, queueURL string, entries []Entry
 	errs := make([]error, len(entries))
 	for start := 0; start < len(entries); {
 		end, size := start, 0
-		for end < len(entries) && end-start < MaxBatch && (end == start || size+len(entries[end].Body) <= MaxBodyBytes) {
-			size += len(entries[end].Body)
+		for end < len(entries) && end-start < MaxBatch && (end == start || size+entrySize(entries[end]) <= MaxBodyBytes) {
+			size += entrySize(entries[end])
 			end++
 		}
 		failed, err := c.sendBatch(ctx, queueURL, entries, start, end)
@@ -144,6 +144,16 @@ func (c *Client) SendBatch(ctx context.Context, queueURL string, entries []Entry
 		start = end
 	}
 	return errs, nil
+}
+
+// entrySize is what an entry counts towards SQS's limit on a batch: its
+// body and its attributes (a pack's name its tasks).
+func entrySize(e Entry) int {
+	n := len(e.Body)
+	for k, v := range e.Attributes {
+		n += len(k) + len(v) + len("String")
+	}
+	return n
 }
 
 // sendBatch sends entries[start:end] in one SendMessageBatch, each entry

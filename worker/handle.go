@@ -90,6 +90,12 @@ func (w *Worker) handle(ctx context.Context, q QueueRef, m sqs.Message, received
 		receivedAt = w.cfg.Now()
 	}
 	leaseFrom := receivedAt // moved by each extension while the store is down
+	if _, ok := m.Attributes[plan.AttrPack]; ok {
+		// The packs that come up here whole are those that cannot be
+		// taken apart (pack.go).
+		w.deadLetter(ctx, log, q, m, packError([]byte(m.Body)))
+		return
+	}
 	task, ptr, err := plan.DecodeMessage([]byte(m.Body))
 	for err == nil && ptr != nil {
 		task, err = w.store.GetStoredTask(ctx, ptr.ID)
@@ -684,6 +690,9 @@ func (w *Worker) deadLetter(ctx context.Context, log zerolog.Logger, q QueueRef,
 		"taskiq_source_queue": w.inboxOf(q.URL),
 		"taskiq_message_id":   m.MessageID,
 		"taskiq_worker":       w.cfg.Info.String(),
+	}
+	if ids, ok := m.Attributes[plan.AttrPack]; ok {
+		attrs[plan.AttrPack] = ids // a pack dead-lettered whole: dlq list names its tasks
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()

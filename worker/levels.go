@@ -141,6 +141,9 @@ func (w *Worker) receive(ctx context.Context, max int, wait time.Duration) ([]re
 		w.log.Debug().Str("level", u).Msg("looking again at a priority level found empty")
 		w.known[u] = true
 	}
+	for _, u := range w.packs.takeHandedOn() {
+		w.known[u] = true // tasks of a pack handed on to it
+	}
 	var cand []received
 	q := w.inboxes[0]
 	var err error
@@ -473,7 +476,7 @@ func (w *Worker) hold(msgs []received) {
 // found no slot within holdFor are given back untouched instead.
 func (w *Worker) takeHeld(n int) []received {
 	w.heldMu.Lock()
-	if len(w.held) > 0 && w.cfg.Now().Sub(w.heldAt) > w.holdFor() {
+	if len(w.held) > 0 && w.cfg.Now().Sub(w.heldAt) > w.heldLimit() {
 		late := w.held
 		w.held = nil
 		w.heldMu.Unlock()
@@ -481,7 +484,7 @@ func (w *Worker) takeHeld(n int) []received {
 		if len(late) > 0 {
 			w.log.Warn().Int("messages", len(late)).Msg("tasks read ahead found no free slot in time; giving them back")
 		}
-		w.giveBack(late)
+		w.handOnLate(late)
 		return nil
 	}
 	defer w.heldMu.Unlock()
@@ -489,6 +492,17 @@ func (w *Worker) takeHeld(n int) []received {
 	out := slices.Clone(w.held[:k])
 	w.held = w.held[k:]
 	return out
+}
+
+// heldLimit is how long what is held now may wait: holdFor, or
+// packHoldFor when all of it came in packs. Called with heldMu held.
+func (w *Worker) heldLimit() time.Duration {
+	for _, m := range w.held {
+		if !isPacked(m.Message) {
+			return w.holdFor()
+		}
+	}
+	return w.packHoldFor()
 }
 
 // giveBackHeld gives back, untouched, what is held at the stop.

@@ -149,6 +149,8 @@ func (c *Config) defaults() {
 type Worker struct {
 	cfg   Config
 	queue Queue
+	// packs is the seam under queue that takes packs apart (pack.go).
+	packs *packQueue
 	store Store
 	log   zerolog.Logger
 
@@ -230,6 +232,8 @@ func New(cfg Config, q Queue, s Store) *Worker {
 
 		aheadDone: make(chan aheadResult, 1),
 	}
+	w.packs = newPackQueue(w.queue, w.log, cfg.Queues)
+	w.queue = w.packs
 	w.inboxes, w.levels = splitQueues(cfg.Queues)
 	return w
 }
@@ -468,6 +472,17 @@ func (w *Worker) fetchLoop(ctx, workCtx context.Context, wg *sync.WaitGroup) err
 		}
 		if len(msgs) > 0 || w.runningCount() > 0 {
 			w.touch()
+		}
+		if len(msgs) > got {
+			// A pack gave more tasks than slots: the rest wait their turn
+			// as a read-ahead's do, their lease counted from the receive.
+			for i := got; i < len(msgs); i++ {
+				if msgs[i].at.IsZero() {
+					msgs[i].at = began
+				}
+			}
+			w.hold(msgs[got:])
+			msgs = msgs[:got]
 		}
 		w.releaseSlots(got - len(msgs))
 		w.dispatch(workCtx, wg, msgs)
